@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine with Python 3 and make:
+#   make demo   create .venv, install nmfkit with its data extra, run the demo
+#   make test   create .venv, install nmfkit with its test extras, run the suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?= -n 2 -q
+
+.PHONY: demo test bench bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[test,data]"
+	touch $@
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[data]"
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/nmfkit demo
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-quick: $(VENV)/.test-installed
+	$(BIN)/python benchmarks/run.py --quick
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info src/*.egg-info

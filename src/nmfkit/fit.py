@@ -1,0 +1,128 @@
+"""The front door: validate → engine → resolve names → init → driver → Factorization.
+
+    nmfkit.fit(X, rank, solver="auto", loss="frobenius", init="auto", ...)
+
+`n_runs > 1` runs independent fits from seeds spawned from `seed`
+(`numpy.random.SeedSequence(seed).spawn(n_runs)`) and keeps the lowest loss.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from . import solvers  # noqa: F401  (fills the solver registry)
+from . import init as _init  # noqa: F401  (fills the init registry)
+from .driver import run
+from .engines import make_engine
+from .registry import INITS, auto_solver, resolve_loss, solver_spec
+from .result import Factorization
+from .validation import (check_factors, check_matrix, check_nonneg_float, check_positive_int, check_rank,
+                         choose)
+
+DETERMINISTIC_INITS = ("nndsvd", "nndsvda")
+
+
+def _labels(X):
+    """Row and column labels of a pandas DataFrame (None otherwise)."""
+    if hasattr(X, "index") and hasattr(X, "columns"):
+        return [str(v) for v in X.index], [str(v) for v in X.columns]
+    return None, None
+
+
+def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max_iter=None,
+        tol=1e-4, seed=None, n_runs=1, callback=None, time_limit=None, verbose=False,
+        **solver_options) -> Factorization:
+    """Factorize a non-negative matrix X (m×n) as W H with W (m×k), H (k×n) ≥ 0.
+
+    Parameters
+    ----------
+    X : array-like or SciPy sparse matrix, non-negative. Integers become float64;
+        float32 stays float32. Sparse input is never densified.
+    rank : number of components k, 1 ≤ k ≤ min(m, n).
+    solver : "auto", or a registered name ("mu", "lee", "brunet", …; see
+        `nmfkit.solvers_table()`).
+    loss : "frobenius" (½‖X − WH‖²), "kl" (generalised Kullback–Leibler) or "is";
+        `beta=` selects a general β-divergence where the solver supports it.
+    init : "auto", "random", "nndsvd", "nndsvda", "nndsvdar", or a pair (W0, H0).
+    max_iter : iteration cap (default: the solver's).
+    tol : stop when the relative objective decrease per iteration, averaged over
+        the last 5 iterations, falls below tol; 0 runs exactly max_iter iterations.
+    seed : int or None; all randomness derives from it.
+    n_runs : independent runs (random inits); the best is kept, all are summarised.
+    callback : callable(state) -> bool, called after each iteration; True stops.
+    time_limit : seconds per run.
+    verbose : show a progress line on a terminal.
+    solver_options : passed to the solver (see its documentation).
+    """
+    row_names, col_names = _labels(X)
+    X = check_matrix(X, "X")
+    rank = check_rank(rank, X.shape)
+    engine = make_engine(X)
+    loss, beta_value = resolve_loss(loss, beta)
+    if solver == "auto":
+        solver = auto_solver(loss, engine.kind)
+    spec = solver_spec(solver, loss, engine.kind)
+    max_iter = spec.max_iter if max_iter is None else check_positive_int(max_iter, "max_iter")
+    tol = check_nonneg_float(tol, "tol")
+    time_limit = check_nonneg_float(time_limit, "time_limit", allow_none=True)
+    n_runs = check_positive_int(n_runs, "n_runs")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable: callback(state) -> bool")
+
+    if isinstance(init, str):
+        init = spec.default_init if init == "auto" else init
+        choose(init, INITS, "init")
+        given = None
+        if n_runs > 1 and init in DETERMINISTIC_INITS:
+            raise ValueError(f"n_runs={n_runs} needs a random init, but {init!r} is deterministic; "
+                             "use init='random' or 'nndsvdar'")
+        init_name = init
+    else:
+        given = check_factors(init, X.shape, rank, engine.dtype)
+        init_name = "given"
+        if n_runs > 1:
+            raise ValueError(f"n_runs={n_runs} needs a random init; (W0, H0) gives every run the same start")
+
+    solver_obj = spec.cls(engine, loss, beta_value, **solver_options)  # fails early on bad options
+    seeds = np.random.SeedSequence(seed).spawn(n_runs)
+    runs, best, interrupted = [], None, False
+    started = time.perf_counter()
+    for r, child in enumerate(seeds):
+        rng = np.random.default_rng(child)
+        if given is not None:
+            W0, Ht0 = given[0], np.ascontiguousarray(given[1].T)
+        else:
+            W0, Ht0 = INITS[init_name](engine, rank, rng)
+        if r > 0:
+            solver_obj = spec.cls(engine, loss, beta_value, **solver_options)
+        label = f"{solver} run {r + 1}/{n_runs}" if n_runs > 1 else solver
+        out = run(solver_obj, W0, Ht0, max_iter=max_iter, tol=tol, time_limit=time_limit,
+                  callback=callback, monotone=spec.monotone, progress=verbose, label=label)
+        runs.append({"run": r, "seed": int(child.generate_state(1)[0]), "loss": out.objective,
+                     "n_iter": out.n_iter, "stop_reason": out.stop_reason, "seconds": out.seconds})
+        if best is None or out.objective < best.objective:
+            best = out
+        if out.stop_reason == "interrupted":
+            interrupted = True
+            break
+
+    W, H = best.W, np.ascontiguousarray(best.Ht.T)
+    rel = relative_error(engine, best.W, best.Ht)
+    options = {"solver": solver, "loss": loss, "beta": beta_value, "init": init_name, "max_iter": max_iter,
+               "tol": tol, "seed": seed, "n_runs": n_runs, "time_limit": time_limit,
+               "dtype": str(engine.dtype), "engine": engine.kind, **solver_options}
+    if interrupted and n_runs > 1:
+        warnings.warn(f"interrupted after {len(runs)} of {n_runs} runs; returning the best so far",
+                      RuntimeWarning, stacklevel=2)
+    return Factorization(W=W, H=H, loss=best.objective, relative_error=rel, n_iter=best.n_iter,
+                         converged=best.converged, stop_reason="interrupted" if interrupted else best.stop_reason,
+                         history=best.history, options=options, runs=runs,
+                         seconds=time.perf_counter() - started, row_names=row_names, col_names=col_names)
+
+
+def relative_error(engine, W, Ht) -> float:
+    """‖X − W H‖_F / ‖X‖_F, exact for dense data."""
+    sq = 2.0 * engine.frobenius_exact(W, Ht)
+    return float(np.sqrt(max(sq, 0.0) / engine.sqnorm))

@@ -1,0 +1,81 @@
+"""Registries of solvers and initialisations, and their capability table.
+
+Plain dicts filled by decorators.  `solver_spec` turns a name into its spec or
+a "choose one of" error, and refuses a solver/loss/engine combination it does
+not support before any work is done.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .validation import choose
+
+LOSSES = {"frobenius": 2.0, "kl": 1.0, "is": 0.0}
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    name: str
+    cls: type
+    losses: tuple[str, ...]
+    engines: tuple[str, ...] = ("dense", "sparse")
+    monotone: bool = True          # promises a non-increasing objective
+    max_iter: int = 1000           # default iteration cap
+    default_init: str = "nndsvda"
+    summary: str = ""
+    options: dict = field(default_factory=dict)
+
+
+SOLVERS: dict[str, SolverSpec] = {}
+INITS: dict[str, object] = {}
+
+
+def register_solver(name, *, losses, engines=("dense", "sparse"), monotone=True, max_iter=1000,
+                    default_init="nndsvda", summary="", options=None):
+    def deco(cls):
+        SOLVERS[name] = SolverSpec(name, cls, tuple(losses), tuple(engines), monotone, max_iter,
+                                   default_init, summary, dict(options or {}))
+        cls.name = name
+        return cls
+    return deco
+
+
+def register_init(name):
+    def deco(func):
+        INITS[name] = func
+        return func
+    return deco
+
+
+def resolve_loss(loss, beta=None) -> tuple[str, float]:
+    """Return (loss name, β).  `beta=` overrides and names the loss 'beta'."""
+    if beta is not None:
+        return ("beta", float(beta)) if float(beta) not in (0.0, 1.0, 2.0) else (
+            {2.0: "frobenius", 1.0: "kl", 0.0: "is"}[float(beta)], float(beta))
+    aliases = {"euclidean": "frobenius", "kullback-leibler": "kl", "itakura-saito": "is"}
+    if isinstance(loss, str):
+        loss = aliases.get(loss.lower(), loss.lower())
+    choose(loss, LOSSES, "loss")
+    return loss, LOSSES[loss]
+
+
+def solver_spec(solver: str, loss: str, engine_kind: str) -> SolverSpec:
+    choose(solver, SOLVERS, "solver")
+    spec = SOLVERS[solver]
+    if loss not in spec.losses:
+        able = sorted(n for n, s in SOLVERS.items() if loss in s.losses)
+        raise ValueError(f"solver {solver!r} does not support loss {loss!r} "
+                         f"(it supports {', '.join(spec.losses)}); for {loss!r} choose one of: {', '.join(able)}")
+    if engine_kind not in spec.engines:
+        raise ValueError(f"solver {solver!r} does not run on {engine_kind} data; it supports {', '.join(spec.engines)}")
+    return spec
+
+
+def auto_solver(loss: str, engine_kind: str) -> str:
+    """The fastest registered solver for a loss and data kind."""
+    preference = {"frobenius": ("hals", "anls", "mu"), "kl": ("mu",), "is": ("mu",), "beta": ("mu",)}
+    for name in preference.get(loss, ("mu",)):
+        spec = SOLVERS.get(name)
+        if spec and loss in spec.losses and engine_kind in spec.engines:
+            return name
+    raise ValueError(f"no solver supports loss {loss!r} on {engine_kind} data")

@@ -1,0 +1,112 @@
+"""`Factorization`: the one result type of nmfkit.
+
+W is m×k and H is k×n (NumPy arrays for NumPy/SciPy input).  `save` writes one
+portable `.npz` (arrays plus a JSON metadata string; no pickle) that
+`Factorization.load` reads back.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_FORMAT = "nmfkit.factorization/1"
+
+
+@dataclass
+class Factorization:
+    W: np.ndarray
+    H: np.ndarray
+    loss: float
+    relative_error: float
+    n_iter: int
+    converged: bool
+    stop_reason: str
+    history: dict
+    options: dict = field(default_factory=dict)
+    runs: list = field(default_factory=list)
+    seconds: float = 0.0
+    row_names: list | None = None
+    col_names: list | None = None
+
+    @property
+    def rank(self) -> int:
+        return self.W.shape[1]
+
+    def reconstruct(self) -> np.ndarray:
+        """The fitted matrix W H (dense m×n: mind the memory for large data)."""
+        return self.W @ self.H
+
+    def to_frame(self):
+        """History as a pandas DataFrame (or a NumPy structured array without pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            names = list(self.history)
+            return np.rec.fromarrays([self.history[k] for k in names], names=names)
+        return pd.DataFrame(self.history)
+
+    def summary(self) -> dict:
+        """JSON-ready summary of the fit (no factor values)."""
+        return {
+            "shape": [int(self.W.shape[0]), int(self.H.shape[1])],
+            "rank": self.rank,
+            "loss": self.loss,
+            "relative_error": self.relative_error,
+            "n_iter": self.n_iter,
+            "converged": self.converged,
+            "stop_reason": self.stop_reason,
+            "seconds": self.seconds,
+            "options": self.options,
+            "runs": self.runs,
+        }
+
+    def __repr__(self):
+        m, n = self.W.shape[0], self.H.shape[1]
+        return (f"Factorization({m}×{n}, rank {self.rank}, {self.options.get('solver', '?')}/"
+                f"{self.options.get('loss', '?')}: loss {self.loss:.6g}, relative error "
+                f"{self.relative_error:.4g}, {self.n_iter} iterations, {self.stop_reason})")
+
+    # -- persistence ---------------------------------------------------------
+    def save(self, path) -> str:
+        """Write W, H, history and metadata to `path` (.npz appended if missing)."""
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        meta = self.summary()
+        meta.update(format=_FORMAT, row_names=self.row_names, col_names=self.col_names,
+                    history_keys=list(self.history))
+        arrays = {"W": self.W, "H": self.H}
+        arrays.update({f"history.{k}": v for k, v in self.history.items()})
+        arrays["meta"] = np.frombuffer(json.dumps(meta, default=_jsonable).encode(), dtype=np.uint8)
+        tmp = path + ".tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "Factorization":
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                if meta.get("format") != _FORMAT:
+                    raise ValueError(f"{path}: not an nmfkit factorization file")
+                history = {k: z[f"history.{k}"] for k in meta["history_keys"]}
+                W, H = z["W"], z["H"]
+        except (OSError, KeyError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: cannot read an nmfkit factorization ({exc})") from None
+        return cls(W=W, H=H, loss=meta["loss"], relative_error=meta["relative_error"],
+                   n_iter=meta["n_iter"], converged=meta["converged"], stop_reason=meta["stop_reason"],
+                   history=history, options=meta["options"], runs=meta["runs"],
+                   seconds=meta["seconds"], row_names=meta.get("row_names"), col_names=meta.get("col_names"))
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)

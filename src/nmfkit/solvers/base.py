@@ -1,0 +1,55 @@
+"""The solver contract used by the driver.
+
+A solver is built once per run from (engine, loss, β, options) and then called
+
+    W, Ht, objective = solver.step(W, Ht)
+
+for one full iteration (H half-step, then W half-step).  `step` never modifies
+its inputs in place, so the driver can keep references to earlier iterates
+(best-so-far, Ctrl-C) without copying.  `objective` is the loss at the
+returned factors, computed from products the step already made whenever the
+maths allows.  `prepare` puts initial factors in the solver's feasible set.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..penalties import Penalty
+
+
+def floor_of(dtype) -> float:
+    """Smallest value MU-type solvers keep in W and H: eps², far below any
+    meaningful entry, yet normal (no denormal slow-down) and non-zero (no
+    zero-locking).  Clamping the majorizer's minimiser at this floor keeps the
+    objective non-increasing (the auxiliary function is separable)."""
+    return float(np.finfo(dtype).eps) ** 2
+
+
+class Solver:
+    name = "base"
+
+    def __init__(self, engine, loss: str, beta: float, *, alpha_W=0.0, alpha_H="same", l1_ratio=0.0,
+                 **options):
+        if options:
+            raise TypeError(f"solver {self.name!r} got unknown options: {', '.join(sorted(options))}")
+        self.engine = engine
+        self.loss = loss
+        self.beta = beta
+        self.penalty = Penalty.from_options(engine.shape, alpha_W, alpha_H, l1_ratio)
+
+    def prepare(self, W, Ht):
+        return W, Ht
+
+    def objective(self, W, Ht) -> float:
+        """Loss at (W, Ht): ½‖X − W Htᵀ‖² for Frobenius, D_β otherwise."""
+        e = self.engine
+        if self.loss == "frobenius":
+            data = e.frobenius(W, Ht)
+        elif self.loss == "kl":
+            data = e.kl_divergence(W, Ht)
+        else:
+            data = e.beta_divergence(W, Ht, self.beta)
+        return data + self.penalty.value(W, Ht)
+
+    def step(self, W, Ht):  # pragma: no cover - abstract
+        raise NotImplementedError
