@@ -9,6 +9,11 @@ its inputs in place, so the driver can keep references to earlier iterates
 (best-so-far, Ctrl-C) without copying.  `objective` is the loss at the
 returned factors, computed from products the step already made whenever the
 maths allows.  `prepare` puts initial factors in the solver's feasible set.
+
+After a Frobenius step a solver may leave in `self.cache` the products it
+made, so diagnostics need no extra pass over X:
+    "XtW" = Xᵀ W_k and "WtW" = W_kᵀ W_k   (data of the H half-step)
+    "XHt" = X Ht_{k+1} and "HtH" = Ht_{k+1}ᵀ Ht_{k+1}   (data of the W half-step)
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ def floor_of(dtype) -> float:
 
 class Solver:
     name = "base"
+    cache: dict = {}
 
     def __init__(self, engine, loss: str, beta: float, *, alpha_W=0.0, alpha_H="same", l1_ratio=0.0,
                  **options):

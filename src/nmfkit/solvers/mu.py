@@ -71,9 +71,11 @@ class MultiplicativeUpdates(Solver):
     def _step_frobenius(self, W, Ht):
         e = self.engine
         p = self.penalty
-        Ht = mu_frobenius_half(Ht, e.XtW(W), W.T @ W, self.floor, *p.terms("H"))
+        RH, GH = e.XtW(W), W.T @ W
+        Ht = mu_frobenius_half(Ht, RH, GH, self.floor, *p.terms("H"))
         R, G = e.XHt(Ht), Ht.T @ Ht
         W = mu_frobenius_half(W, R, G, self.floor, *p.terms("W"))
+        self.cache = {"XtW": RH, "WtW": GH, "XHt": R, "HtH": G}
         return W, Ht, frobenius_from_products(e.sqnorm, W, R, G) + p.value(W, Ht)
 
     def _step_kl(self, W, Ht):
