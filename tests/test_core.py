@@ -1,0 +1,113 @@
+"""Engines, initialisations, dtypes and persistence of the core."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import nmfkit
+from nmfkit.engines import make_engine
+from nmfkit.engines._kernels import sampled_dot, sampled_dot_numpy
+from nmfkit.init import randomized_svd
+from nmfkit.registry import INITS
+
+
+def test_sampled_dot_numba_matches_numpy_twin():
+    rng = np.random.default_rng(0)
+    X = sp.random(300, 200, density=0.05, random_state=1, format="csr")
+    W, Ht = rng.random((300, 7)), rng.random((200, 7))
+    a = sampled_dot(X.indptr, X.indices, W, Ht)
+    b = sampled_dot_numpy(X.indptr, X.indices, W, Ht, block=97)
+    np.testing.assert_allclose(a, b, rtol=1e-13)
+    dense = (W @ Ht.T)[X.nonzero()]
+    np.testing.assert_allclose(np.sort(a), np.sort(dense), rtol=1e-13)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "lil"])
+def test_sparse_formats_accepted_and_never_densified(fmt, monkeypatch):
+    X = sp.random(60, 40, density=0.1, random_state=2, format=fmt)
+    monkeypatch.setattr(sp.csr_matrix, "toarray", lambda *a, **k: pytest.fail("densified X"))
+    res = nmfkit.fit(X, 3, solver="mu", loss="kl", max_iter=20)
+    assert res.W.shape == (60, 3) and res.H.shape == (3, 40)
+
+
+def test_engines_products_agree():
+    rng = np.random.default_rng(3)
+    X = sp.random(40, 30, density=0.3, random_state=3, format="csr")
+    W, Ht = rng.random((40, 4)), rng.random((30, 4))
+    d, s = make_engine(X.toarray()), make_engine(X)
+    np.testing.assert_allclose(d.XHt(Ht), s.XHt(Ht))
+    np.testing.assert_allclose(d.XtW(W), s.XtW(W))
+    assert d.sqnorm == pytest.approx(s.sqnorm)
+    assert d.kl_divergence(W, Ht) == pytest.approx(s.kl_divergence(W, Ht), rel=1e-12)
+    assert d.frobenius(W, Ht) == pytest.approx(d.frobenius_exact(W, Ht), rel=1e-10)
+    kd, ks = d.kl_ratio(W, Ht), s.kl_ratio(W, Ht)
+    np.testing.assert_allclose(kd["XH"], ks["XH"], rtol=1e-12)
+    np.testing.assert_allclose(kd["XW"], ks["XW"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, expected", [(np.float32, np.float32), (np.float64, np.float64),
+                                             (np.int32, np.float64), (np.uint8, np.float64),
+                                             (np.float16, np.float32), (bool, np.float64)])
+def test_dtypes(dtype, expected):
+    X = (np.random.default_rng(0).random((20, 15)) * 5).astype(dtype)
+    res = nmfkit.fit(X, 2, solver="mu", max_iter=10)
+    assert res.W.dtype == expected and res.H.dtype == expected
+
+
+def test_randomized_svd_matches_exact():
+    rng = np.random.default_rng(5)
+    X = rng.random((100, 5)) @ rng.random((5, 80)) + 0.01 * rng.random((100, 80))
+    U, s, Vt = randomized_svd(make_engine(X), 5, rng)
+    s_exact = np.linalg.svd(X, compute_uv=False)[:5]
+    np.testing.assert_allclose(s, s_exact, rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", sorted(INITS))
+@pytest.mark.parametrize("sparse", [False, True])
+def test_inits_shapes_nonnegative_and_scaled(name, sparse):
+    rng = np.random.default_rng(6)
+    X = rng.random((50, 4)) @ rng.random((4, 40))
+    data = sp.csr_matrix(X) if sparse else X
+    W, Ht = INITS[name](make_engine(data), 4, np.random.default_rng(0))
+    assert W.shape == (50, 4) and Ht.shape == (40, 4)
+    assert W.min() >= 0 and Ht.min() >= 0
+    ratio = np.linalg.norm(W @ Ht.T) / np.linalg.norm(X)
+    assert 0.3 < ratio < 3
+    if name in ("nndsvda", "nndsvdar"):
+        assert (W > 0).all() and (Ht > 0).all()
+
+
+def test_nndsvd_is_close_for_exact_low_rank():
+    rng = np.random.default_rng(7)
+    X = np.outer(rng.random(30), rng.random(20))
+    W, Ht = INITS["nndsvd"](make_engine(X), 1, rng)
+    np.testing.assert_allclose(W @ Ht.T, X, rtol=1e-8)
+
+
+def test_save_load_roundtrip(tmp_path):
+    X = np.random.default_rng(8).random((12, 9))
+    res = nmfkit.fit(X, 3, solver="mu", seed=0, max_iter=30)
+    path = res.save(tmp_path / "model")
+    assert path.endswith(".npz")
+    back = nmfkit.Factorization.load(path)
+    np.testing.assert_array_equal(back.W, res.W)
+    np.testing.assert_array_equal(back.H, res.H)
+    np.testing.assert_array_equal(back.history["objective"], res.history["objective"])
+    assert back.options == res.options and back.stop_reason == res.stop_reason
+    with np.load(path, allow_pickle=False) as z:  # portable: no pickled objects
+        assert set(z.files) >= {"W", "H", "meta"}
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    p = tmp_path / "other.npz"
+    np.savez(p, a=np.ones(3))
+    with pytest.raises(ValueError, match="cannot read an nmfkit factorization"):
+        nmfkit.Factorization.load(p)
+    with pytest.raises(ValueError, match="cannot read"):
+        nmfkit.Factorization.load(tmp_path / "missing.npz")
+
+
+def test_dataframe_labels_kept():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(np.random.default_rng(9).random((5, 4)), index=list("abcde"), columns=list("wxyz"))
+    res = nmfkit.fit(df, 2, solver="mu", max_iter=5)
+    assert res.row_names == list("abcde") and res.col_names == list("wxyz")

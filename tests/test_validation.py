@@ -1,0 +1,96 @@
+"""Malformed input gets a clear ValueError/TypeError naming the problem, before any work."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import nmfkit
+
+GOOD = np.random.default_rng(0).random((6, 5))
+
+
+@pytest.mark.parametrize("X, match", [
+    (np.array([[1.0, -2.0], [3.0, 4.0]]), r"1 negative entries; the first is X\[0, 1\] = -2"),
+    (np.array([[1.0, np.nan], [3.0, 4.0]]), r"1 NaN entries; the first is at \(0, 1\).*missing='mask'"),
+    (np.array([[1.0, 2.0], [np.inf, 4.0]]), r"1 infinite entries; the first is at \(1, 0\)"),
+    (np.zeros((3, 3)), "all zeros"),
+    (np.ones(5), "must be 2-D.*1-D array of length 5"),
+    (np.ones((2, 2, 2)), "3 dimensions"),
+    (np.ones((0, 4)), r"empty \(shape 0×4\)"),
+    (sp.csr_matrix(np.array([[0.0, -1.0], [2.0, 0.0]])), r"negative entries; the first is X\[0, 1\]"),
+])
+def test_bad_matrices(X, match):
+    with pytest.raises(ValueError, match=match):
+        nmfkit.fit(X, 1)
+
+
+@pytest.mark.parametrize("X, match", [
+    (np.array([["a", "b"], ["c", "d"]]), "non-numeric dtype"),
+    (np.array([[1 + 1j, 2], [3, 4]]), "complex"),
+    ([[1.0, 2.0], [3.0]], "2-D numeric matrix"),
+])
+def test_bad_types(X, match):
+    with pytest.raises(TypeError, match=match):
+        nmfkit.fit(X, 1)
+
+
+@pytest.mark.parametrize("rank, exc, match", [
+    (0, ValueError, "at least 1"), (7, ValueError, "too large for a 6×5 matrix.*at most min\\(m, n\\) = 5"),
+    (2.5, TypeError, "integer"), (True, TypeError, "integer"), ("3", TypeError, "integer"),
+])
+def test_bad_rank(rank, exc, match):
+    with pytest.raises(exc, match=match):
+        nmfkit.fit(GOOD, rank)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"solver": "magic"}, "unknown solver 'magic'; choose one of: .*mu"),
+    ({"loss": "hinge"}, "unknown loss 'hinge'; choose one of: frobenius, is, kl"),
+    ({"init": "svd"}, "unknown init 'svd'; choose one of: .*nndsvda"),
+    ({"max_iter": 0}, "max_iter must be an integer ≥ 1"),
+    ({"tol": -1}, "tol must be a finite number ≥ 0"),
+    ({"n_runs": 3, "init": "nndsvd"}, "needs a random init"),
+    ({"alpha_W": -1}, "alpha_W must be"),
+    ({"l1_ratio": 2.0}, r"l1_ratio must be in \[0, 1\]"),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        nmfkit.fit(GOOD, 2, **kwargs)
+
+
+def test_unknown_solver_option_is_named():
+    with pytest.raises(TypeError, match="unknown options: bogus"):
+        nmfkit.fit(GOOD, 2, solver="mu", bogus=1)
+
+
+def test_bad_given_factors():
+    W0, H0 = np.ones((6, 2)), np.ones((2, 5))
+    with pytest.raises(ValueError, match="W0 has shape 5×2; expected 6×2"):
+        nmfkit.fit(GOOD, 2, init=(np.ones((5, 2)), H0))
+    with pytest.raises(ValueError, match="H0 has shape 2×4; expected 2×5"):
+        nmfkit.fit(GOOD, 2, init=(W0, np.ones((2, 4))))
+    with pytest.raises(ValueError, match=r"W0 has 1 negative entries; the first is W0\[1, 0\]"):
+        bad = W0.copy()
+        bad[1, 0] = -1
+        nmfkit.fit(GOOD, 2, init=(bad, H0))
+    with pytest.raises(TypeError, match="pair"):
+        nmfkit.fit(GOOD, 2, init=(W0,))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(X=hnp.arrays(dtype=st.sampled_from([np.float64, np.float32]),
+                    shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6),
+                    elements=st.one_of(st.floats(-10, 10, width=32), st.just(np.nan), st.just(np.inf)) ),
+       rank=st.integers(-1, 8))
+def test_malformed_inputs_fail_clearly_or_fit_cleanly(X, rank):
+    """Any input either fits with finite non-negative factors or raises a clear error."""
+    try:
+        res = nmfkit.fit(X, rank, solver="mu", max_iter=20)
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        assert msg and not msg.startswith("operands could not") and "Traceback" not in msg
+        return
+    assert np.all(np.isfinite(res.W)) and np.all(np.isfinite(res.H))
+    assert res.W.min() >= 0 and res.H.min() >= 0
