@@ -55,6 +55,9 @@ def resolve_loss(loss, beta=None) -> tuple[str, float]:
     aliases = {"euclidean": "frobenius", "kullback-leibler": "kl", "itakura-saito": "is"}
     if isinstance(loss, str):
         loss = aliases.get(loss.lower(), loss.lower())
+    if loss == "beta":
+        raise ValueError("loss='beta' needs its exponent: pass beta=<float> "
+                         "(0 = Itakura-Saito, 1 = KL, 2 = Frobenius)")
     choose(loss, LOSSES, "loss")
     return loss, LOSSES[loss]
 
@@ -67,13 +70,16 @@ def solver_spec(solver: str, loss: str, engine_kind: str) -> SolverSpec:
         raise ValueError(f"solver {solver!r} does not support loss {loss!r} "
                          f"(it supports {', '.join(spec.losses)}); for {loss!r} choose one of: {', '.join(able)}")
     if engine_kind not in spec.engines:
-        raise ValueError(f"solver {solver!r} does not run on {engine_kind} data; it supports {', '.join(spec.engines)}")
+        able = sorted(n for n, s in SOLVERS.items() if engine_kind in s.engines and loss in s.losses)
+        what = "data with missing entries (mask)" if engine_kind == "masked" else f"{engine_kind} data"
+        raise ValueError(f"solver {solver!r} does not run on {what}; it supports {', '.join(spec.engines)}"
+                         + (f"; for {what} with loss {loss!r} choose one of: {', '.join(able)}" if able else ""))
     return spec
 
 
 def auto_solver(loss: str, engine_kind: str) -> str:
     """The fastest registered solver for a loss and data kind."""
-    preference = {"frobenius": ("hals", "anls", "mu"), "kl": ("mu",), "is": ("mu",), "beta": ("mu",)}
+    preference = {"frobenius": ("hals", "anls", "pgd", "mu"), "kl": ("mu",), "is": ("mu",), "beta": ("mu",)}
     for name in preference.get(loss, ("mu",)):
         spec = SOLVERS.get(name)
         if spec and loss in spec.losses and engine_kind in spec.engines:

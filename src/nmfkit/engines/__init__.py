@@ -10,11 +10,20 @@ import scipy.sparse as sp
 
 from .base import Engine
 from .dense import DenseEngine
+from .masked import MaskedEngine, build_mask
 from .sparse import SparseEngine
 
 
-def make_engine(X) -> Engine:
-    """Wrap validated data X (NumPy array or SciPy sparse matrix) in its engine."""
+def make_engine(X, mask=None, nan_is_missing=False) -> Engine:
+    """Wrap validated data X (NumPy array or SciPy sparse matrix) in its engine.
+
+    With a mask (True = observed) that hides something, or NaN entries and
+    `nan_is_missing`, the data goes to the masked engine; a mask hiding
+    nothing keeps the plain engine."""
+    if mask is not None or nan_is_missing:
+        filled, M = build_mask(X, mask, nan_is_missing, sp.issparse(X))
+        if M is not None:
+            return MaskedEngine(filled, M)
     if sp.issparse(X):
         return SparseEngine(X)
     return DenseEngine(X)
@@ -25,4 +34,4 @@ def is_sparse(X) -> bool:
     return sp.issparse(X)
 
 
-__all__ = ["Engine", "DenseEngine", "SparseEngine", "make_engine", "is_sparse"]
+__all__ = ["Engine", "DenseEngine", "SparseEngine", "MaskedEngine", "make_engine", "is_sparse"]

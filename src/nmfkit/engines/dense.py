@@ -87,6 +87,13 @@ class DenseEngine(Engine):
         np.maximum(L, np.finfo(self.dtype).eps, out=L)
         return beta_divergence_dense(self.X, L, beta)
 
+    def observed_flat(self):
+        """Every entry counts: None = all m·n (flat indices are made per batch)."""
+        return None
+
+    def values_at(self, rows, cols):
+        return self.X[rows, cols]
+
     def frobenius_exact(self, W, Ht):
         """½‖X − W Htᵀ‖² computed entry by entry (accurate near an exact fit)."""
         D = self.X - W @ Ht.T
