@@ -1,0 +1,121 @@
+"""The solver contract table: every registered solver × each loss it declares ×
+engine (dense, sparse) × dtype (float64, float32), on small seeded planted problems.
+
+(Other engines, e.g. "masked", have their own tests.)
+Checks: W, H ≥ 0 and finite; the input's dtype is kept; the objective history is
+non-increasing where the solver promises it (spec.monotone); the Frobenius
+solvers recover the planted low-rank matrix down to the noise level; other
+losses at least fit well.  Losses and engines a solver does not declare must be
+refused with a clear error.  New solvers join the table by registering.
+"""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import nmfkit
+from nmfkit.registry import LOSSES, SOLVERS
+
+ENGINES = ("dense", "sparse")
+DTYPES = (np.float64, np.float32)
+RANK = 4
+NOISE = 0.01
+
+# Iteration budget and allowed excess over the noise level, per solver.  A solver
+# not listed gets DEFAULT; tighten its entry when it lands.
+BUDGET = {
+    "hals": {"max_iter": 200, "excess": 1.1},
+    "anls": {"max_iter": 200, "excess": 1.1},
+    "mu": {"max_iter": 1500, "excess": 2.5},
+}
+DEFAULT = {"max_iter": 500, "excess": 3.0}
+OTHER_LOSS_ITER = 150        # non-Frobenius losses are checked for a good fit, not recovery
+ALL_LOSSES = (*LOSSES, "beta")
+
+
+def loss_args(loss):
+    """fit() arguments selecting a loss (a general β-divergence needs its exponent)."""
+    return {"beta": 1.5} if loss == "beta" else {"loss": loss}
+
+
+def data_for(loss, X):
+    """Itakura–Saito needs strictly positive data: shift every entry (stored, if sparse)."""
+    if loss != "is":
+        return X
+    return sp.csr_matrix(X.toarray() + 0.1) if sp.issparse(X) else X + X.dtype.type(0.1)
+
+
+def planted(kind, dtype, seed=0):
+    """X = W H + 1 % noise on the nonzeros, W, H ≥ 0 and sparse-ish, so the
+    same structure serves the dense and the CSR engine.  Returns (X, ‖noise‖/‖X‖)."""
+    rng = np.random.default_rng(seed)
+    W = rng.random((60, RANK)) * (rng.random((60, RANK)) < 0.5)
+    H = rng.random((RANK, 45)) * (rng.random((RANK, 45)) < 0.5)
+    W[np.arange(60), np.arange(60) % RANK] += 0.5    # every component present, and no
+    H[np.arange(45) % RANK, np.arange(45)] += 0.5    # all-zero row or column (some solvers refuse those)
+    L = W @ H
+    X = L * (1 + NOISE * rng.standard_normal(L.shape))
+    X = np.maximum(X, 0)
+    noise = np.linalg.norm(X - L) / np.linalg.norm(X)
+    X = X.astype(dtype)
+    return (sp.csr_matrix(X) if kind == "sparse" else X), noise
+
+
+CASES = [(name, loss, kind, dtype)
+         for name, spec in sorted(SOLVERS.items())
+         for loss in spec.losses
+         for kind in spec.engines if kind in ENGINES
+         for dtype in DTYPES]
+
+
+@pytest.mark.parametrize("name,loss,kind,dtype", CASES,
+                         ids=[f"{n}-{l}-{k}-{np.dtype(d).name}" for n, l, k, d in CASES])
+def test_contract(name, loss, kind, dtype):
+    spec = SOLVERS[name]
+    budget = BUDGET.get(name, DEFAULT)
+    X, noise = planted(kind, dtype)
+    X = data_for(loss, X)
+    X_before = X.copy()
+    max_iter = budget["max_iter"] if loss == "frobenius" else min(budget["max_iter"], OTHER_LOSS_ITER)
+    fit = nmfkit.fit(X, RANK, solver=name, max_iter=max_iter, tol=1e-9, seed=0, **loss_args(loss))
+
+    assert fit.W.shape == (60, RANK) and fit.H.shape == (RANK, 45)
+    assert fit.W.dtype == dtype and fit.H.dtype == dtype
+    assert np.isfinite(fit.W).all() and np.isfinite(fit.H).all()
+    assert (fit.W >= 0).all() and (fit.H >= 0).all()
+    assert np.isfinite(fit.loss) and fit.n_iter >= 1
+    diff = (X - X_before) if kind == "dense" else (X - X_before).toarray()
+    assert not diff.any()                                   # X untouched
+
+    obj = np.asarray(fit.history["objective"])
+    assert obj[-1] < obj[0]
+    if spec.monotone:
+        slack = (1e-9 if dtype == np.float64 else 1e-5) * obj[0]
+        rises = np.diff(obj)
+        assert rises.max() <= slack, f"objective rose by {rises.max():.3g} at iteration {rises.argmax() + 1}"
+
+    if loss == "frobenius":
+        assert fit.relative_error <= budget["excess"] * noise + 1e-3, (fit.relative_error, noise)
+    else:
+        assert fit.relative_error < 0.1
+
+
+REFUSALS = [(name, loss, None) for name, spec in sorted(SOLVERS.items())
+            for loss in ALL_LOSSES if loss not in spec.losses] + \
+           [(name, spec.losses[0], kind) for name, spec in sorted(SOLVERS.items())
+            for kind in ENGINES if kind not in spec.engines]
+
+
+@pytest.mark.skipif(not REFUSALS, reason="every solver supports every loss and engine")
+@pytest.mark.parametrize("name,loss,kind", REFUSALS or [(None, None, None)])
+def test_undeclared_combinations_are_refused(name, loss, kind):
+    X, _ = planted(kind or "dense", np.float64)
+    X = X + 0.1 if kind is None else X                      # strictly positive, valid for every loss
+    expected = "does not support loss" if kind is None else "does not run on"
+    with pytest.raises(ValueError, match=expected):
+        nmfkit.fit(X, RANK, solver=name, max_iter=2, **loss_args(loss))
+
+
+def test_the_table_covers_the_fast_solvers():
+    names = {case[0] for case in CASES}
+    assert {"mu", "hals", "anls"} <= names
+    assert all(SOLVERS[n].losses for n in names)

@@ -1,0 +1,84 @@
+"""Parity of the Numba HALS kernel with its whole-array NumPy twin."""
+import numpy as np
+import pytest
+
+from nmfkit.solvers import _kernels
+
+
+def _problem(p, k, dtype, seed=0, dead=()):
+    rng = np.random.default_rng(seed)
+    A = rng.random((3 * k, k))
+    A[:, list(dead)] = 0                      # dead components: G_jj = 0
+    G = (A.T @ A).astype(dtype)
+    R = (rng.random((p, k)) @ G).astype(dtype)  # a feasible optimum exists
+    R -= 0.3 * R.mean()                       # ... and some coordinates go to 0
+    F = rng.random((p, k)).astype(dtype)
+    return F, R, G
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("p,k", [(7, 1), (50, 4), (3000, 12)])   # 3000×12 runs the parallel variant
+@pytest.mark.parametrize("sweeps,delta", [(1, 0.0), (8, 0.1), (30, 0.0)])
+def test_numba_matches_numpy(dtype, p, k, sweeps, delta):
+    F, R, G = _problem(p, k, dtype)
+    F_numba, F_numpy = F.copy(), F.copy()
+    done_numba = _kernels.hals_sweeps(F_numba, R, G, sweeps, delta)
+    done_numpy = _kernels.hals_sweeps_numpy(F_numpy, R, G, sweeps, delta)
+    rtol = 1e-9 if dtype == np.float64 else 2e-3
+    np.testing.assert_allclose(F_numba, F_numpy, rtol=rtol, atol=rtol * np.abs(F_numpy).max())
+    assert F_numba.dtype == dtype
+    assert (F_numba >= 0).all()
+    if dtype == np.float64:          # the per-row early stop fires at the same sweep
+        np.testing.assert_array_equal(done_numba, done_numpy)
+    assert done_numba.min() >= 1 and done_numba.max() <= sweeps
+
+
+def test_parallel_and_serial_variants_agree():
+    F, R, G = _problem(4000, 16, np.float64, seed=3)
+    a, b = F.copy(), F.copy()
+    done = np.zeros(len(F), dtype=np.int64)
+    S = R - F @ G                           # the kernels take the negative gradient
+    _kernels._hals_sweeps_parallel(a, S.copy(), G, 5, 0.1, done.copy())
+    _kernels._hals_sweeps_serial(b, S.copy(), G, 5, 0.1, done.copy())
+    np.testing.assert_array_equal(a, b)   # same per-row arithmetic, only the row order differs
+
+
+def test_sweeps_decrease_the_half_step_objective():
+    F, R, G = _problem(200, 6, np.float64, seed=1)
+
+    def f(F):
+        return 0.5 * np.einsum("ij,jk,ik->", F, G, F) - np.vdot(F, R)
+
+    values = [f(F)]
+    for _ in range(10):
+        _kernels.hals_sweeps(F, R, G, 1, 0.0)
+        values.append(f(F))
+    assert np.all(np.diff(values) <= 1e-9 * abs(values[0]))
+    assert values[-1] < values[0]
+
+
+def test_converges_to_the_nnls_solution():
+    from scipy.optimize import nnls
+    rng = np.random.default_rng(2)
+    A = rng.random((40, 5))
+    B = rng.random((40, 30))
+    G, R = A.T @ A, (A.T @ B).T               # rows of F solve min ‖A f − b‖, f ≥ 0
+    F = np.ones((30, 5))
+    _kernels.hals_sweeps(F, R, G, 5000, 0.0)
+    expected = np.array([nnls(A, B[:, i])[0] for i in range(30)])
+    np.testing.assert_allclose(F, expected, atol=1e-6)
+
+
+def test_dead_coordinate_is_minimised_without_dividing_by_zero():
+    # G_jj = 0: the coordinate's objective is −R_ij·F_ij, minimised by 0 where R_ij ≤ 0
+    # (the L1 case) and unbounded — so left alone — where R_ij > 0.
+    F, R, G = _problem(100, 5, np.float64, dead=(2,))
+    R[:50, 2] = -1.0
+    R[50:, 2] = 1.0
+    before = F[:, 2].copy()
+    for kernel in (_kernels.hals_sweeps, _kernels.hals_sweeps_numpy):
+        out = F.copy()
+        kernel(out, R, G, 4, 0.0)
+        assert np.isfinite(out).all()
+        assert (out[:50, 2] == 0).all()
+        np.testing.assert_array_equal(out[50:, 2], before[50:])
