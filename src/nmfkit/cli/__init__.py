@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:
             print("nmfkit: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
-        except (ValueError, TypeError, OSError) as exc:
+        except (ValueError, TypeError, OSError, ImportError) as exc:
             if args.traceback:
                 raise
             print(f"nmfkit: error: {_message(exc)}", file=sys.stderr)

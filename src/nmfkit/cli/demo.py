@@ -16,7 +16,7 @@ def add_parser(subparsers):
                               description="Run a bundled demonstration and write its figures and summary.")
     p.add_argument("name", metavar="NAME", nargs="?", default=DEFAULT_DEMO,
                    help=f"which demo (default {DEFAULT_DEMO}; `nmfkit demo --list` lists them)")
-    p.add_argument("-o", "--out", metavar="DIR", help="output folder (default nmfkit-demo-NAME)")
+    p.add_argument("-o", "--out", metavar="DIR", help="output folder (default out/demo/NAME)")
     p.add_argument("--quick", action="store_true", help="a smaller, faster version (seconds)")
     p.add_argument("--list", action="store_true", help="list the demos and exit")
     p.set_defaults(handler=run)
@@ -36,7 +36,7 @@ def run(args) -> int:
         return 0
     if args.name not in DEMOS:
         raise ValueError(f"unknown demo {args.name!r}; choose one of: {', '.join(sorted(DEMOS))}")
-    out = args.out or f"nmfkit-demo-{args.name}"
+    out = args.out or f"out/demo/{args.name}"
     try:
         status = DEMOS[args.name](out, quick=args.quick)
     except ImportError as exc:   # an optional dependency of this demo (its data set, say) is missing
