@@ -1,0 +1,168 @@
+"""`nmfkit rank INPUT --ranks 2-10 --runs 30 [--cv] --out DIR`: survey candidate ranks.
+
+Runs `nmfkit.estimate_rank` (consensus of --runs random restarts per rank, on the
+data and on its column-wise randomisation) and, with --cv, `nmfkit.cross_validate_rank`
+(held-out entries).  Clusters are over the columns of INPUT (samples); use
+--transpose for the rows.  Writes into DIR:
+    survey.csv            one row per rank and data (real / random): cophenetic,
+                          dispersion, silhouette, rss, evar, sparseness, objectives, seconds
+    survey.png            all measures against rank, real vs randomised
+    consensus_kK.csv      the n×n consensus matrix of rank K (named like the columns)
+    consensus_kK.png      its heatmap ordered by the average-linkage dendrogram
+    clusters.csv          each sample's consensus cluster at every rank
+    cv.csv, cv.png        held-out error per rank and split (with --cv)
+    summary.json          options, chosen ranks and the files written
+    report.html           all of the above in one self-contained page
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+
+import nmfkit
+
+from .. import io
+from ..registry import LOSSES, SOLVERS
+
+
+def parse_rank_list(text) -> list:
+    """'2-10', '2,4,6' or '2-5,8' → sorted distinct ranks."""
+    ranks = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                ranks.update(range(lo, hi + 1))
+            elif part:
+                ranks.add(int(part))
+    except ValueError:
+        raise ValueError(f"--ranks {text!r}: expected a range like 2-10 or a list like 2,3,5") from None
+    if not ranks:
+        raise ValueError("--ranks is empty")
+    return sorted(ranks)
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "rank", help="choose the rank: consensus survey (+ cross-validation) over candidate ranks",
+        description="Survey candidate ranks: consensus stability (cophenetic, dispersion, silhouette) and fit "
+                    "quality over many random runs, against randomised data; optionally held-out-entry "
+                    "cross-validation. Clusters are over the columns (samples) of INPUT.")
+    p.add_argument("input", metavar="INPUT", help="data file (.csv, .tsv, .txt[.gz], .npy, .npz, .mtx, .h5ad)")
+    p.add_argument("-r", "--ranks", default="2-6", help="candidate ranks, e.g. 2-10 or 2,3,5 (default 2-6)")
+    p.add_argument("--runs", type=int, default=30, help="random restarts per rank (default 30)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--solver", default="mu", choices=sorted(SOLVERS), help="algorithm (default mu)")
+    p.add_argument("--loss", default="kl", choices=sorted(LOSSES), help="objective (default kl, as Brunet et al.)")
+    p.add_argument("--seed", type=int, help="random seed (all randomness derives from it)")
+    p.add_argument("--jobs", type=int, default=-1, help="worker processes (-1: all cores; 1: no workers)")
+    p.add_argument("--max-iter", type=int, help="iteration cap per run (default: the solver's)")
+    p.add_argument("--tol", type=float, default=1e-4, help="relative-decrease stop per run (default 1e-4)")
+    p.add_argument("--stop", default="tol", choices=["tol", "connectivity"],
+                   help="per-run stop: --tol, or R NMF's connectivity rule (assignments stable for 40 checks)")
+    p.add_argument("--no-random", dest="randomized", action="store_false",
+                   help="skip the survey on randomised data")
+    p.add_argument("--cv", action="store_true", help="also cross-validate the rank on held-out entries")
+    p.add_argument("--holdout", type=float, default=0.1, help="fraction of entries held out per split (--cv)")
+    p.add_argument("--splits", type=int, default=3, help="random hold-out splits (--cv)")
+    p.add_argument("--rule", default="min", choices=["min", "1se"], help="CV choice rule (--cv)")
+    p.add_argument("--labels", default="auto", choices=io.LABEL_MODES,
+                   help="text input: is the first row a header / the first column row labels (default auto)")
+    p.add_argument("--transpose", action="store_true", help="cluster the rows instead of the columns")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line and no summary")
+    p.set_defaults(handler=run)
+    return p
+
+
+def _write_square(path, C, names):
+    io.write_matrix(path, C, names, names)
+
+
+def run(args) -> int:
+    if os.path.exists(args.out) and not os.path.isdir(args.out):   # fail before the work, not after
+        raise ValueError(f"--out {args.out} exists and is not a folder")
+    ranks = parse_rank_list(args.ranks)
+    data = io.read_matrix(args.input, labels=args.labels)
+    if args.transpose:
+        data = data.transpose()
+    options = dict(n_runs=args.runs, solver=args.solver, loss=args.loss, seed=args.seed, n_jobs=args.jobs,
+                   progress=not args.quiet, stop=args.stop)
+    if args.max_iter is not None:
+        options["max_iter"] = args.max_iter
+    if args.stop == "tol":
+        options["tol"] = args.tol
+    survey = nmfkit.estimate_rank(data.X, ranks, randomized=args.randomized, **options)
+    cv = None
+    if args.cv:
+        cv = nmfkit.cross_validate_rank(data.X, ranks, holdout=args.holdout, n_splits=args.splits, seed=args.seed,
+                                        rule=args.rule, loss=args.loss if args.loss in ("frobenius", "kl")
+                                        else "frobenius", max_iter=args.max_iter)
+    files = write_outputs(survey, cv, data, args)
+    if not args.quiet:
+        print(repr(survey))
+        print(f"cophenetic drop suggests rank {survey.best_rank('cophenetic')}"
+              + (f"; cross-validation ({cv.rule}) picks rank {cv.best_rank}" if cv is not None else ""))
+        print(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+def write_outputs(survey, cv, data, args) -> list:
+    from ..rank.plots import consensus_heatmap, cv_plot, survey_plot
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    files = [os.path.basename(survey.to_csv(os.path.join(out, "survey.csv")))]
+    figures = {"survey.png": survey_plot(survey)}
+    n = data.shape[1]
+    names = data.col_names or [str(j) for j in range(n)]
+    for k, res in survey.consensus.items():
+        _write_square(os.path.join(out, f"consensus_k{k}.csv"), res.consensus, names)
+        files.append(f"consensus_k{k}.csv")
+        figures[f"consensus_k{k}.png"] = consensus_heatmap(res, sample_names=names)
+    with open(os.path.join(out, "clusters.csv"), "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["sample", *[f"k{k}" for k in survey.consensus]])
+        for j, name in enumerate(names):
+            writer.writerow([name, *[int(res.sample_clusters[j]) + 1 for res in survey.consensus.values()]])
+    files.append("clusters.csv")
+    if cv is not None:
+        records = cv.records()
+        with open(os.path.join(out, "cv.csv"), "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(records[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(records)
+        files.append("cv.csv")
+        figures["cv.png"] = cv_plot(cv)
+    for name, fig in figures.items():
+        fig.savefig(os.path.join(out, name), dpi=110)
+        files.append(name)
+    summary = {"input": {"path": os.path.abspath(data.path), "shape": list(data.shape), "transposed": args.transpose},
+               "ranks": survey.ranks, "options": survey.options,
+               "cophenetic_choice": survey.best_rank("cophenetic"),
+               "cv_choice": None if cv is None else {"rule": cv.rule, "rank": cv.best_rank},
+               "files": files + ["summary.json", "report.html"]}
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
+        fh.write("\n")
+    _write_report(os.path.join(out, "report.html"), survey, cv, figures, data)
+    files += ["summary.json", "report.html"]
+    return files
+
+
+def _write_report(path, survey, cv, figures, data):
+    from ..report import write_html
+    sections = [("Input", {"file": os.path.basename(data.path), "shape": f"{data.shape[0]} × {data.shape[1]}",
+                           "solver": survey.options.get("solver"), "loss": survey.options.get("loss"),
+                           "runs per rank": survey.options.get("n_runs"), "seed": survey.options.get("seed")}),
+                ("Survey", [figures["survey.png"], survey.records()])]
+    for k in survey.consensus:
+        sections.append((f"Consensus, rank {k}", figures[f"consensus_k{k}.png"]))
+    if cv is not None:
+        sections.append(("Cross-validation", [figures["cv.png"], cv.records(),
+                                              f"rule {cv.rule!r} picks rank {cv.best_rank}"]))
+    write_html(path, "nmfkit rank survey", sections)

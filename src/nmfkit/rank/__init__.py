@@ -1,0 +1,19 @@
+"""Choosing the rank and trusting the answer.
+
+consensus            many runs of one rank → consensus matrix, cophenetic, dispersion, silhouette
+estimate_rank        a survey over ranks, on the data and on randomised data
+cross_validate_rank  held-out-entry test error per rank, rank chosen by "min" or "1se"
+feature_score, select_features, top_features   which features drive each component
+plots                survey plot, consensus heatmap, CV curve
+"""
+from .consensus import (ConsensusResult, connectivity, consensus, consensus_clusters, consensus_matrix,
+                        consensus_silhouette, cophenetic_correlation, dispersion, silhouette_widths)
+from .cross_validation import CrossValidation, cross_validate_rank, heldout_error, speckled_mask
+from .estimate import RankSurvey, estimate_rank, hoyer_sparseness, randomize
+from .features import feature_score, select_features, top_features
+
+__all__ = ["ConsensusResult", "connectivity", "consensus", "consensus_clusters", "consensus_matrix",
+           "consensus_silhouette", "cophenetic_correlation", "dispersion", "silhouette_widths",
+           "CrossValidation", "cross_validate_rank", "heldout_error", "speckled_mask",
+           "RankSurvey", "estimate_rank", "hoyer_sparseness", "randomize",
+           "feature_score", "select_features", "top_features"]

@@ -1,0 +1,342 @@
+"""Many runs, one answer: the consensus matrix and its stability measures.
+
+For r independent fits with sample assignments c⁽ᵗ⁾_j = argmax_k H⁽ᵗ⁾_kj,
+
+    connectivity  M⁽ᵗ⁾_ij = 1[c⁽ᵗ⁾_i = c⁽ᵗ⁾_j]          (n×n, Brunet et al. 2004)
+    consensus     C = (1/r) Σ_t M⁽ᵗ⁾
+    cophenetic    Pearson correlation of the condensed 1 − C with the cophenetic
+                  distances of its average-linkage (UPGMA) tree; 1 when C is
+                  exactly block-diagonal with zeros elsewhere
+    dispersion    Σ_ij 4 (C_ij − ½)² / n²                    (Kim & Park 2007)
+    silhouette    mean silhouette width of the clusters cut from that tree at
+                  k = rank, with dissimilarity 1 − C           (Rousseeuw 1987)
+
+These are R NMF 0.25's `consensus`, `cophcor`, `dispersion` and
+`silhouette(fit, what="consensus")` definitions.
+
+Cost: r fits (run in parallel processes, each with one BLAS thread) plus
+O(r n²) to accumulate C and O(n² log n) for the tree.  Memory is
+O((m + n) k + n²): only the best fit's factors and the n×n consensus are kept —
+never a feature-by-feature (m×m) matrix.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.cluster.hierarchy import cophenet, cut_tree
+from scipy.spatial.distance import squareform
+
+from ..result import Factorization
+from ..validation import check_matrix, check_positive_int, check_rank
+from .hclust import average_linkage
+
+DETERMINISTIC_INITS = ("nndsvd", "nndsvda")
+
+
+# -- measures on a consensus matrix --------------------------------------------------------------
+def connectivity(labels) -> np.ndarray:
+    """M_ij = 1 when samples i and j share a cluster label (n×n float64)."""
+    labels = np.asarray(labels)
+    return (labels[:, None] == labels[None, :]).astype(np.float64)
+
+
+def consensus_matrix(assignments) -> np.ndarray:
+    """Mean connectivity over runs; `assignments` is r×n (one label row per run)."""
+    A = np.atleast_2d(np.asarray(assignments))
+    C = np.zeros((A.shape[1], A.shape[1]))
+    for labels in A:
+        C += labels[:, None] == labels[None, :]
+    return C / A.shape[0]
+
+
+def _dissimilarity(C) -> np.ndarray:
+    D = 1.0 - np.asarray(C, dtype=np.float64)
+    np.fill_diagonal(D, 0.0)
+    return D
+
+
+def consensus_linkage(C) -> np.ndarray:
+    """Average-linkage tree of the dissimilarity 1 − C (SciPy linkage matrix, R's merge order)."""
+    return average_linkage(_dissimilarity(C))
+
+
+def cophenetic_correlation(C) -> float:
+    """Pearson correlation between 1 − C and the cophenetic distances of its UPGMA tree."""
+    C = np.asarray(C, dtype=np.float64)
+    n = C.shape[0]
+    if n < 2:
+        return float("nan")
+    upper = C[np.triu_indices(n, 1)]
+    if np.all(upper == 0) and np.all(np.diag(C) == C[0, 0]):
+        return 1.0                    # perfectly separated runs (R's special case)
+    D = _dissimilarity(C)
+    d = squareform(D, checks=False)
+    coph = cophenet(average_linkage(D))
+    if np.ptp(d) == 0 or np.ptp(coph) == 0:
+        return float("nan")           # no variation: the correlation is undefined
+    return float(np.corrcoef(d, coph)[0, 1])
+
+
+def dispersion(C) -> float:
+    """Kim & Park (2007) dispersion Σ 4(C_ij − ½)²/n², in [0, 1]; 1 for a crisp consensus."""
+    C = np.asarray(C, dtype=np.float64)
+    return float(np.sum(4.0 * (C - 0.5) ** 2) / C.shape[0] ** 2)
+
+
+def consensus_clusters(C, k: int, tree=None) -> np.ndarray:
+    """Clusters cut from the average-linkage tree of 1 − C at k groups (R's `cutree`).
+
+    Labels are 0-based and numbered by first appearance among the samples."""
+    tree = consensus_linkage(C) if tree is None else tree
+    k = min(int(k), np.asarray(C).shape[0])
+    return canonical_labels(cut_tree(tree, n_clusters=k).ravel())
+
+
+def silhouette_widths(D, labels) -> np.ndarray:
+    """Silhouette width s_i = (b_i − a_i)/max(a_i, b_i) for a dissimilarity matrix D.
+
+    a_i: mean dissimilarity to the other members of i's cluster; b_i: the smallest
+    mean dissimilarity to another cluster.  Singletons get 0 (Rousseeuw 1987;
+    `cluster::silhouette`).  Needs at least two clusters."""
+    D = np.asarray(D, dtype=np.float64)
+    labels = np.asarray(labels)
+    names, idx = np.unique(labels, return_inverse=True)
+    if names.size < 2:
+        raise ValueError("silhouette needs at least two clusters")
+    onehot = np.zeros((labels.size, names.size))
+    onehot[np.arange(labels.size), idx] = 1.0
+    sizes = onehot.sum(axis=0)
+    sums = D @ onehot                                   # n × clusters: Σ_j∈c D_ij
+    own = sums[np.arange(labels.size), idx]
+    own_size = sizes[idx]
+    a = np.divide(own, own_size - 1, out=np.zeros_like(own), where=own_size > 1)
+    mean_other = sums / sizes
+    mean_other[np.arange(labels.size), idx] = np.inf
+    b = mean_other.min(axis=1)
+    top = np.maximum(a, b)
+    s = np.divide(b - a, top, out=np.zeros_like(a), where=top > 0)
+    s[own_size == 1] = 0.0
+    return s
+
+
+def consensus_silhouette(C, k: int, tree=None) -> float:
+    """Mean silhouette width of the k consensus clusters under dissimilarity 1 − C (NaN if < 2 clusters)."""
+    labels = consensus_clusters(C, k, tree)
+    if np.unique(labels).size < 2:
+        return float("nan")
+    return float(np.mean(silhouette_widths(1.0 - np.asarray(C, dtype=np.float64), labels)))
+
+
+# -- the runs ------------------------------------------------------------------------------------
+@dataclass
+class ConsensusResult:
+    """Outcome of `consensus`: the n×n consensus matrix and its stability measures."""
+    rank: int
+    consensus: np.ndarray
+    cophenetic: float
+    dispersion: float
+    silhouette: float
+    sample_clusters: np.ndarray        # consensus clusters (cut of the UPGMA tree at k)
+    feature_clusters: np.ndarray       # argmax of each row of the best fit's W
+    assignments: np.ndarray            # r×n per-run sample assignments (argmax of H columns)
+    best: Factorization
+    objectives: np.ndarray             # every run's final objective, in run order
+    n_iter: np.ndarray
+    seconds: float
+    options: dict = field(default_factory=dict)
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.objectives.size)
+
+    def linkage(self) -> np.ndarray:
+        """Average-linkage tree of 1 − consensus (for dendrograms and ordering)."""
+        return consensus_linkage(self.consensus)
+
+    def summary(self) -> dict:
+        return {"rank": self.rank, "n_runs": self.n_runs, "cophenetic": self.cophenetic,
+                "dispersion": self.dispersion, "silhouette": self.silhouette,
+                "objective_min": float(self.objectives.min()), "objective_mean": float(self.objectives.mean()),
+                "seconds": self.seconds}
+
+    def plot(self, labels=None, **kwargs):
+        """Consensus heatmap ordered by the dendrogram (see `nmfkit.rank.plots.consensus_heatmap`)."""
+        from .plots import consensus_heatmap
+        return consensus_heatmap(self, labels=labels, **kwargs)
+
+    def __repr__(self):
+        return (f"ConsensusResult(rank {self.rank}, {self.n_runs} runs: cophenetic {self.cophenetic:.5f}, "
+                f"dispersion {self.dispersion:.5f}, silhouette {self.silhouette:.5f})")
+
+
+_WORKER_X = None
+_WORKER_LIMITS = None
+
+
+def _init_worker(X):
+    """Process-pool initializer: keep X once per worker; one BLAS thread per process."""
+    global _WORKER_X, _WORKER_LIMITS
+    _WORKER_X = X
+    try:
+        from threadpoolctl import threadpool_limits
+        _WORKER_LIMITS = threadpool_limits(1)
+    except ImportError:       # optional: without it BLAS may oversubscribe the cores
+        _WORKER_LIMITS = None
+
+
+def canonical_labels(labels) -> np.ndarray:
+    """Relabel clusters by first appearance: equal outputs ⇔ equal partitions (equal connectivity)."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank_of = np.empty(first.size, dtype=np.int64)
+    rank_of[np.argsort(first)] = np.arange(first.size)
+    return rank_of[inverse]
+
+
+class ConnectivityStop:
+    """R NMF's default stop (`nmf.stop.connectivity`) as a fit callback.
+
+    Every `check_interval` iterations the sample assignments argmax_k H_kj are
+    compared with the last check's; the fit stops once the connectivity matrix
+    has stayed the same for more than `stopconv` consecutive checks."""
+
+    def __init__(self, stopconv=40, check_interval=10):
+        self.stopconv, self.check_interval = stopconv, check_interval
+        self.previous, self.unchanged = None, 0
+
+    def __call__(self, state) -> bool:
+        if state.iteration % self.check_interval:
+            return False
+        labels = canonical_labels(np.argmax(state.Ht, axis=1))
+        if self.previous is not None and np.array_equal(labels, self.previous):
+            self.unchanged += 1
+        else:
+            self.previous, self.unchanged = labels, 0
+        return self.unchanged > self.stopconv
+
+
+def _fit_runs(X, rank, seeds, fit_kwargs):
+    """Fit once per seed; return (run index, labels, objective, n_iter, Factorization) per run."""
+    from ..fit import fit
+    X = _WORKER_X if X is None else X
+    kwargs = dict(fit_kwargs)
+    stop = kwargs.pop("stop", "tol")
+    out = []
+    for index, seed in seeds:
+        if stop == "connectivity":
+            kwargs.update(tol=0, callback=ConnectivityStop())
+        f = fit(X, rank, seed=seed, **kwargs)
+        out.append((index, np.argmax(f.H, axis=0), f.loss, f.n_iter, f))
+    return out
+
+
+class _RunProgress:
+    """'consensus k=3 [#####.....] 12/30 runs' on a terminal; silent elsewhere."""
+
+    def __init__(self, enabled, total, label):
+        self.enabled = bool(enabled) and sys.stderr.isatty()
+        self.total, self.label = total, label
+
+    def update(self, done):
+        if self.enabled:
+            bar = int(30 * done / max(self.total, 1))
+            sys.stderr.write(f"\r{self.label} [{'#' * bar}{'.' * (30 - bar)}] {done}/{self.total} runs")
+            sys.stderr.flush()
+            if done == self.total:
+                sys.stderr.write("\n")
+
+
+def resolve_jobs(n_jobs, n_tasks) -> int:
+    if n_jobs is None or n_jobs == 1:
+        return 1
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a positive integer or -1 (all cores); got {n_jobs!r}")
+    cores = os.cpu_count() or 1
+    jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs
+    return max(1, min(jobs, n_tasks))
+
+
+def run_seeds(seed, n_runs):
+    """One integer seed per run, spawned from one SeedSequence: the same whatever n_jobs is."""
+    return [int(c.generate_state(1, dtype=np.uint64)[0]) for c in np.random.SeedSequence(seed).spawn(n_runs)]
+
+
+def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, progress=True,
+              init="random", stop="tol", **fit_kwargs) -> ConsensusResult:
+    """Run `n_runs` independent fits of rank `rank` and summarise their agreement.
+
+    Each run is `nmfkit.fit(X, rank, solver=…, loss=…, init=…, seed=s_t)` with
+    s_t spawned from `numpy.random.SeedSequence(seed)`, so results do not depend
+    on `n_jobs`.  Runs go to `n_jobs` processes (-1: all cores; 1: inline).
+    `init` must be random ("random" or "nndsvdar"): deterministic starts would
+    make every run identical.  `stop="tol"` uses fit's relative-decrease rule
+    (`tol=`); `stop="connectivity"` is R NMF's default: stop once the sample
+    assignments have not changed for 40 checks made every 10 iterations
+    (up to `max_iter`).  Other keyword arguments go to `nmfkit.fit`.
+    Returns a `ConsensusResult` (consensus matrix, cophenetic, dispersion,
+    silhouette, sample and feature clusters, best fit, every run's objective).
+    """
+    X = check_matrix(X, "X")
+    rank = check_rank(rank, X.shape)
+    n_runs = check_positive_int(n_runs, "n_runs")
+    if isinstance(init, str) and init in DETERMINISTIC_INITS:
+        raise ValueError(f"consensus needs random starts, but init={init!r} is deterministic; "
+                         "use init='random' or 'nndsvdar'")
+    if not isinstance(init, str):
+        raise TypeError("consensus needs a random init method name ('random' or 'nndsvdar'), not given factors")
+    for bad in ("n_runs", "callback"):
+        if bad in fit_kwargs:
+            raise TypeError(f"consensus does not pass {bad}= to the individual fits")
+    if stop not in ("tol", "connectivity"):
+        raise ValueError(f"unknown stop {stop!r}; choose one of: connectivity, tol")
+    if stop == "connectivity" and "tol" in fit_kwargs:
+        raise TypeError("stop='connectivity' replaces tol=; pass one or the other")
+    kwargs = dict(solver=solver, loss=loss, init=init, **fit_kwargs)
+    # fail early, in this process, on a bad solver/loss/option combination
+    from ..fit import fit
+    fit(X, rank, seed=0, **{**kwargs, "max_iter": 1, "tol": 0})
+    kwargs["stop"] = stop
+
+    seeds = list(enumerate(run_seeds(seed, n_runs)))
+    jobs = resolve_jobs(n_jobs, n_runs)
+    bar = _RunProgress(progress, n_runs, f"consensus k={rank}")
+    started = time.perf_counter()
+    n = X.shape[1]
+    assignments = np.zeros((n_runs, n), dtype=np.int64)
+    objectives = np.zeros(n_runs)
+    n_iter = np.zeros(n_runs, dtype=np.int64)
+    best, best_key, done = None, None, 0
+
+    def collect(batch):
+        # keep only the best run's factors: memory stays O((m + n) k + r n)
+        nonlocal best, best_key, done
+        for index, labels, objective, iters, f in batch:
+            assignments[index], objectives[index], n_iter[index] = labels, objective, iters
+            if best_key is None or (objective, index) < best_key:   # first run among equal minima
+                best, best_key = f, (objective, index)
+            done += 1
+        bar.update(done)
+
+    if jobs == 1:
+        for item in seeds:
+            collect(_fit_runs(X, rank, [item], kwargs))
+    else:
+        # several runs per task amortise the inter-process overhead, yet keep the load balanced
+        per_task = max(1, n_runs // (4 * jobs))
+        chunks = [seeds[i:i + per_task] for i in range(0, n_runs, per_task)]
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(X,)) as pool:
+            futures = [pool.submit(_fit_runs, None, rank, chunk, kwargs) for chunk in chunks]
+            for fut in as_completed(futures):
+                collect(fut.result())
+    C = consensus_matrix(assignments)
+    tree = consensus_linkage(C)
+    return ConsensusResult(
+        rank=rank, consensus=C, cophenetic=cophenetic_correlation(C), dispersion=dispersion(C),
+        silhouette=consensus_silhouette(C, rank, tree), sample_clusters=consensus_clusters(C, rank, tree),
+        feature_clusters=np.argmax(best.W, axis=1), assignments=assignments, best=best,
+        objectives=objectives, n_iter=n_iter, seconds=time.perf_counter() - started,
+        options={"n_runs": n_runs, "seed": seed, **{k: v for k, v in kwargs.items()}})
