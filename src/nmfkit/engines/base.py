@@ -5,8 +5,10 @@ the W half-step on the transposed data.  An engine provides
 
     XHt(Ht)  = X Hᵀ   (m×k)          XtW(W) = Xᵀ W   (n×k)
     sqnorm   = ‖X‖²_F (float64)
-    kl_ratio(W, Ht)  = (Q Ht, Qᵀ W, D_KL)  with Q = X / (W Htᵀ), evaluated only
-                       where X is nonzero for sparse data
+    kl_ratio(W, Ht, need) = the parts of (Q Ht, Qᵀ W, D_KL) named in `need`
+                       ("XH", "XW", "loss"), Q = X / (W Htᵀ), evaluated only
+                       where X is nonzero for sparse data (engines may return
+                       the loss even when not asked)
     frobenius(W, Ht) = ½‖X − W Htᵀ‖²_F  (exact; used for final reports)
 
 Cost: XHt and XtW are one pass over X each (m·n·k flops dense, nnz·k sparse).
@@ -31,7 +33,7 @@ class Engine:
     def XtW(self, W: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def kl_ratio(self, W, Ht, need=("XH", "XW")):  # pragma: no cover - abstract
+    def kl_ratio(self, W, Ht, need=("XH", "XW", "loss")):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def kl_divergence(self, W, Ht) -> float:  # pragma: no cover - abstract

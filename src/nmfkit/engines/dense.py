@@ -45,8 +45,11 @@ class DenseEngine(Engine):
             self._pos = self.X > 0
         return self._pos
 
-    def kl_ratio(self, W, Ht, need=("XH", "XW")):
-        """Q = X/(W Htᵀ) products and the KL divergence at (W, Ht)."""
+    def kl_ratio(self, W, Ht, need=("XH", "XW", "loss")):
+        """Q = X/(W Htᵀ) products and, if "loss" is in `need`, the KL divergence at (W, Ht).
+
+        The divergence costs a log per entry, as much as the rest together, so
+        callers that only need a product leave it out."""
         WH = W @ Ht.T
         tiny = np.finfo(self.dtype).tiny
         np.maximum(WH, tiny, out=WH)
@@ -56,7 +59,8 @@ class DenseEngine(Engine):
             out["XH"] = Q @ Ht
         if "XW" in need:
             out["XW"] = Q.T @ W
-        out["loss"] = _kl_dense(self.X, WH, Q, self._positive())
+        if "loss" in need:
+            out["loss"] = _kl_dense(self.X, WH, Q, self._positive())
         return out
 
     def kl_divergence(self, W, Ht):

@@ -132,7 +132,7 @@ class MultiplicativeUpdates(Solver):
         Ht = mu_kl_half(Ht, XW, W.sum(axis=0), self.floor, *p.terms("H"))
         XH = e.kl_ratio(W, Ht, need=("XH",))["XH"]
         W = mu_kl_half(W, XH, Ht.sum(axis=0), self.floor, *p.terms("W"))
-        nxt = e.kl_ratio(W, Ht, need=("XW",))
+        nxt = e.kl_ratio(W, Ht, need=("XW", "loss"))
         self._next = (W, Ht, nxt["XW"])
         return W, Ht, nxt["loss"] + p.value(W, Ht)
 

@@ -161,6 +161,6 @@ class RBrunet(_RCompat):
         if self.iteration % BRUNET_FLOOR_EVERY == 0:
             np.maximum(Ht, R_DOUBLE_EPS, out=Ht)
             np.maximum(W, R_DOUBLE_EPS, out=W)
-        nxt = e.kl_ratio(W, Ht, need=("XW",))
+        nxt = e.kl_ratio(W, Ht, need=("XW", "loss"))
         self._next = (W, Ht, nxt["XW"])
         return W, Ht, nxt["loss"]
