@@ -7,9 +7,12 @@
                iterations run);
   time_limit   wall-clock seconds;
   callback     callback(state) returning True;
+  target       the solver sets `done` (its own target, e.g. sgd's target_error);
   interrupted  Ctrl-C: the best factorization so far is returned with a
                warning instead of losing the work.
-History records (iteration, seconds, objective) from iteration 0 (the start).
+History records (iteration, seconds, objective) from iteration 0 (the start); a `tracker`
+(diagnostics.Tracker) adds its columns, and its own time is left out of `seconds`.  For a monotone
+solver every objective increase beyond rounding is listed in `monotonicity` and warned about.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .diagnostics import objective_increases
 
 WINDOW = 5   # iterations over which the relative decrease is averaged
 
@@ -48,6 +53,7 @@ class RunOutput:
     stop_reason: str
     history: dict
     seconds: float
+    monotonicity: list = field(default_factory=list)
 
 
 class Progress:
@@ -83,20 +89,29 @@ def relative_decrease(objectives, window=WINDOW) -> float:
 
 
 def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monotone=True,
-        progress=False, label="nmf") -> RunOutput:
+        progress=False, label="nmf", tracker=None) -> RunOutput:
     start = time.perf_counter()
     W, Ht = solver.prepare(W, Ht)
     obj = float(solver.objective(W, Ht))
     hist = {"iteration": [0], "seconds": [0.0], "objective": [obj]}
+    tracked = 0.0                     # seconds spent in the tracker, excluded from the history's
+    if tracker is not None:
+        tracker.start(solver, W, Ht, obj)
+        tracked = time.perf_counter() - start
     best = (obj, W, Ht, 0)
     last = best
     stop_reason, converged, it = "max_iter", False, 0
     bar = Progress(progress, max_iter, label)
     try:
         for it in range(1, max_iter + 1):
+            W_prev, Ht_prev = W, Ht
             W, Ht, obj = solver.step(W, Ht)
             obj = float(obj)
-            now = time.perf_counter() - start
+            if tracker is not None:
+                t0 = time.perf_counter()
+                tracker.record(W_prev, Ht_prev, W, Ht, getattr(solver, "cache", None), solver.engine, obj)
+                tracked += time.perf_counter() - t0
+            now = time.perf_counter() - start - tracked
             hist["iteration"].append(it)
             hist["seconds"].append(now)
             hist["objective"].append(obj)
@@ -106,10 +121,13 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
                 warnings.warn(f"{label}: objective became {obj} at iteration {it}; "
                               "returning the best iterate so far", RuntimeWarning, stacklevel=3)
                 break
-            if obj <= best[0] or monotone:
+            if obj <= best[0] or monotone or getattr(solver, "returns_last_iterate", False):
                 best = last
             bar.update(it, obj)
-            if tol > 0 and (obj == 0.0 or relative_decrease(hist["objective"]) < tol):
+            if getattr(solver, "done", False):      # the solver's own target was met (e.g. sgd's target_error)
+                stop_reason, converged = "target", True
+                break
+            if tol > 0 and (obj == 0.0 or abs(relative_decrease(hist["objective"])) < tol):
                 stop_reason, converged = "converged", True
                 break
             if time_limit is not None and now >= time_limit:
@@ -125,7 +143,21 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
     finally:
         bar.update(last[3], last[0], force=True)
         bar.close()
+    if tracker is not None:
+        tracker.finish(last[1], last[2])
+        hist.update(tracker.columns())
     n = min(len(v) for v in hist.values())
     hist = {k: np.asarray(v[:n], dtype=np.int64 if k == "iteration" else np.float64) for k, v in hist.items()}
+    increases = []
+    if monotone:
+        engine = getattr(solver, "engine", None)
+        increases = objective_increases(hist["objective"], scale=0.5 * getattr(engine, "sqnorm", 0.0),
+                                        dtype=getattr(engine, "dtype", np.float64))
+        if increases:
+            it_max, up_max = max(increases, key=lambda p: p[1])
+            warnings.warn(f"{label}: the objective increased at {len(increases)} iteration(s) although this "
+                          f"solver is monotone; largest +{up_max:.3g} at iteration {it_max} "
+                          "(listed in Factorization.monotonicity)", RuntimeWarning, stacklevel=3)
     obj, W, Ht, _ = best
-    return RunOutput(W, Ht, obj, last[3], converged, stop_reason, hist, time.perf_counter() - start)
+    return RunOutput(W, Ht, obj, last[3], converged, stop_reason, hist, time.perf_counter() - start,
+                     increases)

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import solvers  # noqa: F401  (fills the solver registry)
 from . import init as _init  # noqa: F401  (fills the init registry)
+from .diagnostics import Tracker
 from .driver import run
 from .engines import make_engine
 from .registry import INITS, auto_solver, resolve_loss, solver_spec
@@ -32,8 +33,8 @@ def _labels(X):
 
 
 def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max_iter=None,
-        tol=1e-4, seed=None, n_runs=1, callback=None, time_limit=None, verbose=False,
-        **solver_options) -> Factorization:
+        tol=1e-4, seed=None, n_runs=1, callback=None, time_limit=None, verbose=False, track=False,
+        mask=None, missing="error", **solver_options) -> Factorization:
     """Factorize a non-negative matrix X (m×n) as W H with W (m×k), H (k×n) ≥ 0.
 
     Parameters
@@ -54,12 +55,19 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     callback : callable(state) -> bool, called after each iteration; True stops.
     time_limit : seconds per run.
     verbose : show a progress line on a terminal.
+    track : True records seed 000's convergence quantities per iteration in `history`
+        (see `nmfkit.diagnostics`); a list of quantity names / callables, or a
+        `diagnostics.Tracker`, selects them.
+    mask : boolean m×n array, True = observed: the loss counts observed entries
+        only (solvers "mu", "pgd", "sgd"; the data is then held densely).
+    missing : "error" (NaN in X is refused) or "mask" (NaN entries are missing).
     solver_options : passed to the solver (see its documentation).
     """
     row_names, col_names = _labels(X)
-    X = check_matrix(X, "X")
+    choose(missing, ("error", "mask"), "missing")
+    X = check_matrix(X, "X", allow_nan=missing == "mask" or mask is not None)
     rank = check_rank(rank, X.shape)
-    engine = make_engine(X)
+    engine = make_engine(X, mask=mask, nan_is_missing=missing == "mask")
     loss, beta_value = resolve_loss(loss, beta)
     if solver == "auto":
         solver = auto_solver(loss, engine.kind)
@@ -70,6 +78,12 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     n_runs = check_positive_int(n_runs, "n_runs")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable: callback(state) -> bool")
+    if track is True:
+        track = Tracker()
+    elif isinstance(track, (list, tuple)):
+        track = Tracker(track)
+    elif track is not False and track is not None and not isinstance(track, Tracker):
+        raise TypeError("track must be True/False, a list of quantity names, or a diagnostics.Tracker")
 
     if isinstance(init, str):
         init = spec.default_init if init == "auto" else init
@@ -97,9 +111,11 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
             W0, Ht0 = INITS[init_name](engine, rank, rng)
         if r > 0:
             solver_obj = spec.cls(engine, loss, beta_value, **solver_options)
+        solver_obj.rng = rng          # stochastic solvers (sgd) draw from the run's stream
         label = f"{solver} run {r + 1}/{n_runs}" if n_runs > 1 else solver
         out = run(solver_obj, W0, Ht0, max_iter=max_iter, tol=tol, time_limit=time_limit,
-                  callback=callback, monotone=spec.monotone, progress=verbose, label=label)
+                  callback=callback, monotone=spec.monotone and getattr(solver_obj, "monotone", True), progress=verbose, label=label,
+                  tracker=(track if r == 0 else track.fresh()) if track else None)
         runs.append({"run": r, "seed": int(child.generate_state(1)[0]), "loss": out.objective,
                      "n_iter": out.n_iter, "stop_reason": out.stop_reason, "seconds": out.seconds})
         if best is None or out.objective < best.objective:
@@ -113,13 +129,16 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     options = {"solver": solver, "loss": loss, "beta": beta_value, "init": init_name, "max_iter": max_iter,
                "tol": tol, "seed": seed, "n_runs": n_runs, "time_limit": time_limit,
                "dtype": str(engine.dtype), "engine": engine.kind, **solver_options}
+    if engine.kind == "masked":
+        options["n_missing"] = engine.shape[0] * engine.shape[1] - engine.n_observed
     if interrupted and n_runs > 1:
         warnings.warn(f"interrupted after {len(runs)} of {n_runs} runs; returning the best so far",
                       RuntimeWarning, stacklevel=2)
     return Factorization(W=W, H=H, loss=best.objective, relative_error=rel, n_iter=best.n_iter,
                          converged=best.converged, stop_reason="interrupted" if interrupted else best.stop_reason,
                          history=best.history, options=options, runs=runs,
-                         seconds=time.perf_counter() - started, row_names=row_names, col_names=col_names)
+                         seconds=time.perf_counter() - started, row_names=row_names, col_names=col_names,
+                         monotonicity=best.monotonicity)
 
 
 def relative_error(engine, W, Ht) -> float:

@@ -30,6 +30,7 @@ class Factorization:
     seconds: float = 0.0
     row_names: list | None = None
     col_names: list | None = None
+    monotonicity: list = field(default_factory=list)   # [(iteration, increase)] of a monotone solver
 
     @property
     def rank(self) -> int:
@@ -39,6 +40,23 @@ class Factorization:
         """The fitted matrix W H (dense m×n: mind the memory for large data)."""
         return self.W @ self.H
 
+    @property
+    def component_names(self) -> list:
+        """NMF1 … NMFk, the column names of W_frame and row names of H_frame."""
+        return [f"NMF{q + 1}" for q in range(self.rank)]
+
+    @property
+    def W_frame(self):
+        """W as a pandas DataFrame: X's row labels × NMF1..NMFk (pip install nmfkit[pandas])."""
+        pd = _pandas()
+        return pd.DataFrame(self.W, index=self.row_names, columns=self.component_names)
+
+    @property
+    def H_frame(self):
+        """H as a pandas DataFrame: NMF1..NMFk × X's column labels (pip install nmfkit[pandas])."""
+        pd = _pandas()
+        return pd.DataFrame(self.H, index=self.component_names, columns=self.col_names)
+
     def to_frame(self):
         """History as a pandas DataFrame (or a NumPy structured array without pandas)."""
         try:
@@ -47,6 +65,12 @@ class Factorization:
             names = list(self.history)
             return np.rec.fromarrays([self.history[k] for k in names], names=names)
         return pd.DataFrame(self.history)
+
+    def report(self, path, *, title=None, image_shape=None, feature_names=None, **options) -> str:
+        """Write a self-contained HTML report (summary, parameters, convergence, factor views)."""
+        from .report import factorization_report
+        return factorization_report(self, path, title=title, image_shape=image_shape,
+                                    feature_names=feature_names, **options)
 
     def summary(self) -> dict:
         """JSON-ready summary of the fit (no factor values)."""
@@ -61,6 +85,7 @@ class Factorization:
             "seconds": self.seconds,
             "options": self.options,
             "runs": self.runs,
+            "monotonicity": [list(p) for p in self.monotonicity],
         }
 
     def __repr__(self):
@@ -101,7 +126,8 @@ class Factorization:
         return cls(W=W, H=H, loss=meta["loss"], relative_error=meta["relative_error"],
                    n_iter=meta["n_iter"], converged=meta["converged"], stop_reason=meta["stop_reason"],
                    history=history, options=meta["options"], runs=meta["runs"],
-                   seconds=meta["seconds"], row_names=meta.get("row_names"), col_names=meta.get("col_names"))
+                   seconds=meta["seconds"], row_names=meta.get("row_names"), col_names=meta.get("col_names"),
+                   monotonicity=[tuple(p) for p in meta.get("monotonicity", [])])
 
 
 def _jsonable(obj):
@@ -110,3 +136,11 @@ def _jsonable(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     return str(obj)
+
+
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("labelled factors need pandas: pip install nmfkit[pandas]") from None
+    return pd

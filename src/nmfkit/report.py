@@ -1,0 +1,155 @@
+"""Self-contained HTML reports: one file, figures inlined as base64 PNG, no network access.
+
+    write_html(path, title, sections)
+
+`sections` is a list of (heading, content) pairs (or a dict heading -> content); content is one item
+or a list of items, each one of
+  matplotlib Figure   -> inline <img src="data:image/png;base64,...">
+  str                 -> a paragraph (escaped)
+  Html(str)           -> raw HTML, inserted as is
+  dict                -> a two-column key/value table
+  list of dicts       -> a table, one row per dict (columns: union of the keys, in first-seen order)
+
+`factorization_report(result, path)` assembles the standard report of a fit: summary, parameters,
+runs, convergence figure (seed 000's curves when the fit was tracked), monotonicity findings and factor
+views (basis/coefficient heatmaps, top features, basis images when `image_shape` is given).
+Cost: one PNG render per figure (~50 ms each); the file holds no factor values beyond the figures.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import time
+
+import numpy as np
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;line-height:1.45;padding:0 1em}
+h1{font-size:1.6em;border-bottom:2px solid #4a7ab5;padding-bottom:.2em}
+h2{font-size:1.2em;margin-top:1.8em;color:#2f5d94}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+th,td{border:1px solid #ccd;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#eef2f8}
+img{max-width:100%;height:auto;display:block;margin:.6em 0}
+.note{color:#555;font-size:.85em}
+.warn{color:#9a3b00;font-weight:600}
+"""
+
+
+class Html(str):
+    """A string inserted into the report without escaping."""
+
+
+def figure_to_base64(fig, dpi=110) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _cell(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return html.escape(f"{float(value):.6g}")
+    if isinstance(value, (list, tuple)) and len(value) > 12:
+        value = f"[{len(value)} items]"
+    return html.escape(str(value))
+
+
+def _render(item) -> str:
+    if isinstance(item, Html):
+        return str(item)
+    if isinstance(item, str):
+        return f"<p>{html.escape(item)}</p>"
+    if hasattr(item, "savefig"):
+        return f'<img alt="figure" src="data:image/png;base64,{figure_to_base64(item)}">'
+    if isinstance(item, dict):
+        rows = "".join(f"<tr><th>{_cell(k)}</th><td>{_cell(v)}</td></tr>" for k, v in item.items())
+        return f"<table>{rows}</table>"
+    if isinstance(item, (list, tuple)) and item and all(isinstance(r, dict) for r in item):
+        cols = list(dict.fromkeys(k for r in item for k in r))
+        head = "".join(f"<th>{_cell(c)}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c, ''))}</td>" for c in cols) + "</tr>"
+                       for r in item)
+        return f"<table><tr>{head}</tr>{body}</table>"
+    if isinstance(item, (list, tuple)):
+        return "".join(_render(x) for x in item)
+    raise TypeError(f"cannot put a {type(item).__name__} in a report: use a Figure, str, dict or list of dicts")
+
+
+def render_html(title, sections) -> str:
+    """The report as an HTML string (see `write_html`)."""
+    if isinstance(sections, dict):
+        sections = list(sections.items())
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for heading, content in sections:
+        parts.append(f"<section><h2>{html.escape(str(heading))}</h2>{_render(content)}</section>")
+    parts.append(f'<p class="note">Written by nmfkit on {time.strftime("%Y-%m-%d %H:%M:%S")}.</p>'
+                 "</body></html>\n")
+    return "".join(parts)
+
+
+def write_html(path, title, sections) -> str:
+    """Write a self-contained HTML report to `path` and return the path."""
+    path = os.fspath(path)
+    text = render_html(title, sections)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt_monotonicity(result):
+    spec_monotone = result.options.get("solver") is not None
+    increases = list(getattr(result, "monotonicity", []) or [])
+    if not increases:
+        return "No objective increase was recorded." if spec_monotone else ""
+    rows = [{"iteration": int(i), "increase": float(up)} for i, up in increases]
+    return [Html(f'<p class="warn">The objective increased at {len(rows)} iteration(s) although the '
+                 "solver promises a non-increasing objective.</p>"), rows]
+
+
+def factorization_report(result, path, *, title=None, image_shape=None, feature_names=None, n_top=10,
+                         image_order="C"):
+    """The standard report of a `Factorization` (see the module docstring); returns the path."""
+    from . import plots
+
+    opts = result.options or {}
+    title = title or f"nmfkit: rank-{result.rank} {opts.get('solver', '?')} factorization"
+    m, n = result.W.shape[0], result.H.shape[1]
+    summary = {"data shape": f"{m} × {n}", "rank": result.rank, "solver": opts.get("solver"),
+               "loss": opts.get("loss"), "final objective": result.loss,
+               "relative error ‖X − WH‖/‖X‖": result.relative_error, "iterations": result.n_iter,
+               "converged": result.converged, "stop reason": result.stop_reason,
+               "seconds": result.seconds}
+    sections = [("Summary", summary), ("Parameters", dict(opts))]
+    if len(result.runs) > 1:
+        sections.append(("Runs", list(result.runs)))
+    sections.append(("Monotonicity", _fmt_monotonicity(result)))
+
+    hist = result.history
+    tracked = [c for c in plots.SEED_COLUMNS if c in hist]
+    conv = [plots.convergence(hist, tracked or ["objective"],
+                              title="log of the tracked quantities (seed 000's figure)" if tracked
+                              else "log objective")]
+    extra = [c for c in ("theta_V", "theta_U", "kkt_residual", "relative_error") if c in hist]
+    if extra:
+        conv.append(plots.convergence(hist, extra, title="curvature ratios θ, KKT residual, relative error"))
+    sv = [c for c in ("sv_min_WtW", "sv_max_WtW", "sv_min_HHt", "sv_max_HHt") if c in hist]
+    if sv:
+        conv.append(plots.convergence(hist, sv, title="extreme singular values of WᵀW and HHᵀ"))
+    sections.append(("Convergence", conv))
+
+    views = []
+    if image_shape is not None:
+        views.append(plots.basis_images(result.W, image_shape, order=image_order))
+    names = feature_names if feature_names is not None else result.row_names
+    views.append(plots.top_features(result.W, names, n=n_top, components=range(min(result.rank, 10))))
+    views.append(plots.basis_heatmap(result.W, row_names=names))
+    views.append(plots.coefficient_heatmap(result.H, col_names=result.col_names))
+    sections.append(("Factors", views))
+    return write_html(path, title, sections)
