@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import checkpoint as _checkpoint
 from .diagnostics import objective_increases
 
 WINDOW = 5   # iterations over which the relative decrease is averaged
@@ -89,21 +90,41 @@ def relative_decrease(objectives, window=WINDOW) -> float:
 
 
 def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monotone=True,
-        progress=False, label="nmf", tracker=None) -> RunOutput:
+        progress=False, label="nmf", tracker=None, checkpoint=None, resume=None) -> RunOutput:
+    """Iterate `solver` from (W, Ht).  `checkpoint` = dict(path, every, fingerprint) writes the
+    state every `every` iterations (and on Ctrl-C); `resume` = a loaded checkpoint to continue."""
     start = time.perf_counter()
-    W, Ht = solver.prepare(W, Ht)
-    obj = float(solver.objective(W, Ht))
-    hist = {"iteration": [0], "seconds": [0.0], "objective": [obj]}
-    tracked = 0.0                     # seconds spent in the tracker, excluded from the history's
+    if resume is None:
+        W, Ht = solver.prepare(W, Ht)
+        obj = float(solver.objective(W, Ht))
+        hist = {"iteration": [0], "seconds": [0.0], "objective": [obj]}
+        best, first, offset = (obj, W, Ht, 0), 1, 0.0
+    else:
+        solver.prepare(resume["W"], resume["Ht"])    # set-up only: the saved iterates are prepared already
+        solver.set_state(resume["solver_state"])
+        if resume["rng_state"] is not None and getattr(solver, "rng", None) is not None:
+            solver.rng.bit_generator.state = resume["rng_state"]
+        W, Ht, hist = resume["W"], resume["Ht"], resume["history"]
+        best, first, offset = resume["best"], resume["iteration"] + 1, resume["seconds"]
+        obj = hist["objective"][-1]
+    tracked = -offset                 # tracker seconds are left out of the history's (and earlier runs' added)
     if tracker is not None:
         tracker.start(solver, W, Ht, obj)
-        tracked = time.perf_counter() - start
-    best = (obj, W, Ht, 0)
-    last = best
-    stop_reason, converged, it = "max_iter", False, 0
+        tracked = time.perf_counter() - start - offset
+    last = (obj, W, Ht, first - 1)
+    stop_reason, converged, it = "max_iter", False, first - 1
+
+    def save_checkpoint():
+        n = last[3] + 1               # complete iterations 0..last (Ctrl-C may cut an append short)
+        rng = getattr(solver, "rng", None)
+        _checkpoint.save(checkpoint["path"], fingerprint=checkpoint["fingerprint"], iteration=last[3],
+                         seconds=hist["seconds"][n - 1], W=last[1], Ht=last[2], best=best,
+                         history={k: v[:n] for k, v in hist.items()}, solver_state=solver.get_state(),
+                         rng_state=rng.bit_generator.state if rng is not None else None)
+
     bar = Progress(progress, max_iter, label)
     try:
-        for it in range(1, max_iter + 1):
+        for it in range(first, max_iter + 1):
             W_prev, Ht_prev = W, Ht
             W, Ht, obj = solver.step(W, Ht)
             obj = float(obj)
@@ -133,11 +154,15 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
             if time_limit is not None and now >= time_limit:
                 stop_reason = "time_limit"
                 break
+            if checkpoint is not None and it % checkpoint["every"] == 0:
+                save_checkpoint()
             if callback is not None and callback(State(it, W, Ht, obj, now, hist)):
                 stop_reason = "callback"
                 break
     except KeyboardInterrupt:
         stop_reason = "interrupted"
+        if checkpoint is not None:
+            save_checkpoint()
         warnings.warn(f"{label}: interrupted at iteration {it}; returning the best factorization so far "
                       f"(iteration {best[3]}, objective {best[0]:.6g})", RuntimeWarning, stacklevel=3)
     finally:

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from . import solvers  # noqa: F401  (fills the solver registry)
+from . import checkpoint as _checkpoint
 from . import init as _init  # noqa: F401  (fills the init registry)
 from .diagnostics import Tracker
 from .driver import run
@@ -34,7 +35,8 @@ def _labels(X):
 
 def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max_iter=None,
         tol=1e-4, seed=None, n_runs=1, callback=None, time_limit=None, verbose=False, track=False,
-        mask=None, missing="error", **solver_options) -> Factorization:
+        mask=None, missing="error", checkpoint=None, checkpoint_every=50, resume=None,
+        **solver_options) -> Factorization:
     """Factorize a non-negative matrix X (m×n) as W H with W (m×k), H (k×n) ≥ 0.
 
     Parameters
@@ -61,6 +63,10 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     mask : boolean m×n array, True = observed: the loss counts observed entries
         only (solvers "mu", "pgd", "sgd"; the data is then held densely).
     missing : "error" (NaN in X is refused) or "mask" (NaN entries are missing).
+    checkpoint : path of a checkpoint file written every `checkpoint_every`
+        iterations (and on Ctrl-C), atomically; see `nmfkit.checkpoint`.
+    resume : path of a checkpoint to continue from (same X, rank, solver, loss);
+        the iteration count continues, so `max_iter` is the total.
     solver_options : passed to the solver (see its documentation).
     """
     row_names, col_names = _labels(X)
@@ -85,6 +91,21 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     elif track is not False and track is not None and not isinstance(track, Tracker):
         raise TypeError("track must be True/False, a list of quantity names, or a diagnostics.Tracker")
 
+    fingerprint = {"shape": list(X.shape), "rank": rank, "solver": solver, "loss": loss, "beta": beta_value,
+                   "dtype": str(engine.dtype)}
+    resumed = None
+    if checkpoint is not None or resume is not None:
+        if n_runs > 1:
+            raise ValueError("checkpoint/resume follow one run; use n_runs=1")
+        if track:
+            raise ValueError("track= cannot be combined with checkpoint/resume")
+        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if resume is not None:
+        resumed = _checkpoint.load(resume)
+        _checkpoint.check_fingerprint(resumed["fingerprint"], fingerprint, resume)
+    ckpt = None if checkpoint is None else {"path": checkpoint, "every": checkpoint_every,
+                                            "fingerprint": fingerprint}
+
     if isinstance(init, str):
         init = spec.default_init if init == "auto" else init
         choose(init, INITS, "init")
@@ -105,7 +126,9 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     started = time.perf_counter()
     for r, child in enumerate(seeds):
         rng = np.random.default_rng(child)
-        if given is not None:
+        if resumed is not None:
+            W0 = Ht0 = None               # the driver takes the iterates from the checkpoint
+        elif given is not None:
             W0, Ht0 = given[0], np.ascontiguousarray(given[1].T)
         else:
             W0, Ht0 = INITS[init_name](engine, rank, rng)
@@ -115,7 +138,8 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         label = f"{solver} run {r + 1}/{n_runs}" if n_runs > 1 else solver
         out = run(solver_obj, W0, Ht0, max_iter=max_iter, tol=tol, time_limit=time_limit,
                   callback=callback, monotone=spec.monotone and getattr(solver_obj, "monotone", True), progress=verbose, label=label,
-                  tracker=(track if r == 0 else track.fresh()) if track else None)
+                  tracker=(track if r == 0 else track.fresh()) if track else None,
+                  checkpoint=ckpt, resume=resumed)
         runs.append({"run": r, "seed": int(child.generate_state(1)[0]), "loss": out.objective,
                      "n_iter": out.n_iter, "stop_reason": out.stop_reason, "seconds": out.seconds})
         if best is None or out.objective < best.objective:

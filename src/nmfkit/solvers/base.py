@@ -43,8 +43,20 @@ class Solver:
         self.beta = beta
         self.penalty = Penalty.from_options(engine.shape, alpha_W, alpha_H, l1_ratio)
 
+    # Attributes that `get_state`/`set_state` carry across a checkpoint.
+    checkpoint_attrs: tuple = ()
+
     def prepare(self, W, Ht):
         return W, Ht
+
+    def get_state(self) -> dict:
+        """The solver's own state beyond (W, Ht), for checkpoints (numbers or arrays)."""
+        return {name: getattr(self, name) for name in self.checkpoint_attrs}
+
+    def set_state(self, state: dict) -> None:
+        for name in self.checkpoint_attrs:
+            if name in state:
+                setattr(self, name, state[name])
 
     def objective(self, W, Ht) -> float:
         """Loss at (W, Ht): ½‖X − W Htᵀ‖² for Frobenius, D_β otherwise."""

@@ -80,6 +80,7 @@ def zero_lines(engine):
 
 class _RCompat(Solver):
     """Shared plumbing: no penalties (R's methods have none)."""
+    checkpoint_attrs = ("iteration",)   # brunet floors on every 10th iteration
 
     returns_last_iterate = True   # R returns its last iterate, never a "best" one
 

@@ -39,6 +39,7 @@ SCHEDULES = ("constant", "invscaling")
 
 class SGD(Solver):
     """Projected mini-batch SGD; see the module docstring."""
+    checkpoint_attrs = ("epoch", "done")   # the schedule depends on the epoch; the rng is saved by the driver
 
     def __init__(self, engine, loss, beta, *, learning_rate="auto", schedule="constant", power_t=0.5,
                  batch_size=256, l2=0.0, target_error=None, **options):
