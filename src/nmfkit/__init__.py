@@ -9,6 +9,8 @@ from __future__ import annotations
 from .fit import fit
 from .registry import SOLVERS, INITS
 from .result import Factorization
+from .rank import (ConsensusResult, CrossValidation, RankSurvey, consensus, cross_validate_rank, estimate_rank,
+                   feature_score, randomize, select_features, top_features)
 
 __version__ = "0.1.0"
 
@@ -20,3 +22,16 @@ def solvers_table():
 
 
 __all__ = ["fit", "Factorization", "SOLVERS", "INITS", "solvers_table", "__version__"]
+__all__ += ["consensus", "estimate_rank", "cross_validate_rank", "ConsensusResult", "RankSurvey", "CrossValidation",
+            "feature_score", "select_features", "top_features", "randomize"]
+from .project import project
+
+__all__ += ["project", "NMF"]
+
+
+def __getattr__(name):
+    """`nmfkit.NMF` is imported on first use, so nmfkit itself never needs scikit-learn."""
+    if name == "NMF":
+        from .sklearn import NMF
+        return NMF
+    raise AttributeError(f"module 'nmfkit' has no attribute {name!r}")

@@ -1,0 +1,111 @@
+"""Projecting new data on a fixed basis: H_new = argmin_{H ≥ 0} D(X_new ‖ W H).
+
+    H_new = nmfkit.project(W, X_new)            # W m×k fixed, X_new m×n → H_new k×n
+
+Frobenius loss (½‖X_new − W H‖²_F + penalties): with G = WᵀW (k×k) and
+R = X_newᵀ W (n×k) every column of H is an independent NNLS problem
+min_h ½ hᵀG h − rᵀh, h ≥ 0, with the same G.  All columns are solved at once,
+exactly, by block principal pivoting (Kim & Park, SIAM J. Sci. Comput. 33(6),
+2011; `nmfkit.solvers.anls.nnls_bpp`), so the answer does not depend on a
+tolerance or on which other columns are solved with it.  Penalties in
+scikit-learn's meaning enter as R ← R − λ₁, G ← G + λ₂I with
+λ₁ = alpha_H·l1_ratio·m, λ₂ = alpha_H·(1 − l1_ratio)·m.
+Cost: one product with X_new (2·nnz·k or 2·m·n·k), k²m for G, and O(k³) per
+distinct active set plus O(n k²) per pivoting round.
+
+KL loss (generalised Kullback–Leibler): Lee & Seung's multiplicative update on H
+with W fixed, H ← H ∘ (Wᵀ(X_new / WH)) / (Wᵀ1 + λ₁ + λ₂H), which never
+increases the divergence; other β-divergences ("is", beta=…) use the β-MU
+update of `nmfkit.solvers.mu` (exponent γ(β) keeps it monotone).  It starts from the uniform H whose fitted column
+sums equal X_new's (a property every KL stationary point has) and stops each
+column on its own when its relative L1 change falls below `tol` (a converged
+column is frozen), so a column's result does not depend on the others either.
+Cost per iteration: one KL ratio product (nnz·k sparse, m·n·k dense).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .engines import is_sparse, make_engine
+from .penalties import Penalty
+from .solvers.anls import nnls_bpp
+from .solvers.base import floor_of
+from .registry import resolve_loss
+from .solvers.mu import beta_exponent, check_positive_data, mu_beta_half
+from .validation import check_matrix, check_nonneg_float, check_positive_int
+
+
+def _basis(W, dtype):
+    W = check_matrix(W, "W")
+    W = W.toarray() if is_sparse(W) else W
+    return np.ascontiguousarray(W, dtype=dtype)
+
+
+def project(W, X_new, *, loss="frobenius", beta=None, tol=1e-6, max_iter=1000, alpha_H=0.0,
+            l1_ratio=0.0) -> np.ndarray:
+    """Coefficients H_new ≥ 0 (k×n) that best reconstruct X_new (m×n) as W H_new with W (m×k) fixed.
+
+    Parameters
+    ----------
+    W : basis, m×k, non-negative (a Factorization's W).
+    X_new : m×n non-negative NumPy array or SciPy sparse matrix (never densified);
+        its rows are the same features as W's rows.
+    loss, beta : "frobenius" (exact, by block principal pivoting), or "kl", "is", or
+        a β-divergence via beta=… (multiplicative updates), as in `nmfkit.fit`.
+    tol, max_iter : per-column stopping rule of the multiplicative updates (the
+        Frobenius solve is exact and ignores them).
+    alpha_H, l1_ratio : L1/L2 penalty on H_new, as in `nmfkit.fit`.
+
+    The result has X_new's floating dtype (float32 stays float32).
+    """
+    loss, beta = resolve_loss(loss, beta)
+    tol = check_nonneg_float(tol, "tol")
+    max_iter = check_positive_int(max_iter, "max_iter")
+    X_new = check_matrix(X_new, "X_new", allow_zero=True)
+    engine = make_engine(X_new)
+    W = _basis(W, engine.dtype)
+    m, n = engine.shape
+    if W.shape[0] != m:
+        raise ValueError(f"W has {W.shape[0]} rows but X_new has {m}; X_new must have the same features "
+                         f"(rows) as the data W was fitted on, one column per new sample")
+    penalty = Penalty.from_options((m, n), 0.0, alpha_H, l1_ratio)
+    if loss == "frobenius":
+        Ht = _frobenius(engine, W, penalty)
+    else:
+        if beta <= 0:
+            check_positive_data(engine, loss, beta)
+        Ht = _multiplicative(engine, W, beta, penalty, tol, max_iter)
+    return np.ascontiguousarray(Ht.T)
+
+
+def _frobenius(engine, W, penalty):
+    R, G = penalty.edit(engine.XtW(W).astype(np.float64), (W.T @ W).astype(np.float64), "H")
+    return nnls_bpp(R, G).astype(engine.dtype, copy=False)
+
+
+def _multiplicative(engine, W, beta, penalty, tol, max_iter):
+    l1, l2 = penalty.terms("H")
+    floor = floor_of(engine.dtype)
+    gamma = beta_exponent(beta)
+    w_sums = W.sum(axis=0).astype(engine.dtype)
+    total = float(w_sums.sum(dtype=np.float64))
+    if total <= 0:
+        raise ValueError("W is all zeros; there is no basis to project on")
+    n, k = engine.shape[1], W.shape[1]
+    # Uniform start whose fitted column sums match the data's column sums.
+    Ht = np.repeat((engine.col_sums() / total)[:, None], k, axis=1)
+    Ht = np.maximum(Ht, floor).astype(engine.dtype)
+    active = np.ones(n, dtype=bool)
+    for _ in range(max_iter):
+        if beta == 1.0:      # KL: Wᵀ1 is the denominator; sparse data costs nnz·k
+            numer, denom = engine.kl_ratio(W, Ht, need=("XW",))["XW"], np.broadcast_to(w_sums, Ht.shape)
+        else:
+            prod = engine.beta_products(W, Ht, beta, need=("XW",))
+            numer, denom = prod["num_H"], prod["den_H"]
+        new = mu_beta_half(Ht, numer, denom, gamma, floor, l1, l2).astype(engine.dtype, copy=False)
+        change = np.abs(new - Ht).sum(axis=1) / np.maximum(np.abs(Ht).sum(axis=1), floor)
+        Ht = np.where(active[:, None], new, Ht)
+        active &= change > tol
+        if not active.any():
+            break
+    return Ht

@@ -1,0 +1,165 @@
+"""The R skin (nmfkit.r_api): method/seed mapping, accessors, and agreement with R NMF.
+
+Tests marked `r` run R NMF on the same model and skip, saying why, when
+Rscript or the NMF package is missing.
+"""
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import nmfkit
+from nmfkit import r_api as R
+
+
+@pytest.fixture(scope="module")
+def V():
+    return R.rmatrix(12, 9, seed=3) + 0.05
+
+
+def test_methods_map_to_solvers_and_losses(V):
+    for method, (solver, loss) in R.METHODS.items():
+        fit = R.nmf(V, 2, method=method, seed=1, max_iter=50)
+        assert fit.fit.options["solver"] == solver and fit.fit.options["loss"] == loss
+        assert R.basis(fit).shape == (12, 2) and R.coef(fit).shape == (2, 9)
+    hals = R.nmf(V, 2, method="hals", seed=1)
+    assert hals.fit.options["solver"] == "hals"
+    with pytest.raises(ValueError, match="choose one of"):
+        R.nmf(V, 2, method="nope")
+
+
+def test_seed_forms(V):
+    a, b = R.nmf(V, 2, "lee", seed=7, max_iter=30, tol=0), R.nmf(V, 2, "lee", seed=7, max_iter=30, tol=0)
+    np.testing.assert_array_equal(R.basis(a), R.basis(b))          # integer seed → reproducible
+    d = R.nmf(V, 2, "Frobenius", seed="nndsvd", max_iter=30)
+    assert d.fit.options["init"] == "nndsvd"
+    model = R.nmfModel(2, V, seed=0)
+    g = R.nmf(V, 2, "KL", seed=model, max_iter=1, tol=0)
+    assert g.fit.options["init"] == "given"
+    g2 = R.nmf(V, 2, "KL", seed=(model.W, model.H), max_iter=1, tol=0)
+    np.testing.assert_allclose(R.coef(g), R.coef(g2))
+    with pytest.raises(ValueError, match="seed method"):
+        R.nmf(V, 2, seed="ica")
+    with pytest.raises(TypeError, match="seed must be"):
+        R.nmf(V, 2, seed=1.5)
+
+
+def test_nrun_keeps_best_and_r_option_names(V):
+    fit = R.nmf(V, 2, "brunet", seed=5, nrun=3, maxIter=40)
+    assert len(fit.runs) == 3 and fit.fit.options["max_iter"] == 40
+    assert R.residuals(fit) == pytest.approx(min(r["loss"] for r in fit.runs))
+
+
+def test_rss_evar_residuals_fitted(V):
+    fit = R.nmf(V, 3, "lee", seed=2, max_iter=200)
+    D = V - R.basis(fit) @ R.coef(fit)
+    assert R.rss(fit, V) == pytest.approx(float((D ** 2).sum()), rel=1e-12)
+    assert R.evar(fit, V) == pytest.approx(1 - (D ** 2).sum() / (V ** 2).sum(), rel=1e-12)
+    # lee's objective is ½‖V − WH‖² at the returned factors
+    assert R.residuals(fit) == pytest.approx(0.5 * R.rss(fit, V), rel=1e-8)
+    np.testing.assert_allclose(R.fitted(fit), R.basis(fit) @ R.coef(fit))
+    with pytest.raises(ValueError, match="shape"):
+        R.rss(fit, V[:5])
+
+
+def test_sparseness_extremes():
+    assert R.sparseness(np.array([0.0, 0, 3, 0])) == pytest.approx(1.0)
+    assert R.sparseness(np.ones(5)) == pytest.approx(0.0)
+    s = R.sparseness(R.nmfModel(W=np.eye(3), H=np.ones((3, 4))))
+    assert s == {"basis": pytest.approx(1.0), "coef": pytest.approx(0.0)}
+
+
+def test_predict_and_extract():
+    W = np.array([[5, 0.1], [4, 0.2], [0.1, 3], [1, 1.1]])
+    H = np.array([[1, 0, 2], [0, 1, 1]])
+    model = R.nmfModel(W=W, H=H)
+    np.testing.assert_array_equal(R.predict(model), [0, 1, 0])
+    np.testing.assert_array_equal(R.predict(model, "features"), [0, 0, 1, 1])
+    lab, p = R.predict(model, prob=True)
+    np.testing.assert_allclose(p, [1, 1, 2 / 3])
+    assert [x.tolist() for x in R.extractFeatures(model, 1)] == [[0], [2]]
+    assert [x.tolist() for x in R.extractFeatures(model, "max")] == [[0, 1], [2, 3]]
+    assert R.extractFeatures(model, 0.5, format="combine").tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(R.extractFeatures(model, 1, format="subset"), W[[0, 2]])
+    with pytest.raises(ValueError, match="method must be"):
+        R.extractFeatures(model, -1)
+
+
+def test_rmatrix_randomize_nmfmodel():
+    A = R.rmatrix(4, 3, seed=0)
+    assert A.shape == (4, 3) and (A >= 0).all() and (A < 1).all()
+    assert R.rmatrix(3).shape == (3, 3)
+    model = R.nmfModel(W=np.ones((4, 2)), H=np.ones((2, 3)))
+    noisy = R.rmatrix(model, seed=1)
+    assert noisy.shape == (4, 3) and (noisy >= 2).all()
+    P = R.randomize(A, seed=1)
+    np.testing.assert_allclose(np.sort(P, axis=0), np.sort(A, axis=0))     # within-column permutation
+    with pytest.raises(ValueError, match="share a rank"):
+        R.nmfModel(W=np.ones((4, 2)), H=np.ones((3, 3)))
+    with pytest.raises(TypeError, match="expected an NMF model"):
+        R.basis(np.ones(3))
+
+
+def _r_available():
+    if shutil.which("Rscript") is None:
+        return "Rscript not found"
+    ok = subprocess.run(["Rscript", "-e", "quit(status = !requireNamespace('NMF', quietly = TRUE))"],
+                        capture_output=True)
+    return None if ok.returncode == 0 else "R package NMF not installed"
+
+
+R_CODE = r"""
+suppressMessages(library(NMF))
+W <- as.matrix(read.csv("W.csv", header = FALSE)); H <- as.matrix(read.csv("H.csv", header = FALSE))
+V <- as.matrix(read.csv("V.csv", header = FALSE))
+dimnames(W) <- NULL; dimnames(H) <- NULL; dimnames(V) <- NULL
+m <- nmfModel(W = W, H = H)
+ef <- extractFeatures(m)
+mx <- extractFeatures(m, method = "max")
+num <- extractFeatures(m, 3L)
+fr <- extractFeatures(m, 0.6)
+clean <- function(l) lapply(l, function(i) if (all(is.na(i))) integer(0) else as.integer(i) - 1L)
+out <- list(score = featureScore(m), score_max = featureScore(m, method = "max"),
+            threshold = median(featureScore(m)) + 3 * mad(featureScore(m)), kim = clean(ef), max = clean(mx), top3 = clean(num),
+            frac = clean(fr), sparseness = as.list(sparseness(m)), evar = evar(m, V), rss = rss(m, V),
+            predict = as.integer(predict(m)) - 1L, predict_features = as.integer(predict(m, "features")) - 1L)
+cat(jsonlite::toJSON(out, digits = NA, auto_unbox = TRUE))
+"""
+
+
+@pytest.mark.r
+def test_accessors_match_R(tmp_path):
+    why = _r_available()
+    if why:
+        pytest.skip(why)
+    rng = np.random.default_rng(11)
+    W = 1 + 0.3 * rng.random((60, 4))            # positive (R's featureScore is NaN at zeros), unspecific
+    W[np.arange(9), np.arange(9) % 4] += 5 + rng.random(9)   # a few specific features, for "kim" to select
+    H = rng.random((4, 15))
+    V = W @ H + rng.random((60, 15))
+    for name, A in (("W", W), ("H", H), ("V", V)):
+        np.savetxt(tmp_path / f"{name}.csv", A, delimiter=",", fmt="%.17g")
+    (tmp_path / "run.R").write_text(R_CODE)
+    proc = subprocess.run(["Rscript", "run.R"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 and "jsonlite" in proc.stderr:
+        pytest.skip("R package jsonlite not installed")
+    assert proc.returncode == 0, proc.stderr
+    ref = json.loads(proc.stdout)
+    model = R.nmfModel(W=W, H=H)
+    np.testing.assert_allclose(R.featureScore(model), ref["score"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(R.featureScore(model, "max"), ref["score_max"], rtol=0, atol=1e-10)
+    assert nmfkit.select_features(W)[1] == pytest.approx(ref["threshold"], abs=1e-10)
+    for key, method in (("kim", "kim"), ("max", "max"), ("top3", 3), ("frac", 0.6)):
+        got = [x.tolist() for x in R.extractFeatures(model, method)]
+        want = [list(np.atleast_1d(x)) for x in ref[key]]
+        assert got == want, key
+    assert any(len(x) for x in ref["kim"])            # the comparison is not vacuous
+    s = R.sparseness(model)
+    assert s["basis"] == pytest.approx(ref["sparseness"]["basis"], abs=1e-10)
+    assert s["coef"] == pytest.approx(ref["sparseness"]["coef"], abs=1e-10)
+    assert R.evar(model, V) == pytest.approx(ref["evar"], abs=1e-10)
+    assert R.rss(model, V) == pytest.approx(ref["rss"], rel=1e-10)
+    assert R.predict(model).tolist() == ref["predict"]
+    assert R.predict(model, "features").tolist() == ref["predict_features"]
