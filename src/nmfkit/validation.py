@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from .engines import is_sparse
+from .engines import is_dask, is_sparse
 
 
 def _as_array(X, name):
@@ -47,7 +47,11 @@ def _first(mask_positions, shape_hint=None):
 
 
 def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool = False):
-    """Return X as a float NumPy array or CSR matrix, or raise a clear error."""
+    """Return X as a float NumPy array or CSR matrix, or raise a clear error.
+
+    A dask array stays lazy: it is checked in one pass (see `_check_dask`)."""
+    if is_dask(X):
+        return _check_dask(X, name, allow_nan, allow_zero)
     A = _as_array(X, name)
     if A.ndim != 2:
         if A.ndim == 1:
@@ -79,6 +83,38 @@ def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool =
         raise ValueError(f"{name} has {int(neg.sum())} negative entries; the first is {name}[{where[0]}, {where[1]}] = "
                          f"{_value(A, where):g}. NMF needs non-negative data (shift or clip it first).")
     if not allow_zero and not np.any(values[finite] if not finite.all() else values):
+        raise ValueError(f"{name} is all zeros; there is nothing to factorize")
+    return A
+
+
+def _check_dask(X, name, allow_nan, allow_zero):
+    """check_matrix for a dask array without loading it: one lazy pass counts NaN, infinite,
+    negative and non-zero entries per block; the first offender is then located by reading
+    only its block.  Returns X cast and row-chunked for the dask engine."""
+    from .engines.dask_engine import as_row_chunked, first_flagged, scan
+    if type(X).__name__ != "Array":
+        raise TypeError(f"{name} is a dask {type(X).__name__}; pass a dask array "
+                        "(e.g. df.to_dask_array(lengths=True))")
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (m×n); got {X.ndim} dimensions with shape {X.shape}")
+    m, n = X.shape
+    if m == 0 or n == 0:
+        raise ValueError(f"{name} is empty (shape {m}×{n}); NMF needs at least one row and one column")
+    A = as_row_chunked(X, resolve_dtype(X.dtype, name))
+    per_block, (n_nan, n_inf, n_neg, nnz, _, _) = scan(A)
+    if n_nan or n_inf:
+        what = ", ".join(s for s in (f"{int(n_nan)} NaN" if n_nan else "",
+                                     f"{int(n_inf)} infinite" if n_inf else "") if s)
+        per_block = per_block.copy()
+        per_block[:, 0] += per_block[:, 1]
+        i, j, _ = first_flagged(A, per_block, 0, lambda B: ~np.isfinite(B))
+        hint = " Missing entries (mask=, missing='mask') need in-memory data." if allow_nan else ""
+        raise ValueError(f"{name} contains {what} entries; the first is at ({i}, {j}).{hint}")
+    if n_neg:
+        i, j, value = first_flagged(A, per_block, 2, lambda B: B < 0)
+        raise ValueError(f"{name} has {int(n_neg)} negative entries; the first is {name}[{i}, {j}] = {value:g}. "
+                         "NMF needs non-negative data (shift or clip it first).")
+    if not allow_zero and nnz == 0:
         raise ValueError(f"{name} is all zeros; there is nothing to factorize")
     return A
 

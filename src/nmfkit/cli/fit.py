@@ -8,6 +8,9 @@ Reads INPUT with `nmfkit.io.read_matrix` (CSV/TSV/gzip, .npy, .npz, .mtx, .h5ad)
     model.npz     Factorization.save (reload with nmfkit.Factorization.load)
     history.csv   iteration, seconds, objective
 Solver, loss and init choices are read from the registries, so a new solver appears here by itself.
+With `--lazy` (implied by a `.zarr` input or by `--scheduler ADDRESS`) a `.npy` file or Zarr store is
+read as a row-chunked dask array and factorized by the dask engine without loading it; `--scheduler`
+runs the work on a dask.distributed cluster (extra nmfkit[dask]).
 A Ctrl-C during the fit keeps the best factorization so far: the files are still written and the
 command exits with status 130.
 """
@@ -56,6 +59,12 @@ def add_parser(subparsers):
     p.add_argument("--labels", default="auto", choices=io.LABEL_MODES,
                    help="text input: is the first row a header / the first column row labels (default auto)")
     p.add_argument("--transpose", action="store_true", help="factorize Xᵀ instead of X")
+    p.add_argument("--lazy", action="store_true",
+                   help="read a .npy file or .zarr store block by block with dask instead of loading it "
+                        "(implied by a .zarr input and by --scheduler)")
+    p.add_argument("--chunk-rows", type=int, metavar="N", help="rows per dask block with --lazy (default ~64 MiB)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask.distributed scheduler to run on, e.g. tcp://10.0.0.5:8786 (implies --lazy)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line and no summary")
     p.set_defaults(handler=run)
     return p
@@ -72,14 +81,22 @@ def _jsonable(obj):
 def run(args) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):   # fail before the work, not after
         raise ValueError(f"--out {args.out} exists and is not a folder")
-    data = io.read_matrix(args.input, labels=args.labels)
-    if args.transpose:
-        data = data.transpose()
+    if args.lazy or args.scheduler or args.input.rstrip("/").endswith(".zarr"):
+        data = _read_lazy(args)
+    else:
+        data = io.read_matrix(args.input, labels=args.labels)
+        if args.transpose:
+            data = data.transpose()
     options = {name: getattr(args, name) for name in ("alpha_W", "alpha_H", "l1_ratio")
                if getattr(args, name) is not None}
-    result = nmfkit.fit(data.X, args.rank, solver=args.solver, loss=args.loss, beta=args.beta, init=args.init,
-                        max_iter=args.max_iter, tol=args.tol, seed=args.seed, n_runs=args.runs,
-                        time_limit=args.time_limit, verbose=not args.quiet, **options)
+    client = _connect(args.scheduler) if args.scheduler else None
+    try:
+        result = nmfkit.fit(data.X, args.rank, solver=args.solver, loss=args.loss, beta=args.beta, init=args.init,
+                            max_iter=args.max_iter, tol=args.tol, seed=args.seed, n_runs=args.runs,
+                            time_limit=args.time_limit, verbose=not args.quiet, **options)
+    finally:
+        if client is not None:
+            client.close()
     result.row_names, result.col_names = data.row_names, data.col_names
     files = write_outputs(result, data, args)
     interrupted = result.stop_reason == "interrupted"
@@ -90,6 +107,32 @@ def run(args) -> int:
         print("nmfkit: interrupted; the files hold the best factorization found so far", file=sys.stderr)
         return 130
     return 0
+
+
+def _read_lazy(args):
+    """INPUT as a lazy row-chunked dask array (a .npy file or a .zarr store; no labels)."""
+    from ..engines.dask_engine import read_lazy
+    path = args.input.rstrip("/")
+    if not path.endswith((".npy", ".zarr")):
+        raise ValueError(f"--lazy and --scheduler read .npy files and .zarr stores; {args.input} is neither "
+                         "(convert it, e.g. with numpy.save)")
+    if args.chunk_rows is not None and args.chunk_rows < 1:
+        raise ValueError(f"--chunk-rows must be at least 1; got {args.chunk_rows}")
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+    X = read_lazy(path, chunk_rows=args.chunk_rows)
+    if args.transpose:   # rows of Xᵀ are columns of the file: dask regroups them into row blocks
+        X = X.T
+    return io.LabeledMatrix(X, None, None, args.input)
+
+
+def _connect(address):
+    """A dask.distributed Client on ADDRESS; while it is open every dask computation runs there."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError("--scheduler needs the dask extra: pip install nmfkit[dask]") from None
+    return Client(address, timeout="30s")
 
 
 def write_outputs(result, data, args) -> list[str]:

@@ -15,11 +15,16 @@ from .sparse import SparseEngine
 
 
 def make_engine(X, mask=None, nan_is_missing=False) -> Engine:
-    """Wrap validated data X (NumPy array or SciPy sparse matrix) in its engine.
+    """Wrap validated data X (NumPy array, SciPy sparse matrix or dask array) in its engine.
 
     With a mask (True = observed) that hides something, or NaN entries and
     `nan_is_missing`, the data goes to the masked engine; a mask hiding
-    nothing keeps the plain engine."""
+    nothing keeps the plain engine.  Dask arrays go to the dask engine."""
+    if is_dask(X):
+        if mask is not None:
+            raise ValueError("mask= is not supported for dask arrays; missing entries need in-memory data")
+        from .dask_engine import DaskEngine   # dask is an optional extra: import it only when used
+        return DaskEngine(X)
     if mask is not None or nan_is_missing:
         filled, M = build_mask(X, mask, nan_is_missing, sp.issparse(X))
         if M is not None:
@@ -34,4 +39,9 @@ def is_sparse(X) -> bool:
     return sp.issparse(X)
 
 
-__all__ = ["Engine", "DenseEngine", "SparseEngine", "MaskedEngine", "make_engine", "is_sparse"]
+def is_dask(X) -> bool:
+    """True for a dask collection (checked by module name, so dask need not be installed)."""
+    return type(X).__module__.startswith("dask.")
+
+
+__all__ = ["Engine", "DenseEngine", "SparseEngine", "MaskedEngine", "make_engine", "is_sparse", "is_dask"]

@@ -87,7 +87,7 @@ def mu_beta_half(F, num, den, gamma, floor, l1=0.0, l2=0.0):
     return out
 
 
-@register_solver("mu", losses=("frobenius", "kl", "is", "beta"), engines=("dense", "sparse", "masked"),
+@register_solver("mu", losses=("frobenius", "kl", "is", "beta"), engines=("dense", "sparse", "masked", "dask"),
                  max_iter=1000, summary="Lee-Seung multiplicative updates, any β (monotone, simple, slow)")
 class MultiplicativeUpdates(Solver):
 
