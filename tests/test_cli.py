@@ -224,3 +224,38 @@ def test_python_m_nmfkit_fit_in_a_subprocess(tmp_path, data_csv):
                          text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert bad.stderr.startswith("nmfkit: error:") and "missing.tsv: no such file" in bad.stderr
+
+
+def test_fit_track_and_report(tmp_path, data_csv):
+    out = tmp_path / "tracked"
+    assert _fit([data_csv, "--rank", 3, "--track", "--report", "--max-iter", "15", "--tol", "0"], out) == 0
+    header = (out / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"theta_V", "theta_U", "inner_product", "kkt_residual"} <= set(header)
+    html = (out / "report.html").read_text()
+    assert "<img" in html and "http" not in html.split("<body", 1)[1].replace("http-equiv", "")
+
+
+def test_fit_checkpoint_then_resume(tmp_path, data_csv):
+    ckpt = tmp_path / "fit.ckpt.npz"
+    assert _fit([data_csv, "--rank", 3, "--max-iter", "20", "--tol", "0", "--checkpoint", str(ckpt),
+                 "--checkpoint-every", "10"], tmp_path / "a") == 0
+    assert ckpt.exists()
+    assert _fit([data_csv, "--rank", 3, "--max-iter", "30", "--tol", "0", "--resume", str(ckpt)], tmp_path / "b") == 0
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["n_iter"] == 30
+
+
+def test_fit_consensus_writes_matrix_clusters_and_measures(tmp_path, data_csv, capsys):
+    out = tmp_path / "cons"
+    assert _fit([data_csv, "--rank", 3, "--loss", "kl", "--runs", "4", "--consensus",
+                 "--max-iter", "50"], out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0.0 <= summary["consensus"]["dispersion"] <= 1.0 and summary["consensus"]["n_runs"] == 4
+    C = read_matrix(out / "consensus.csv")
+    assert C.X.shape[0] == C.X.shape[1] and np.allclose(np.diag(C.X), 1.0)
+    assert (out / "clusters.csv").exists() and (out / "consensus.png").stat().st_size > 1000
+    assert "cophenetic" in capsys.readouterr().out
+
+
+def test_fit_consensus_needs_several_runs(tmp_path, data_csv, capsys):
+    assert _fit([data_csv, "--rank", 3, "--consensus"], tmp_path / "c") == 2
+    assert "--runs N with N ≥ 2" in capsys.readouterr().err

@@ -6,7 +6,10 @@ Reads INPUT with `nmfkit.io.read_matrix` (CSV/TSV/gzip, .npy, .npz, .mtx, .h5ad)
     H.csv         k×n, rows NMF1..NMFk, columns named like the columns of X
     summary.json  Factorization.summary() plus the input path, shape and the files written
     model.npz     Factorization.save (reload with nmfkit.Factorization.load)
-    history.csv   iteration, seconds, objective
+    history.csv   iteration, seconds, objective (and with --track, seed 000's diagnostics)
+    report.html   with --report: one self-contained HTML report
+    consensus.csv, clusters.csv, consensus.png   with --consensus (--runs N random runs)
+--checkpoint FILE saves the state every --checkpoint-every iterations; --resume FILE continues it.
 Solver, loss and init choices are read from the registries, so a new solver appears here by itself.
 With `--lazy` (implied by a `.zarr` input or by `--scheduler ADDRESS`) a `.npy` file or Zarr store is
 read as a row-chunked dask array and factorized by the dask engine without loading it; `--scheduler`
@@ -65,6 +68,15 @@ def add_parser(subparsers):
     p.add_argument("--chunk-rows", type=int, metavar="N", help="rows per dask block with --lazy (default ~64 MiB)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="dask.distributed scheduler to run on, e.g. tcp://10.0.0.5:8786 (implies --lazy)")
+    p.add_argument("--track", action="store_true",
+                   help="record the convergence diagnostics per iteration into history.csv")
+    p.add_argument("--report", action="store_true", help="also write report.html (self-contained)")
+    p.add_argument("--image-shape", metavar="HxW", help="with --report: draw W's columns as HxW images")
+    p.add_argument("--consensus", action="store_true",
+                   help="with --runs N: consensus of N random runs (cophenetic, dispersion, clusters)")
+    p.add_argument("--checkpoint", metavar="FILE", help="save the fit's state to FILE while it runs")
+    p.add_argument("--checkpoint-every", type=int, default=50, metavar="N", help="iterations between checkpoints")
+    p.add_argument("--resume", metavar="FILE", help="continue a fit from its checkpoint FILE")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line and no summary")
     p.set_defaults(handler=run)
     return p
@@ -89,16 +101,28 @@ def run(args) -> int:
             data = data.transpose()
     options = {name: getattr(args, name) for name in ("alpha_W", "alpha_H", "l1_ratio")
                if getattr(args, name) is not None}
+    image_shape = _image_shape(args.image_shape)
+    if args.consensus:
+        return run_consensus(args, data, options)
+    for flag in ("checkpoint", "resume"):
+        if getattr(args, flag):
+            options[flag] = getattr(args, flag)
+    if args.checkpoint:
+        options["checkpoint_every"] = args.checkpoint_every
     client = _connect(args.scheduler) if args.scheduler else None
     try:
         result = nmfkit.fit(data.X, args.rank, solver=args.solver, loss=args.loss, beta=args.beta, init=args.init,
                             max_iter=args.max_iter, tol=args.tol, seed=args.seed, n_runs=args.runs,
-                            time_limit=args.time_limit, verbose=not args.quiet, **options)
+                            time_limit=args.time_limit, verbose=not args.quiet, track=args.track, **options)
     finally:
         if client is not None:
             client.close()
     result.row_names, result.col_names = data.row_names, data.col_names
     files = write_outputs(result, data, args)
+    if args.report:
+        result.report(os.path.join(args.out, "report.html"), title=f"nmfkit fit {os.path.basename(data.path)}",
+                      image_shape=image_shape, feature_names=data.row_names)
+        files.append("report.html")
     interrupted = result.stop_reason == "interrupted"
     if not args.quiet:
         print(describe(result, data, args.transpose))
@@ -106,6 +130,50 @@ def run(args) -> int:
     if interrupted:
         print("nmfkit: interrupted; the files hold the best factorization found so far", file=sys.stderr)
         return 130
+    return 0
+
+
+def _image_shape(text):
+    if text is None:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--image-shape must look like 19x19; got {text!r}") from None
+    return h, w
+
+
+def run_consensus(args, data, options) -> int:
+    """`--consensus`: many random runs of one rank and their agreement."""
+    if args.runs < 2:
+        raise ValueError("--consensus needs --runs N with N ≥ 2 (30–50 is usual)")
+    loss = "kl" if args.loss == "frobenius" and args.solver == "brunet" else args.loss
+    cons = nmfkit.consensus(data.X, args.rank, n_runs=args.runs, solver="mu" if args.solver == "auto" else args.solver,
+                            loss=loss, seed=args.seed, progress=not args.quiet,
+                            init="random" if args.init == "auto" else args.init, **options)
+    result = cons.best
+    result.row_names, result.col_names = data.row_names, data.col_names
+    files = write_outputs(result, data, args)
+    names = data.col_names or [str(j) for j in range(cons.consensus.shape[0])]
+    io.write_matrix(os.path.join(args.out, "consensus.csv"), cons.consensus, names, names)
+    with open(os.path.join(args.out, "clusters.csv"), "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["sample", "consensus_cluster", "best_fit_cluster"])
+        writer.writerows(zip(names, cons.sample_clusters.tolist(), np.argmax(result.H, axis=0).tolist()))
+    from .. import plots
+    plots.save(cons.plot(sample_names=names), os.path.join(args.out, "consensus.png"))
+    with open(os.path.join(args.out, "summary.json")) as fh:
+        summary = json.load(fh)
+    summary["consensus"] = cons.summary()
+    with open(os.path.join(args.out, "summary.json"), "w") as fh:
+        json.dump(summary, fh, indent=2, default=_jsonable)
+        fh.write("\n")
+    files += ["consensus.csv", "clusters.csv", "consensus.png"]
+    if not args.quiet:
+        c = cons.summary()
+        print(f"consensus  {c['n_runs']} runs of rank {c['rank']}: cophenetic {c['cophenetic']:.5f}, "
+              f"dispersion {c['dispersion']:.5f}, silhouette {c['silhouette']:.5f}")
+        print(f"wrote {', '.join(files)} to {args.out}")
     return 0
 
 
