@@ -41,6 +41,8 @@ def test_fit_writes_labelled_factors_summary_model_and_history(tmp_path, data_cs
     printed = capsys.readouterr().out
     assert "12×8" in printed and "rank 3, solver mu, loss frobenius" in printed
     assert "stopped    max_iter after 300 iterations" in printed
+    top = next(line for line in printed.splitlines() if line.strip().startswith("NMF1 "))
+    assert set(top.split(None, 1)[1].split(", ")) <= set(GENES)     # labelled top rows per component
     assert sorted(os.listdir(out)) == ["H.csv", "W.csv", "history.csv", "model.npz", "summary.json"]
     W, H = read_matrix(out / "W.csv"), read_matrix(out / "H.csv")
     assert W.row_names == GENES and W.col_names == ["NMF1", "NMF2", "NMF3"]

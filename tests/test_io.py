@@ -3,6 +3,7 @@ import gzip
 import os
 import pickle
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -267,3 +268,33 @@ def test_write_errors(tmp_path, X):
         write_matrix(tmp_path / "x.xlsx", X)
     with pytest.raises(ValueError, match="unknown labels mode"):
         read_matrix(tmp_path / "x.csv", labels="yes")
+
+
+def test_parquet_roundtrip_with_labels(tmp_path):
+    pytest.importorskip("pyarrow")
+    X = np.random.default_rng(0).random((5, 3))
+    path = write_matrix(tmp_path / "m.parquet", X, ["a", "b", "c", "d", "e"], ["x", "y", "z"])
+    back = read_matrix(path)
+    np.testing.assert_array_equal(back.X, X)
+    assert back.row_names == ["a", "b", "c", "d", "e"] and back.col_names == ["x", "y", "z"]
+
+
+def test_parquet_bad_files(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"name": ["a", "b"], "v": [1.0, -2.0]}), tmp_path / "neg.parquet")
+    with pytest.raises(DataFileError, match="negative"):
+        read_matrix(tmp_path / "neg.parquet")
+    pq.write_table(pa.table({"name": ["a", "b"], "other": ["x", "y"], "v": [1.0, 2.0]}), tmp_path / "txt.parquet")
+    with pytest.raises(DataFileError, match="column 'other' is string, not a number"):
+        read_matrix(tmp_path / "txt.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataFileError, match="not a valid Parquet file"):
+        read_matrix(tmp_path / "junk.parquet")
+
+
+def test_parquet_without_pyarrow_says_how_to_install(tmp_path, monkeypatch):
+    (tmp_path / "m.parquet").write_bytes(b"PAR1xxxx")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    with pytest.raises(DataFileError, match=r"pip install nmfkit\[parquet\]"):
+        read_matrix(tmp_path / "m.parquet")

@@ -1,4 +1,5 @@
-"""Reading and writing data matrices: CSV/TSV (optionally gzip), .npy, .npz, Matrix Market, .h5ad.
+"""Reading and writing data matrices: CSV/TSV (optionally gzip), .npy, .npz, Matrix Market, .h5ad,
+Parquet (with pyarrow: numeric columns are the matrix's columns, a text column its row labels).
 
     lm = read_matrix("counts.csv")          # LabeledMatrix(X, row_names, col_names, path)
     write_matrix("W.csv", W, genes, ["NMF1", "NMF2"])
@@ -31,11 +32,11 @@ import scipy.io
 import scipy.sparse as sp
 
 TEXT_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}  # None: sniff, else whitespace
-FORMATS = (*TEXT_DELIMITERS, ".npy", ".npz", ".mtx", ".h5ad")
+FORMATS = (*TEXT_DELIMITERS, ".npy", ".npz", ".mtx", ".h5ad", ".parquet")
 LABEL_MODES = ("auto", "none", "rows", "columns", "both")
 MISSING_TOKENS = {"", "na", "nan", "n/a", "null", "none", "-"}
 _MAGIC = ((b"\x93NUMPY", ".npy"), (b"PK\x03\x04", ".npz"), (b"%%MatrixMarket", ".mtx"),
-          (b"\x89HDF\r\n\x1a\n", ".h5ad"))
+          (b"\x89HDF\r\n\x1a\n", ".h5ad"), (b"PAR1", ".parquet"))
 
 
 class DataFileError(ValueError):
@@ -121,6 +122,8 @@ def read_matrix(path, *, labels: str = "auto", allow_negative: bool = False,
             lm, locate = _read_numpy(path), _entry_locator(path, 0)
         elif fmt == ".mtx":
             lm, locate = _read_mtx(path), _entry_locator(path, 1)
+        elif fmt == ".parquet":
+            lm, locate = _read_parquet(path), _entry_locator(path, 0)
         else:
             lm, locate = _read_h5ad(path), _entry_locator(path, 0)
     except PermissionError:
@@ -375,6 +378,38 @@ def _read_h5ad(path):
                          [str(v) for v in adata.var_names], path)
 
 
+def _pyarrow(path):
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise DataFileError(f"{path}: Parquet files need the pyarrow package: pip install nmfkit[parquet]") from None
+    return pyarrow
+
+
+def _read_parquet(path):
+    """Numeric columns → the matrix's columns; one text column (or a saved index) → row labels."""
+    pa = _pyarrow(path)
+    try:
+        table = pa.parquet.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; all mean "bad file"
+        raise DataFileError(f"{path}: not a valid Parquet file ({str(exc).splitlines()[0]})") from None
+    numeric, labels = [], None
+    for name, column in zip(table.column_names, table.columns):
+        kind = column.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            numeric.append(name)
+        elif (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and labels is None:
+            labels = [str(v) for v in column.to_pylist()]
+        else:
+            raise DataFileError(f"{path}: column {name!r} is {kind}, not a number (only one text column, "
+                                "the row labels, is allowed)")
+    if not numeric:
+        raise DataFileError(f"{path}: no numeric columns")
+    X = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in numeric])
+    return LabeledMatrix(_as_matrix(path, X), labels, [str(c) for c in numeric], path)
+
+
 # -- value checks --------------------------------------------------------------------------------
 def _check_values(X, locate, allow_negative, allow_missing):
     """Refuse infinite, NaN (unless allowed) and negative (unless allowed) entries, naming the first."""
@@ -445,7 +480,14 @@ def write_matrix(path, X, row_names=None, col_names=None) -> str:
                 scipy.io.mmwrite(fh, target)
         else:
             scipy.io.mmwrite(path, target)
+    elif ext == ".parquet" and not gz:
+        pa = _pyarrow(path)
+        A = X.toarray() if sp.issparse(X) else np.asarray(X)
+        names = [str(c) for c in col_names] if col_names is not None else [f"V{j + 1}" for j in range(A.shape[1])]
+        columns = {"row": [str(r) for r in row_names]} if row_names is not None else {}
+        columns.update({name: A[:, j] for j, name in enumerate(names)})
+        pa.parquet.write_table(pa.table(columns), path)
     else:
         raise ValueError(f"{path}: cannot write this format; use .csv, .tsv, .txt (optionally .gz), "
-                         ".npy, .npz or .mtx")
+                         ".npy, .npz, .mtx or .parquet")
     return path

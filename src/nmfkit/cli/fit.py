@@ -42,7 +42,7 @@ def add_parser(subparsers):
         "fit", help="factorize a data file: X ≈ W H",
         description="Factorize a non-negative data matrix X ≈ W H and write W, H and a summary to --out.")
     p.add_argument("input", metavar="INPUT", help="data file: .csv, .tsv, .txt (optionally .gz), .npy, .npz, "
-                                                  ".mtx or .h5ad; header and row labels are detected")
+                                                  ".mtx, .h5ad or .parquet; header and row labels are detected")
     p.add_argument("-k", "--rank", type=int, required=True, help="number of components k")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--solver", default="auto", choices=["auto", *sorted(SOLVERS)],
@@ -126,6 +126,8 @@ def run(args) -> int:
     interrupted = result.stop_reason == "interrupted"
     if not args.quiet:
         print(describe(result, data, args.transpose))
+        if data.row_names is not None:
+            print(top_rows(result, data.row_names))
         print(f"wrote {', '.join(files)} to {args.out}")
     if interrupted:
         print("nmfkit: interrupted; the files hold the best factorization found so far", file=sys.stderr)
@@ -224,6 +226,14 @@ def write_outputs(result, data, args) -> list[str]:
         json.dump(summary, fh, indent=2, default=_jsonable)
         fh.write("\n")
     return files
+
+
+def top_rows(result, names, n=5, max_components=10) -> str:
+    """The rows (genes, words, …) with the largest loadings in each component, one line each."""
+    lines = [f"top rows   (largest loadings in W; first {min(result.rank, max_components)} components)"]
+    for q, top in enumerate(nmfkit.top_features(result.W, names, n)[:max_components]):
+        lines.append(f"  NMF{q + 1:<4} " + ", ".join(str(label) for label, _ in top))
+    return "\n".join(lines)
 
 
 def describe(result, data, transposed=False) -> str:
