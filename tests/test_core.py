@@ -111,3 +111,22 @@ def test_dataframe_labels_kept():
     df = pd.DataFrame(np.random.default_rng(9).random((5, 4)), index=list("abcde"), columns=list("wxyz"))
     res = nmfkit.fit(df, 2, solver="mu", max_iter=5)
     assert res.row_names == list("abcde") and res.col_names == list("wxyz")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_fused_kl_kernel_matches_numpy_twin(dtype, order, k):
+    from nmfkit.engines._dense_kernels import kl_products, kl_products_numpy
+    rng = np.random.default_rng(k)
+    X = rng.random((70, 45)) * (rng.random((70, 45)) < 0.6)
+    X = np.asarray(X, dtype=dtype, order=order)
+    W, Ht = rng.random((70, k)).astype(dtype), rng.random((45, k)).astype(dtype)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    for need in [("XH", "XW", "loss"), ("XW",), ("XH",), ("loss",)]:
+        a, b = kl_products(X, W, Ht, need), kl_products_numpy(X, W, Ht, need)
+        assert set(a) == set(b) == set(need)
+        for key in need:
+            np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=0)
+        if "XH" in a:
+            assert a["XH"].dtype == dtype
