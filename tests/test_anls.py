@@ -27,10 +27,11 @@ def least_squares(p, k, seed):
 
 @pytest.mark.parametrize("p,k,seed", [(200, 6, 0), (50, 15, 1), (30, 70, 2)])   # k = 70: > 62-bit keys
 @pytest.mark.parametrize("warm", [False, True])
-def test_matches_scipy_nnls(p, k, seed, warm):
+@pytest.mark.parametrize("solve", [anls.nnls_bpp, anls.nnls_bpp_numpy], ids=["numba", "numpy"])
+def test_matches_scipy_nnls(p, k, seed, warm, solve):
     A, B, G, R = least_squares(p, k, seed)
     passive = np.random.default_rng(seed).random((p, k)) < 0.5 if warm else None
-    F = anls.nnls_bpp(R, G, passive)
+    F = solve(R, G, passive)
     expected = np.array([nnls(A, B[:, i], maxiter=50 * k)[0] for i in range(p)])
     np.testing.assert_allclose(F, expected, atol=1e-8 * max(1, np.abs(expected).max()))
 
@@ -50,7 +51,7 @@ def test_rows_are_solved_in_batches(monkeypatch):
     batches = []
     real = anls._batched_inverse
     monkeypatch.setattr(anls, "_batched_inverse", lambda M: batches.append(len(M)) or real(M))
-    anls.nnls_bpp(R, G)
+    anls.nnls_bpp_numpy(R, G)
     assert len(batches) <= 10                # one batched call per pivoting round
     assert max(batches) <= 2 ** 8            # at most one inverse per distinct passive set
     assert batches[0] == 1                   # cold start: every row has the empty set
@@ -70,18 +71,31 @@ def test_solve_passive_matches_row_by_row_solves():
     assert not Y[passive].any()
 
 
+@pytest.mark.parametrize("max_rounds", [0, 1, 2, None])
+def test_numba_kernel_matches_numpy_twin(max_rounds):
+    # Same pivoting rules row by row: same iterates, so the same answer even when
+    # the round cap stops the pivoting early (differences are rounding only).
+    A, B, G, R = least_squares(400, 12, 7)
+    passive = np.random.default_rng(7).random((400, 12)) < 0.3
+    F_numba = anls.nnls_bpp(R, G, passive, max_rounds=max_rounds)
+    F_numpy = anls.nnls_bpp_numpy(R, G, passive, max_rounds=max_rounds)
+    np.testing.assert_allclose(F_numba, F_numpy, rtol=1e-9, atol=1e-9 * np.abs(F_numpy).max())
+
+
 def test_backup_rule_and_round_cap_terminate():
     A, B, G, R = least_squares(100, 12, 5)
-    F = anls.nnls_bpp(R, G, max_rounds=1)   # stopped early: still feasible
-    assert (F >= 0).all() and np.isfinite(F).all()
+    for solve in (anls.nnls_bpp, anls.nnls_bpp_numpy):
+        F = solve(R, G, max_rounds=1)   # stopped early: still feasible
+        assert (F >= 0).all() and np.isfinite(F).all()
 
 
-def test_singular_gram_does_not_give_nan():
+@pytest.mark.parametrize("solve", [anls.nnls_bpp, anls.nnls_bpp_numpy], ids=["numba", "numpy"])
+def test_singular_gram_does_not_give_nan(solve):
     rng = np.random.default_rng(6)
     A = rng.random((20, 3))
     A = np.column_stack([A, A[:, 0]])        # collinear components
     G, R = A.T @ A, rng.random((40, 20)) @ A
-    F = anls.nnls_bpp(R, G)
+    F = solve(R, G)
     assert np.isfinite(F).all() and (F >= 0).all()
     # Same optimal value as SciPy's NNLS on the equivalent least-squares rows.
     B = np.linalg.lstsq(A.T, R.T, rcond=None)[0]          # A B = R-rows' targets

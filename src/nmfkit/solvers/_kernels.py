@@ -19,9 +19,17 @@ reference code applies this test to the whole factor; per row, each
 independent problem gets the sweeps it needs).
 
 Row i of a column update depends only on row i, so the column-by-column,
-whole-array twin (`hals_sweeps_numpy`) and the row-by-row Numba kernel (rows in
-parallel, all k coordinates and all sweeps of a row in cache) give the same
-result up to summation order; tests/test_kernels.py checks it.
+whole-array twin (`hals_sweeps_numpy`) and the row-by-row Numba kernel give the
+same result up to summation order; tests/test_kernels.py checks it.  The kernel
+copies a row of F and of S into small local arrays for all of its sweeps (no
+aliasing with G, so the rank-one update is a vectorised axpy) and multiplies by
+a precomputed 1/G_jj instead of dividing (the twin does the same, so the two
+round alike).  This made the serial kernel about 1.25× faster than a plain
+row loop over F and S (measured at 4–6 GF/s on one core; the axpy's loads
+and stores, not its flops, bound it).  Rows run in parallel only when a sweep
+is large (PARALLEL_MIN_WORK): for smaller factors the sweeps cost less than the
+start-up of a parallel region and the wait for BLAS threads still spinning
+after the products.
 
 A coordinate with G_jj ≤ 0 (a dead component of the other factor) enters the
 objective only through −S_ij·F_ij (S_ij = R_ij = −λ₁ ≤ 0 under an L1 penalty,
@@ -42,13 +50,26 @@ except ImportError:  # pragma: no cover - numba is a core dependency
     numba = None
 
 
-PARALLEL_MIN_WORK = 1 << 18   # p·k² flops per sweep above which rows run in parallel
+PARALLEL_MIN_WORK = 1 << 22   # p·k² flops per sweep above which rows run in parallel
+ROWS_PER_TASK = 64            # rows per parallel task (amortises the local row buffers)
+
+
+def reciprocal_diagonal(G):
+    """1/G_jj where G_jj > 0, else 0 (a dead coordinate): multiplying by it keeps
+    the division off each coordinate update's critical path."""
+    k = G.shape[0]
+    inv = np.zeros(k, dtype=G.dtype)
+    for j in range(k):
+        if G[j, j] > 0:
+            inv[j] = 1 / G[j, j]
+    return inv
 
 
 def hals_sweeps_numpy(F, R, G, max_sweeps=1, delta=0.0):
     """HALS sweeps on F in place, column by column over the still-active rows."""
     p, k = F.shape
     S = R - F @ G                     # the negative gradient, kept up to date
+    inv = reciprocal_diagonal(G)
     first = np.zeros(p)
     done = np.zeros(p, dtype=np.int64)
     active = np.arange(p)
@@ -58,9 +79,8 @@ def hals_sweeps_numpy(F, R, G, max_sweeps=1, delta=0.0):
         Fa, Sa = F[active], S[active]
         moved = np.zeros(active.size)
         for j in range(k):
-            gjj = G[j, j]
-            if gjj > 0:
-                col = np.maximum(Fa[:, j] + Sa[:, j] / gjj, 0).astype(Fa.dtype)
+            if inv[j] > 0:
+                col = np.maximum(Fa[:, j] + Sa[:, j] * inv[j], 0).astype(Fa.dtype)
             else:        # the coordinate is linear in F: 0 minimises it where S ≤ 0
                 col = np.where(Sa[:, j] > 0, Fa[:, j], 0).astype(Fa.dtype)
             d = col - Fa[:, j]
@@ -78,34 +98,48 @@ def hals_sweeps_numpy(F, R, G, max_sweeps=1, delta=0.0):
 
 if numba is not None:
 
+    _reciprocal_diagonal = numba.njit(cache=True)(reciprocal_diagonal)
+
     def _hals_sweeps_rows(F, S, G, max_sweeps, delta, done):
         p, k = F.shape
         zero = F.dtype.type(0)
-        for i in numba.prange(p):
-            first = 0.0
-            for sweep in range(max_sweeps):
-                moved = 0.0
-                for j in range(k):
-                    gjj = G[j, j]
-                    if gjj > 0:
-                        new = max(F[i, j] + S[i, j] / gjj, zero)
-                    elif S[i, j] > 0:
-                        new = F[i, j]
-                    else:
-                        new = zero
-                    d = new - F[i, j]
-                    if d != 0:
-                        # Keep S = R − F G exact: a rank-one change of row i.
-                        # G is symmetric, so row j is column j and is contiguous.
-                        for a in range(k):
-                            S[i, a] -= d * G[j, a]
-                        F[i, j] = new
-                        moved += d * d
-                done[i] = sweep + 1
-                if sweep == 0:
-                    first = moved
-                elif moved <= delta * delta * first:
-                    break
+        inv = _reciprocal_diagonal(G)
+        tasks = (p + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+        for t in numba.prange(tasks):
+            # Row i of F and S live in small local arrays while its sweeps run: no
+            # aliasing with G, so the rank-one update below is a vectorised axpy.
+            f = np.empty(k, F.dtype)
+            s = np.empty(k, F.dtype)
+            for i in range(t * ROWS_PER_TASK, min(p, (t + 1) * ROWS_PER_TASK)):
+                for a in range(k):
+                    f[a] = F[i, a]
+                    s[a] = S[i, a]
+                first = 0.0
+                for sweep in range(max_sweeps):
+                    moved = 0.0
+                    for j in range(k):
+                        old = f[j]
+                        if inv[j] > 0:
+                            new = max(old + s[j] * inv[j], zero)
+                        elif s[j] > 0:
+                            new = old
+                        else:
+                            new = zero
+                        d = new - old
+                        if d != 0:
+                            # Keep S = R − F G exact: a rank-one change of row i.
+                            # G is symmetric, so row j is column j and is contiguous.
+                            for a in range(k):
+                                s[a] -= d * G[j, a]
+                            f[j] = new
+                            moved += d * d
+                    done[i] = sweep + 1
+                    if sweep == 0:
+                        first = moved
+                    elif moved <= delta * delta * first:
+                        break
+                for a in range(k):
+                    F[i, a] = f[a]
         return done
 
     def _compiled(func, name, parallel):

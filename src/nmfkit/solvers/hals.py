@@ -204,6 +204,6 @@ class HALS(Solver):
         return best
 
 
-register_solver("hals", losses=("frobenius",), max_iter=1000, monotone=True, default_init="nndsvda",
+register_solver("hals", losses=("frobenius",), engines=("dense", "sparse", "dask"), max_iter=1000, monotone=True, default_init="nndsvda",
                 summary="accelerated HALS / coordinate descent with extrapolation (fast, monotone)",
                 options={"inner_alpha": 0.5, "inner_delta": 0.1, "extrapolate": True})(HALS)
