@@ -31,7 +31,8 @@ import os
 import numpy as np
 
 from .base import Engine
-from .dense import _kl_dense, beta_divergence_dense
+from ._dense_kernels import kl_divergence_terms as _kl_dense
+from .dense import beta_divergence_dense
 
 FAN_IN = 4
 _SCANS: dict = {}           # X.name → validation's scan, taken once by the engine (see `scan`)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -328,7 +329,10 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
         # several runs per task amortise the inter-process overhead, yet keep the load balanced
         per_task = max(1, n_runs // (4 * jobs))
         chunks = [seeds[i:i + per_task] for i in range(0, n_runs, per_task)]
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(X,)) as pool:
+        # "forkserver", not "fork": forking a process whose Numba/OpenMP threads are running
+        # can deadlock or abort (GNU OpenMP refuses it).
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(X,),
+                                 mp_context=multiprocessing.get_context("forkserver")) as pool:
             futures = [pool.submit(_fit_runs, None, rank, chunk, kwargs) for chunk in chunks]
             for fut in as_completed(futures):
                 collect(fut.result())
