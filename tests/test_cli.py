@@ -181,7 +181,7 @@ def test_info_lists_version_solvers_inits_and_extras(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"nmfkit {nmfkit.__version__}")
-    for name in (*SOLVERS, "nndsvda", "scikit-learn", "pandas", "anndata", "dask", "torch", "nimfa"):
+    for name in (*SOLVERS, "nndsvda", "scikit-learn", "pandas", "anndata", "dask", "pyarrow", "nimfa"):
         assert name in out
 
 
@@ -258,6 +258,14 @@ def test_fit_consensus_writes_matrix_clusters_and_measures(tmp_path, data_csv, c
     assert "cophenetic" in capsys.readouterr().out
 
 
-def test_fit_consensus_needs_several_runs(tmp_path, data_csv, capsys):
+def test_fit_consensus_needs_several_runs_and_no_single_fit_flags(tmp_path, data_csv, capsys):
     assert _fit([data_csv, "--rank", 3, "--consensus"], tmp_path / "c") == 2
     assert "--runs N with N ≥ 2" in capsys.readouterr().err
+    assert _fit([data_csv, "--rank", 3, "--consensus", "--runs", 3, "--track"], tmp_path / "c") == 2
+    assert "--track follows a single fit" in capsys.readouterr().err
+
+
+def test_fit_consensus_report(tmp_path, data_csv):
+    out = tmp_path / "cr"
+    assert _fit([data_csv, "--rank", 2, "--runs", 3, "--consensus", "--report", "--max-iter", 30], out) == 0
+    assert "best of 3 runs" in (out / "report.html").read_text()

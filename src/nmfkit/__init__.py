@@ -1,7 +1,7 @@
-"""nmfkit: non-negative matrix factorization, V ≈ W H with W, H ≥ 0.
+"""nmfkit: non-negative matrix factorization, X ≈ W H with W, H ≥ 0.
 
     import nmfkit
-    result = nmfkit.fit(X, rank=10)            # X: NumPy array or SciPy sparse
+    result = nmfkit.fit(X, rank=10)   # X: NumPy array, SciPy sparse, pandas DataFrame or dask array
     result.W, result.H, result.relative_error
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ row and column names and the facts needed to use it honestly (source, licence, c
     load_faces()   ORL / AT&T faces, 10 304 pixels × 400 images (or downsampled), in [0, 1]
     load_golub()   Golub ALL/AML leukaemia, 5 000 genes × 38 samples, classes ALL-B / ALL-T / AML
     load_reuters() 395 Reuters stories × 4 258 words, counts or tf-idf (CSR)
-    load_news()    3 824 news articles (2017) × ~14 700 words, tf-idf or counts (CSR)
+    load_news()    3 824 news articles (2017) × 14 843 words (default tokenisation), tf-idf or counts (CSR)
     load_digits()  UCI optical digits, 64 pixels × 1 797 images, 0–16
 
 Orientation: image and expression sets have one *sample per column* (so the columns of W are

@@ -438,10 +438,12 @@ def _check_values(X, locate, allow_negative, allow_missing):
 
 # -- writing -------------------------------------------------------------------------------------
 def write_matrix(path, X, row_names=None, col_names=None) -> str:
-    """Write X (dense or sparse) with optional names to .csv/.tsv/.txt (optionally .gz), .npy, .npz or .mtx.
+    """Write X (dense or sparse) with optional names to .csv/.tsv/.txt (optionally .gz), .npy, .npz,
+    .mtx or .parquet (with pyarrow).
 
     Text keeps names as a header row and a first column; .npz keeps them as string arrays next to the
-    matrix (still readable by scipy.sparse.load_npz); .npy and .mtx hold values only.
+    matrix (still readable by scipy.sparse.load_npz); .parquet keeps them as column names and a text
+    column "row"; .npy and .mtx hold values only.
     """
     path = os.fspath(path)
     ext, gz = _split_ext(path)

@@ -11,7 +11,7 @@ state, so it works headless and in threads) and accepts `fig=` or `ax=` to draw 
   top_features(W, names)     one bar chart per component: its `n` largest weights with their names
 
 Cost: drawing only; the largest is a heatmap of the whole matrix (downsampled by imshow).
-matplotlib is an optional dependency (`pip install nmfkit[plots]`).
+matplotlib is a core dependency of nmfkit; figures are made with its object API (no pyplot state).
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def _figure_module():
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("plotting needs matplotlib: pip install nmfkit[plots]") from None
+        raise ImportError("plotting needs matplotlib: pip install matplotlib") from None
     return Figure
 
 

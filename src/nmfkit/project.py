@@ -56,7 +56,9 @@ def project(W, X_new, *, loss="frobenius", beta=None, tol=1e-6, max_iter=1000, a
         Frobenius solve is exact and ignores them).
     alpha_H, l1_ratio : L1/L2 penalty on H_new, as in `nmfkit.fit`.
 
-    The result has X_new's floating dtype (float32 stays float32).
+    Returns
+    -------
+    H_new : k×n array with X_new's floating dtype (float32 stays float32).
     """
     loss, beta = resolve_loss(loss, beta)
     tol = check_nonneg_float(tol, "tol")

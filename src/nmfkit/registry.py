@@ -32,6 +32,9 @@ INITS: dict[str, object] = {}
 
 def register_solver(name, *, losses, engines=("dense", "sparse"), monotone=True, max_iter=1000,
                     default_init="nndsvda", summary="", options=None):
+    """Class decorator adding a solver to SOLVERS: the losses and engine kinds it supports, whether
+    it promises a non-increasing objective, its default iteration cap and init, a one-line summary
+    and its documented options.  A new solver is one module in nmfkit/solvers using it."""
     def deco(cls):
         SOLVERS[name] = SolverSpec(name, cls, tuple(losses), tuple(engines), monotone, max_iter,
                                    default_init, summary, dict(options or {}))
@@ -41,6 +44,7 @@ def register_solver(name, *, losses, engines=("dense", "sparse"), monotone=True,
 
 
 def register_init(name):
+    """Function decorator adding an initialisation `f(engine, rank, rng) -> (W, Ht)` to INITS."""
     def deco(func):
         INITS[name] = func
         return func

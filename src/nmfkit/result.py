@@ -17,6 +17,17 @@ _FORMAT = "nmfkit.factorization/1"
 
 @dataclass
 class Factorization:
+    """The result of a fit: X ≈ W H.
+
+    W (m×k) and H (k×n) are the factors; `loss` is the final objective (½‖X − WH‖²
+    for Frobenius, the divergence otherwise, penalties included); `relative_error`
+    is ‖X − WH‖_F/‖X‖_F; `history` maps column names (iteration, seconds,
+    objective and, with track=True, the diagnostics) to per-iteration arrays from
+    iteration 0; `stop_reason` is max_iter, converged, time_limit, callback,
+    target, diverged or interrupted; `options` holds the resolved settings and
+    `runs` one summary per run; `monotonicity` lists (iteration, increase) pairs
+    where a solver that promises a non-increasing objective did increase it.
+    """
     W: np.ndarray
     H: np.ndarray
     loss: float
@@ -113,6 +124,7 @@ class Factorization:
 
     @classmethod
     def load(cls, path) -> "Factorization":
+        """Read a file written by `save` (no pickle); a clear ValueError for anything else."""
         path = os.fspath(path)
         try:
             with np.load(path, allow_pickle=False) as z:

@@ -1,6 +1,7 @@
 """The `nmfkit` command: thin calls into the library.
 
     nmfkit fit INPUT --rank K --out DIR      factorize a data file, write W, H and a summary
+    nmfkit rank INPUT --ranks 2-8 --out DIR  rank survey: consensus, cophenetic, cross-validation
     nmfkit demo [NAME]                       run a bundled demonstration
     nmfkit info                              versions, solvers and optional extras (for bug reports)
 

@@ -149,6 +149,9 @@ def run_consensus(args, data, options) -> int:
     """`--consensus`: many random runs of one rank and their agreement."""
     if args.runs < 2:
         raise ValueError("--consensus needs --runs N with N ≥ 2 (30–50 is usual)")
+    for flag in ("track", "checkpoint", "resume"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag} follows a single fit; it cannot be combined with --consensus")
     loss = "kl" if args.loss == "frobenius" and args.solver == "brunet" else args.loss
     cons = nmfkit.consensus(data.X, args.rank, n_runs=args.runs, solver="mu" if args.solver == "auto" else args.solver,
                             loss=loss, seed=args.seed, progress=not args.quiet,
@@ -171,6 +174,11 @@ def run_consensus(args, data, options) -> int:
         json.dump(summary, fh, indent=2, default=_jsonable)
         fh.write("\n")
     files += ["consensus.csv", "clusters.csv", "consensus.png"]
+    if args.report:
+        result.report(os.path.join(args.out, "report.html"), title=f"nmfkit fit {os.path.basename(data.path)} "
+                      f"(best of {args.runs} runs)", image_shape=_image_shape(args.image_shape),
+                      feature_names=data.row_names)
+        files.append("report.html")
     if not args.quiet:
         c = cons.summary()
         print(f"consensus  {c['n_runs']} runs of rank {c['rank']}: cophenetic {c['cophenetic']:.5f}, "

@@ -59,7 +59,7 @@ def misassigned(clusters, labels) -> tuple[int, dict]:
     clusters = np.asarray(clusters)
     labels = np.asarray(labels).astype(str)
     cluster_ids = list(np.unique(clusters))
-    classes = list(np.unique(labels))
+    classes = [str(y) for y in np.unique(labels)]
     counts = np.array([[np.sum((clusters == c) & (labels == y)) for y in classes] for c in cluster_ids])
     if len(cluster_ids) <= len(classes):
         best, best_match = -1, None
