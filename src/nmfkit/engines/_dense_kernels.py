@@ -22,6 +22,7 @@ try:
 except ImportError:  # pragma: no cover - numba is a core dependency
     numba = None
 
+ROW_BLOCKS = 16          # row blocks of the kernel (partial sums of XW are added in this order)
 FUSED_MAX_RANK = 3       # above this, BLAS wins on the products alone (the loss still goes fused)
 
 
@@ -98,7 +99,7 @@ if numba is not None:
         dt = X.dtype
         W = np.ascontiguousarray(W, dtype=dt)
         Ht = np.ascontiguousarray(Ht, dtype=dt)
-        blocks = max(1, min(numba.get_num_threads(), m))
+        blocks = min(ROW_BLOCKS, m)      # fixed, not the thread count: same rounding on any machine
         want_xw = "XW" in need
         XH = np.empty((m, k) if "XH" in need else (0, 0), dtype=dt)
         XW_parts = np.zeros((blocks, n, k) if want_xw else (blocks, 0, 0), dtype=dt)

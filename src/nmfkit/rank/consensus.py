@@ -180,9 +180,12 @@ _WORKER_LIMITS = None
 
 
 def _init_worker(X):
-    """Process-pool initializer: keep X once per worker; one BLAS thread per process."""
+    """Process-pool initializer: keep X once per worker; one BLAS and one Numba thread per process
+    (the processes already fill the cores; more threads only contend)."""
     global _WORKER_X, _WORKER_LIMITS
     _WORKER_X = X
+    import numba
+    numba.set_num_threads(1)
     try:
         from threadpoolctl import threadpool_limits
         _WORKER_LIMITS = threadpool_limits(1)
