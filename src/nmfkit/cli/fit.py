@@ -29,6 +29,7 @@ import numpy as np
 import nmfkit
 
 from .. import io
+from ..result import _jsonable
 from ..registry import INITS, LOSSES, SOLVERS
 
 
@@ -80,14 +81,6 @@ def add_parser(subparsers):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line and no summary")
     p.set_defaults(handler=run)
     return p
-
-
-def _jsonable(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
 
 
 def run(args) -> int:
