@@ -30,6 +30,23 @@ def floor_of(dtype) -> float:
     return float(np.finfo(dtype).eps) ** 2
 
 
+class IterateCache:
+    """Products a step made at its returned iterate (W, Ht), for the next step that starts there.
+
+    KL/β MU evaluate the objective at the end of a step from the same products the
+    next H half-step needs; identity (not equality) of the arrays says they match."""
+
+    def __init__(self):
+        self._at, self._value = None, None
+
+    def get(self, W, Ht):
+        """The stored products if (W, Ht) are the arrays they were made at, else None."""
+        return self._value if self._at is not None and self._at[0] is W and self._at[1] is Ht else None
+
+    def put(self, W, Ht, value):
+        self._at, self._value = (W, Ht), value
+
+
 class Solver:
     name = "base"
     cache: dict = {}

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
-from .base import Solver, floor_of
+from .base import IterateCache, Solver, floor_of
 
 
 def mu_frobenius_half(F, R, G, floor, l1=0.0, l2=0.0):
@@ -94,7 +94,7 @@ class MultiplicativeUpdates(Solver):
     def __init__(self, engine, loss, beta, **options):
         super().__init__(engine, loss, beta, **options)
         self.floor = floor_of(engine.dtype)
-        self._next = None          # KL/β: ratio products cached at the last iterate
+        self._next = IterateCache()   # KL/β: products at the last returned iterate
         self.gamma = beta_exponent(beta)
         # Masked data and β ∉ {1, 2} share one path: (numerator, denominator) products.
         self._general = engine.kind == "masked" or loss not in ("frobenius", "kl")
@@ -123,32 +123,26 @@ class MultiplicativeUpdates(Solver):
 
     def _step_kl(self, W, Ht):
         e = self.engine
-        cached = self._next
-        if cached is not None and cached[0] is W and cached[1] is Ht:
-            XW = cached[2]
-        else:
+        XW = self._next.get(W, Ht)
+        if XW is None:
             XW = e.kl_ratio(W, Ht, need=("XW",))["XW"]
         p = self.penalty
         Ht = mu_kl_half(Ht, XW, W.sum(axis=0), self.floor, *p.terms("H"))
         XH = e.kl_ratio(W, Ht, need=("XH",))["XH"]
         W = mu_kl_half(W, XH, Ht.sum(axis=0), self.floor, *p.terms("W"))
         nxt = e.kl_ratio(W, Ht, need=("XW", "loss"))
-        self._next = (W, Ht, nxt["XW"])
+        self._next.put(W, Ht, nxt["XW"])
         return W, Ht, nxt["loss"] + p.value(W, Ht)
 
     def _step_beta(self, W, Ht):
         e, p, b = self.engine, self.penalty, self.beta
-        cached = self._next
-        if cached is not None and cached[0] is W and cached[1] is Ht:
-            num_H, den_H = cached[2], cached[3]
-        else:
-            prod = e.beta_products(W, Ht, b, need=("XW",))
-            num_H, den_H = prod["num_H"], prod["den_H"]
+        prod = self._next.get(W, Ht) or e.beta_products(W, Ht, b, need=("XW",))
+        num_H, den_H = prod["num_H"], prod["den_H"]
         Ht = mu_beta_half(Ht, num_H, den_H, self.gamma, self.floor, *p.terms("H"))
         prod = e.beta_products(W, Ht, b, need=("XH",))
         W = mu_beta_half(W, prod["num_W"], prod["den_W"], self.gamma, self.floor, *p.terms("W"))
         nxt = e.beta_products(W, Ht, b, need=("XW",))
-        self._next = (W, Ht, nxt["num_H"], nxt["den_H"])
+        self._next.put(W, Ht, nxt)
         self.cache = {}
         return W, Ht, nxt["loss"] + p.value(W, Ht)
 

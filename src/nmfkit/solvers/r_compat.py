@@ -46,7 +46,7 @@ import numpy as np
 
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
-from .base import Solver
+from .base import IterateCache, Solver
 
 LEE_EPS = 1e-9                    # nmf_update.lee's default `eps = 10^-9`
 R_DOUBLE_EPS = 2.220446049250313e-16   # .Machine$double.eps
@@ -136,7 +136,7 @@ class RBrunet(_RCompat):
                 f"solver 'brunet' reproduces R NMF's brunet exactly, which has no epsilon and returns NaN "
                 f"on data with all-zero rows or columns; X has {' and '.join(where)}. "
                 "Use solver='mu', loss='kl' (safe on zero rows/columns), or drop those rows/columns.")
-        self._next = None     # (W, Ht, Qᵀ W) at the last returned iterate
+        self._next = IterateCache()   # Qᵀ W at the last returned iterate
 
     def prepare(self, W, Ht):
         # A zero column of W (row of H) makes R divide by a zero sum: NaN.
@@ -150,10 +150,8 @@ class RBrunet(_RCompat):
 
     def step(self, W, Ht):
         e = self.engine
-        cached = self._next
-        if cached is not None and cached[0] is W and cached[1] is Ht:
-            QtW = cached[2]
-        else:
+        QtW = self._next.get(W, Ht)
+        if QtW is None:
             QtW = e.kl_ratio(W, Ht, need=("XW",))["XW"]
         Ht = brunet_half(Ht, QtW, W)
         QHt = e.kl_ratio(W, Ht, need=("XH",))["XH"]
@@ -163,5 +161,5 @@ class RBrunet(_RCompat):
             np.maximum(Ht, R_DOUBLE_EPS, out=Ht)
             np.maximum(W, R_DOUBLE_EPS, out=W)
         nxt = e.kl_ratio(W, Ht, need=("XW", "loss"))
-        self._next = (W, Ht, nxt["XW"])
+        self._next.put(W, Ht, nxt["XW"])
         return W, Ht, nxt["loss"]
