@@ -16,16 +16,7 @@ import nmfkit
 from nmfkit.rank.consensus import (connectivity, consensus_clusters, consensus_matrix, consensus_silhouette,
                                    cophenetic_correlation, dispersion, silhouette_widths)
 from nmfkit.rank.hclust import average_linkage
-
-
-def planted(m=60, n=30, k=3, noise=0.01, seed=0):
-    """Features × samples with k clear sample groups (each sample loads on one component)."""
-    rng = np.random.default_rng(seed)
-    W = rng.random((m, k)) * (rng.random((m, k)) < 0.5) + 0.01
-    groups = np.arange(n) % k
-    H = np.zeros((k, n))
-    H[groups, np.arange(n)] = 1.0 + rng.random(n)
-    return W @ H + noise * rng.random((m, n)), groups
+from _planted import clustered as planted
 
 
 def noisy_assignments(n=25, runs=12, k=3, agree=0.8, seed=0):

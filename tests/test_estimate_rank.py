@@ -16,15 +16,7 @@ from nmfkit.rank.estimate import hoyer_sparseness, parse_ranks, randomize
 from nmfkit.rank.features import feature_score, select_features, top_features
 from nmfkit.rank.plots import consensus_heatmap, cv_plot, survey_plot
 from nmfkit.rank.cross_validation import CrossValidation
-
-
-def planted(m=60, n=30, k=3, noise=0.01, seed=0):
-    rng = np.random.default_rng(seed)
-    W = rng.random((m, k)) * (rng.random((m, k)) < 0.5) + 0.01
-    groups = np.arange(n) % k
-    H = np.zeros((k, n))
-    H[groups, np.arange(n)] = 1.0 + rng.random(n)
-    return W @ H + noise * rng.random((m, n)), groups
+from _planted import clustered as planted
 
 
 @pytest.fixture(scope="module")
