@@ -28,7 +28,12 @@ def test_resume_is_bit_identical(tmp_path, solver, loss):
     assert resumed.n_iter == 40
     np.testing.assert_array_equal(resumed.W, full.W)
     np.testing.assert_array_equal(resumed.H, full.H)
-    np.testing.assert_array_equal(resumed.history["objective"], full.history["objective"])
+    # KL objectives are evaluated every 10 iterations, and at checkpoints: compare where both have one
+    it_r, it_f = resumed.history["iteration"], full.history["iteration"]
+    common = np.intersect1d(it_r, it_f)
+    assert common.size >= 5 and common[-1] == 40
+    np.testing.assert_array_equal(resumed.history["objective"][np.isin(it_r, common)],
+                                  full.history["objective"][np.isin(it_f, common)])
 
 
 def test_hals_resumes_from_the_saved_iterate(tmp_path):

@@ -130,3 +130,46 @@ def test_fused_kl_kernel_matches_numpy_twin(dtype, order, k):
             np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=0)
         if "XH" in a:
             assert a["XH"].dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 3, 8])
+@pytest.mark.parametrize("l2, floor", [(0.0, 0.0), (0.3, 1e-3)])
+def test_fused_kl_w_step_matches_the_generic_two_pass_step(dtype, k, l2, floor):
+    """The dense engine's one-pass W half-step equals Engine.kl_w_step (two kl_ratio calls)."""
+    from nmfkit.engines.base import Engine
+    from nmfkit.engines.dense import DenseEngine
+    rng = np.random.default_rng(k)
+    X = (rng.random((90, 37)) * (rng.random((90, 37)) < 0.6)).astype(dtype)
+    W, Ht = rng.random((90, k)).astype(dtype), rng.random((37, k)).astype(dtype)
+    X[0] = 0.0                                        # an all-zero row: its W row goes to the floor
+    Ht_next = np.maximum(Ht, 0.2)
+    den = (Ht.sum(axis=0) + 0.1).astype(dtype)
+    e = DenseEngine(X)
+    assert e._fused_step(W)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    for need in [("XW", "loss"), ("XW",), ()]:
+        fused = e.kl_w_step(W, Ht, den, l2, floor, need, Ht_next=Ht_next)
+        generic = Engine.kl_w_step(e, W, Ht, den, l2, floor, need, Ht_next=Ht_next)
+        assert set(need) | {"W", "W_sum"} <= set(fused) and fused["W"].dtype == dtype
+        for key in set(need) | {"W", "W_sum"}:
+            np.testing.assert_allclose(fused[key], generic[key], rtol=rtol, atol=0, err_msg=key)
+        assert np.all(fused["W"] >= floor) and np.all(np.isfinite(fused["W"]))
+    # products only (update=False) are the same sums a step makes at the new W
+    nxt = e.kl_w_step(W, Ht, den, l2, floor, ("XW",))
+    again = e.kl_ratio(nxt["W"], Ht, need=("XW",))
+    np.testing.assert_array_equal(again["XW"], nxt["XW"])
+    np.testing.assert_array_equal(e.column_sums(nxt["W"]), nxt["W_sum"])
+
+
+def test_kl_objective_every_keeps_history_and_stops():
+    X = np.random.default_rng(1).random((40, 30))
+    f = nmfkit.fit(X, 3, solver="mu", loss="kl", max_iter=95, tol=0, seed=0)
+    assert list(f.history["iteration"]) == [0, *range(10, 91, 10), 95]
+    every = nmfkit.fit(X, 3, solver="mu", loss="kl", max_iter=95, tol=0, seed=0, objective_every=1)
+    assert every.history["iteration"].size == 96
+    np.testing.assert_array_equal(f.W, every.W)       # evaluating the objective changes nothing else
+    assert f.loss == every.loss
+    np.testing.assert_array_equal(f.history["objective"], every.history["objective"][f.history["iteration"]])
+    conv = nmfkit.fit(X, 3, solver="mu", loss="kl", max_iter=5000, tol=1e-4, seed=0)
+    assert conv.converged and conv.n_iter % 10 == 0 and conv.n_iter < 5000

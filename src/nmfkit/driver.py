@@ -13,9 +13,16 @@
 History records (iteration, seconds, objective) from iteration 0 (the start); a `tracker`
 (diagnostics.Tracker) adds its columns, and its own time is left out of `seconds`.  For a monotone
 solver every objective increase beyond rounding is listed in `monotonicity` and warned about.
+
+Where the objective costs a pass of its own (KL and β losses: a logarithm per entry), the
+driver asks for it only every `objective_every` iterations (`solver.want_objective`), as
+scikit-learn does for its MU solver; history then holds those iterations, the first and
+the last, and `tol` compares objectives that many iterations apart.  A solver whose
+objective falls out of its products anyway reports it every iteration.
 """
 from __future__ import annotations
 
+import bisect
 import sys
 import time
 import warnings
@@ -31,7 +38,8 @@ WINDOW = 5   # iterations over which the relative decrease is averaged
 
 @dataclass
 class State:
-    """What a callback sees after each iteration."""
+    """What a callback sees after each iteration (`objective`: the latest one evaluated,
+    which for KL/β losses may be up to `objective_every` − 1 iterations old)."""
     iteration: int
     W: np.ndarray
     Ht: np.ndarray
@@ -81,19 +89,30 @@ class Progress:
             sys.stderr.flush()
 
 
-def relative_decrease(objectives, window=WINDOW) -> float:
-    """Mean relative objective decrease per iteration over the last `window`."""
+def relative_decrease(objectives, iterations=None, window=WINDOW) -> float:
+    """Mean relative objective decrease per iteration over the last `window` iterations
+    (or since the previous recorded objective, if that is further back)."""
     t = len(objectives) - 1
-    w = min(window, t)
+    if iterations is None:
+        w = min(window, t)
+        span = w
+    else:
+        w = 1
+        while w < t and iterations[t] - iterations[t - w] < window:
+            w += 1
+        span = iterations[t] - iterations[t - w]
     old, new = objectives[t - w], objectives[t]
-    return (old - new) / (w * max(abs(old), np.finfo(float).tiny))
+    return (old - new) / (span * max(abs(old), np.finfo(float).tiny))
 
 
 def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monotone=True,
-        progress=False, label="nmf", tracker=None, checkpoint=None, resume=None) -> RunOutput:
+        progress=False, label="nmf", tracker=None, checkpoint=None, resume=None,
+        objective_every=1) -> RunOutput:
     """Iterate `solver` from (W, Ht).  `checkpoint` = dict(path, every, fingerprint) writes the
-    state every `every` iterations (and on Ctrl-C); `resume` = a loaded checkpoint to continue."""
+    state every `every` iterations (and on Ctrl-C); `resume` = a loaded checkpoint to continue;
+    `objective_every` = how often to ask a solver for an objective that costs a pass over X."""
     start = time.perf_counter()
+    every = 1 if tracker is not None else objective_every
     if resume is None:
         W, Ht = solver.prepare(W, Ht)
         obj = float(solver.objective(W, Ht))
@@ -115,7 +134,8 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
     stop_reason, converged, it = "max_iter", False, first - 1
 
     def save_checkpoint():
-        n = last[3] + 1               # complete iterations 0..last (Ctrl-C may cut an append short)
+        rows = min(len(v) for v in hist.values())   # Ctrl-C may cut an append short
+        n = bisect.bisect_right(hist["iteration"][:rows], last[3])   # complete rows up to `last`
         rng = getattr(solver, "rng", None)
         _checkpoint.save(checkpoint["path"], fingerprint=checkpoint["fingerprint"], iteration=last[3],
                          seconds=hist["seconds"][n - 1], W=last[1], Ht=last[2], best=best,
@@ -126,7 +146,17 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
     try:
         for it in range(first, max_iter + 1):
             W_prev, Ht_prev = W, Ht
+            solver.want_objective = (it % every == 0 or it == max_iter
+                                     or (checkpoint is not None and it % checkpoint["every"] == 0)
+                                     or (time_limit is not None
+                                         and time.perf_counter() - start - tracked >= time_limit))
             W, Ht, obj = solver.step(W, Ht)
+            stop_now = False
+            if obj is None:                         # not evaluated this iteration
+                if callback is None or not callback(State(it, W, Ht, last[0], time.perf_counter() - start
+                                                          - tracked, hist)):
+                    continue
+                obj, stop_now = solver.objective(W, Ht), True   # record the iterate the callback stopped at
             obj = float(obj)
             if tracker is not None:
                 t0 = time.perf_counter()
@@ -148,7 +178,7 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
             if getattr(solver, "done", False):      # the solver's own target was met (e.g. sgd's target_error)
                 stop_reason, converged = "target", True
                 break
-            if tol > 0 and (obj == 0.0 or abs(relative_decrease(hist["objective"])) < tol):
+            if tol > 0 and (obj == 0.0 or abs(relative_decrease(hist["objective"], hist["iteration"])) < tol):
                 stop_reason, converged = "converged", True
                 break
             if time_limit is not None and now >= time_limit:
@@ -156,7 +186,7 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
                 break
             if checkpoint is not None and it % checkpoint["every"] == 0:
                 save_checkpoint()
-            if callback is not None and callback(State(it, W, Ht, obj, now, hist)):
+            if stop_now or (callback is not None and callback(State(it, W, Ht, obj, now, hist))):
                 stop_reason = "callback"
                 break
     except KeyboardInterrupt:

@@ -36,7 +36,7 @@ def _labels(X):
 def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max_iter=None,
         tol=1e-4, seed=None, n_runs=1, callback=None, time_limit=None, verbose=False, track=False,
         mask=None, missing="error", checkpoint=None, checkpoint_every=50, resume=None,
-        **solver_options) -> Factorization:
+        objective_every=None, **solver_options) -> Factorization:
     """Factorize a non-negative matrix X (m×n) as W H with W (m×k), H (k×n) ≥ 0.
 
     Parameters
@@ -67,6 +67,11 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         iterations (and on Ctrl-C), atomically; see `nmfkit.checkpoint`.
     resume : path of a checkpoint to continue from (same X, rank, solver, loss);
         the iteration count continues, so `max_iter` is the total.
+    objective_every : evaluate a KL/β objective (a logarithm per entry: as costly as
+        the rest of an iteration) only every this many iterations; `history` and
+        `tol` then use those iterations.  Default: the solver's (10 for KL
+        multiplicative updates, 1 where the objective comes free); `track=True`
+        evaluates every iteration.
     solver_options : passed to the solver (see its documentation).
     """
     row_names, col_names = _labels(X)
@@ -139,7 +144,9 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         out = run(solver_obj, W0, Ht0, max_iter=max_iter, tol=tol, time_limit=time_limit,
                   callback=callback, monotone=spec.monotone and getattr(solver_obj, "monotone", True), progress=verbose, label=label,
                   tracker=(track if r == 0 else track.fresh()) if track else None,
-                  checkpoint=ckpt, resume=resumed)
+                  checkpoint=ckpt, resume=resumed,
+                  objective_every=(solver_obj.objective_every if objective_every is None
+                                   else check_positive_int(objective_every, "objective_every")))
         runs.append({"run": r, "seed": int(child.generate_state(1)[0]), "loss": out.objective,
                      "n_iter": out.n_iter, "stop_reason": out.stop_reason, "seconds": out.seconds})
         if best is None or out.objective < best.objective:

@@ -10,6 +10,17 @@ q and the requested sums entry by entry: 2k flops per entry per product and no
 temporaries, which wins when k is small (the products are then memory-bound
 for BLAS too).  XW is reduced over per-block partial sums.  Both clamp λ at
 the dtype's tiny, as the engines do.  tests/test_core.py checks they agree.
+
+`kl_w_step` fuses a whole KL multiplicative W half-step with the products the
+next H half-step needs, in one pass over the rows of X (Hᵀ stored k×n so the
+inner loops run over contiguous columns and vectorise):
+
+    Wᵢ' = max(δ, Wᵢ ∘ (qᵢ Ht) / max(tiny, d + λ₂Wᵢ)),  qᵢ = xᵢ / (Wᵢ Htᵀ)
+    then  XW = Q'ᵀ W',  D(X‖W' Htᵀ)  with Q' = X / (W' Htᵀ),  and colsum(W')
+
+4k + 2 operations per entry (two λ rows, the row product, the XW update), one
+read of X instead of two.  Rows are independent, so the result does not
+depend on the thread count; the partial sums of XW are added per row block.
 """
 from __future__ import annotations
 
@@ -22,8 +33,11 @@ try:
 except ImportError:  # pragma: no cover - numba is a core dependency
     numba = None
 
-ROW_BLOCKS = 16          # row blocks of the kernel (partial sums of XW are added in this order)
+ROW_BLOCKS = 16          # row blocks of the kernels (partial sums of XW are added in this order)
 FUSED_MAX_RANK = 3       # above this, BLAS wins on the products alone (the loss still goes fused)
+FUSED_STEP_MAX_RANK = 8  # kl_w_step: the fused pass beats two BLAS passes up to about this rank
+_VECTORISE = {"reassoc", "contract"}   # lets LLVM vectorise the row sums; no other fast-math licence
+# error_model="numpy": IEEE division (no ZeroDivisionError check), which LLVM can vectorise; λ ≥ tiny anyway
 
 
 def kl_divergence_terms(X, WH, Q, pos) -> float:
@@ -49,7 +63,7 @@ def kl_products_numpy(X, W, Ht, need, positive=None):
 
 if numba is not None:
 
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(parallel=True, cache=True, error_model="numpy")
     def _kl_fused(X, W, Ht, want_xh, want_xw, want_loss, XH, XW_parts, loss_parts, tiny):
         m, n = X.shape
         k = W.shape[1]
@@ -115,5 +129,100 @@ if numba is not None:
             out["loss"] = float(loss_parts.sum())
         return out
 
+    @numba.njit(parallel=True, cache=True, fastmath=_VECTORISE, error_model="numpy")
+    def _kl_w_step(X, W, Hw, Hw_next, den, l2, floor, tiny, update, want_xw, want_loss, Wn, XW_parts,
+                   sum_parts, loss_parts):
+        m, n = X.shape
+        k = W.shape[1]
+        blocks = loss_parts.shape[0]
+        size = (m + blocks - 1) // blocks
+        for b in numba.prange(blocks):
+            lam = np.empty(n, dtype=X.dtype)
+            q = np.empty(n, dtype=X.dtype)
+            loss = 0.0
+            for i in range(b * size, min(m, (b + 1) * size)):
+                x = X[i]
+                for stage in range(2):           # 0: the update of row i; 1: products at the new row
+                    if stage == 0 and not update:
+                        for a in range(k):
+                            Wn[i, a] = W[i, a]
+                            sum_parts[b, a] += W[i, a]
+                        continue
+                    F, H = (W, Hw) if stage == 0 else (Wn, Hw_next)
+                    if stage == 1 and not (want_xw or want_loss):
+                        break
+                    lam[:] = 0.0
+                    for a in range(k):
+                        f = F[i, a]
+                        for j in range(n):
+                            lam[j] += f * H[a, j]
+                    for j in range(n):
+                        q[j] = x[j] / max(lam[j], tiny)
+                    if stage == 0:
+                        for a in range(k):
+                            s = 0.0
+                            for j in range(n):
+                                s += q[j] * Hw[a, j]
+                            Wn[i, a] = max(W[i, a] * s / max(den[a] + l2 * W[i, a], tiny), floor)
+                            sum_parts[b, a] += Wn[i, a]   # the stored (rounded) value
+                    else:
+                        if want_xw:
+                            for a in range(k):
+                                f = Wn[i, a]
+                                for j in range(n):
+                                    XW_parts[b, a, j] += f * q[j]
+                        if want_loss:
+                            for j in range(n):
+                                loss += max(lam[j], tiny) - x[j]
+                                if x[j] > 0:
+                                    loss += x[j] * math.log(q[j])
+            loss_parts[b] = loss
+
+    def kl_w_step(X, W, Ht, den, l2, floor, need, Ht_next=None, update=True):
+        """The fused W half-step on a C-contiguous X; see the module docstring.
+        The products at the new W use `Ht_next` (default Ht): R's brunet floors Ht between.
+        `update=False` only makes the products at W (the same sums as after a step)."""
+        m, n = X.shape
+        k = W.shape[1]
+        dt = X.dtype
+        W = np.ascontiguousarray(W, dtype=dt)
+        Hw = np.ascontiguousarray(Ht.T, dtype=dt)
+        blocks = min(ROW_BLOCKS, m)
+        want_xw = "XW" in need
+        Hw_next = Hw if Ht_next is None else np.ascontiguousarray(Ht_next.T, dtype=dt)
+        Wn = np.empty_like(W)
+        XW_parts = np.zeros((blocks, k, n) if want_xw else (blocks, 0, 0), dtype=dt)
+        sum_parts = np.zeros((blocks, k), dtype=dt)
+        loss_parts = np.zeros(blocks)
+        _kl_w_step(X, W, Hw, Hw_next, np.ascontiguousarray(den, dtype=dt), dt.type(l2), dt.type(floor),
+                   dt.type(np.finfo(dt).tiny), update, want_xw, "loss" in need, Wn, XW_parts, sum_parts, loss_parts)
+        out = {"W": Wn, "W_sum": sum_parts.sum(axis=0)}
+        if want_xw:
+            out["XW"] = XW_parts.sum(axis=0).T
+        if "loss" in need:
+            out["loss"] = float(loss_parts.sum())
+        return out
+
+    @numba.njit(cache=True)
+    def _block_column_sums(F, sum_parts):
+        m = F.shape[0]
+        blocks = sum_parts.shape[0]
+        size = (m + blocks - 1) // blocks
+        for b in range(blocks):
+            for i in range(b * size, min(m, (b + 1) * size)):
+                for a in range(F.shape[1]):
+                    sum_parts[b, a] += F[i, a]
+
+    def column_sums(F):
+        """Σᵢ F_ia added in the order `kl_w_step` adds its W_sum (equal to the last bit), and
+        ~20× faster than NumPy's axis-0 sum of a tall C-ordered array."""
+        sum_parts = np.zeros((min(ROW_BLOCKS, F.shape[0]), F.shape[1]), dtype=F.dtype)
+        _block_column_sums(F, sum_parts)
+        return sum_parts.sum(axis=0)
+
 else:  # pragma: no cover
     kl_products = kl_products_numpy
+    kl_w_step = None
+
+    def column_sums(F):
+        return F.sum(axis=0)

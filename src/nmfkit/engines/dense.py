@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._dense_kernels import FUSED_MAX_RANK, kl_products, kl_products_numpy
+from ._dense_kernels import (FUSED_MAX_RANK, FUSED_STEP_MAX_RANK, column_sums, kl_products, kl_products_numpy,
+                             kl_w_step)
 from .base import Engine
 
 
@@ -48,6 +49,9 @@ class DenseEngine(Engine):
         than separate NumPy passes).  Which code makes a product depends on k alone,
         so results do not change with whether the loss was asked for (checkpoints
         resume bit-identically)."""
+        if set(need) <= {"XW", "loss"} and self._fused_step(W):   # the sums a fused step makes
+            out = kl_w_step(self.X, W, Ht, W[0], 0.0, 0.0, need, update=False)
+            return {t: out[t] for t in need}
         if W.shape[1] <= FUSED_MAX_RANK:
             return kl_products(self.X, W, Ht, need)
         out = kl_products_numpy(self.X, W, Ht, tuple(t for t in need if t != "loss"))
@@ -57,6 +61,20 @@ class DenseEngine(Engine):
 
     def kl_divergence(self, W, Ht):
         return kl_products(self.X, W, Ht, ("loss",))["loss"]
+
+    def column_sums(self, F):
+        return column_sums(np.ascontiguousarray(F))
+
+    def kl_w_step(self, W, Ht, den, l2, floor, need=("XW",), Ht_next=None):
+        """One fused pass over the rows of a C-ordered X for k ≤ FUSED_STEP_MAX_RANK
+        (see _dense_kernels); otherwise BLAS products in two passes.  The choice
+        depends on k and the layout of X only, so reruns and resumes are bit-identical."""
+        if not self._fused_step(W):
+            return super().kl_w_step(W, Ht, den, l2, floor, need, Ht_next)
+        return kl_w_step(self.X, W, Ht, den, l2, floor, need, Ht_next)
+
+    def _fused_step(self, W) -> bool:
+        return kl_w_step is not None and W.shape[1] <= FUSED_STEP_MAX_RANK and self.X.flags.c_contiguous
 
     def beta_products(self, W, Ht, beta, need=("XH", "XW")):
         """Numerator/denominator products of β-divergence MU at (W, Ht).
@@ -92,6 +110,12 @@ class DenseEngine(Engine):
         """½‖X − W Htᵀ‖² computed entry by entry (accurate near an exact fit)."""
         D = self.X - W @ Ht.T
         return 0.5 * float(np.einsum("ij,ij->", D, D, dtype=np.float64))
+
+    def kl_cd_rows(self, F, Other, inner_steps, floor, want_loss=False):
+        """KL coordinate descent with Newton steps on every row of F against the rows of X
+        (see _kl_cd_kernels): returns (F', D_KL(X‖F' Otherᵀ) or None).  X may be C- or F-ordered."""
+        from ._kl_cd_kernels import kl_cd_dense
+        return kl_cd_dense(self.X, F, Other, inner_steps, floor, want_loss)
 
 
 def beta_divergence_dense(X, L, beta) -> float:

@@ -4,7 +4,8 @@ A solver is built once per run from (engine, loss, β, options) and then called
 
     W, Ht, objective = solver.step(W, Ht)
 
-for one full iteration (H half-step, then W half-step).  `step` never modifies
+for one full iteration (H half-step, then W half-step); `objective` may be None
+when the driver set `want_objective = False` and the loss would cost a pass.  `step` never modifies
 its inputs in place, so the driver can keep references to earlier iterates
 (best-so-far, Ctrl-C) without copying.  `objective` is the loss at the
 returned factors, computed from products the step already made whenever the
@@ -50,6 +51,11 @@ class IterateCache:
 class Solver:
     name = "base"
     cache: dict = {}
+    # Set by the driver before each step: whether the step must return the objective.  Solvers
+    # whose objective costs a pass over X return None when it is False; `objective_every` is
+    # the default interval the driver uses for them (1: always evaluated).
+    want_objective = True
+    objective_every = 1
 
     def __init__(self, engine, loss: str, beta: float, *, alpha_W=0.0, alpha_H="same", l1_ratio=0.0,
                  **options):

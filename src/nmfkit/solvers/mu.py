@@ -98,6 +98,8 @@ class MultiplicativeUpdates(Solver):
         self.gamma = beta_exponent(beta)
         # Masked data and β ∉ {1, 2} share one path: (numerator, denominator) products.
         self._general = engine.kind == "masked" or loss not in ("frobenius", "kl")
+        if loss == "kl" and not self._general:
+            self.objective_every = 10   # the KL objective (a log per entry) would double the iteration's cost
         if beta <= 0:
             check_positive_data(engine, loss, beta)
 
@@ -122,17 +124,15 @@ class MultiplicativeUpdates(Solver):
         return W, Ht, frobenius_from_products(e.sqnorm, W, R, G) + p.value(W, Ht)
 
     def _step_kl(self, W, Ht):
-        e = self.engine
-        XW = self._next.get(W, Ht)
-        if XW is None:
-            XW = e.kl_ratio(W, Ht, need=("XW",))["XW"]
-        p = self.penalty
-        Ht = mu_kl_half(Ht, XW, W.sum(axis=0), self.floor, *p.terms("H"))
-        XH = e.kl_ratio(W, Ht, need=("XH",))["XH"]
-        W = mu_kl_half(W, XH, Ht.sum(axis=0), self.floor, *p.terms("W"))
-        nxt = e.kl_ratio(W, Ht, need=("XW", "loss"))
-        self._next.put(W, Ht, nxt["XW"])
-        return W, Ht, nxt["loss"] + p.value(W, Ht)
+        e, p = self.engine, self.penalty
+        XW, W_sum = self._next.get(W, Ht) or (e.kl_ratio(W, Ht, need=("XW",))["XW"], e.column_sums(W))
+        Ht = mu_kl_half(Ht, XW, W_sum, self.floor, *p.terms("H"))
+        l1, l2 = p.terms("W")
+        nxt = e.kl_w_step(W, Ht, Ht.sum(axis=0) + l1, l2, self.floor,
+                          need=("XW", "loss") if self.want_objective else ("XW",))
+        W = nxt["W"]
+        self._next.put(W, Ht, (nxt["XW"], nxt["W_sum"]))
+        return W, Ht, nxt["loss"] + p.value(W, Ht) if "loss" in nxt else None
 
     def _step_beta(self, W, Ht):
         e, p, b = self.engine, self.penalty, self.beta

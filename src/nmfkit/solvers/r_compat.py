@@ -66,13 +66,6 @@ def lee_half(F, R, G, eps=LEE_EPS):
     return num
 
 
-def brunet_half(F, QF_other, other):
-    """One R-`brunet` half-step: F ∘ (Q-product) / colsum(other), no ε."""
-    out = F * QF_other
-    out /= other.sum(axis=0)
-    return out
-
-
 def zero_lines(engine):
     """Indices of all-zero rows and columns of the (non-negative) data."""
     return np.flatnonzero(engine.row_sums() == 0), np.flatnonzero(engine.col_sums() == 0)
@@ -148,18 +141,19 @@ class RBrunet(_RCompat):
                                  "Use solver='mu', loss='kl' or a positive start.")
         return super().prepare(W, Ht)
 
+    objective_every = 10   # R evaluates no objective while iterating; the KL one costs a log per entry
+
     def step(self, W, Ht):
         e = self.engine
-        QtW = self._next.get(W, Ht)
-        if QtW is None:
-            QtW = e.kl_ratio(W, Ht, need=("XW",))["XW"]
-        Ht = brunet_half(Ht, QtW, W)
-        QHt = e.kl_ratio(W, Ht, need=("XH",))["XH"]
-        W = brunet_half(W, QHt, Ht)
+        QtW, W_sum = self._next.get(W, Ht) or (e.kl_ratio(W, Ht, need=("XW",))["XW"], e.column_sums(W))
+        Ht = Ht * QtW
+        Ht /= W_sum
         self.iteration += 1
-        if self.iteration % BRUNET_FLOOR_EVERY == 0:
-            np.maximum(Ht, R_DOUBLE_EPS, out=Ht)
-            np.maximum(W, R_DOUBLE_EPS, out=W)
-        nxt = e.kl_ratio(W, Ht, need=("XW", "loss"))
-        self._next.put(W, Ht, nxt["XW"])
-        return W, Ht, nxt["loss"]
+        floor = 0.0 if self.iteration % BRUNET_FLOOR_EVERY else R_DOUBLE_EPS
+        # W ← W ∘ (Q Hᵀ) / rowSums(H), fused with the next step's Qᵀ W; R floors H after W's update
+        Ht_next = np.maximum(Ht, floor) if floor else Ht
+        nxt = e.kl_w_step(W, Ht, Ht.sum(axis=0), 0.0, floor,
+                          need=("XW", "loss") if self.want_objective else ("XW",), Ht_next=Ht_next)
+        W, Ht = nxt["W"], Ht_next
+        self._next.put(W, Ht, (nxt["XW"], nxt["W_sum"]))
+        return W, Ht, nxt.get("loss")
