@@ -1,5 +1,6 @@
 """The solver contract table: every registered solver × each loss it declares ×
-engine (dense, sparse) × dtype (float64, float32), on small seeded planted problems.
+engine (dense, sparse, and torch — a dense CPU tensor — when torch is installed) × dtype
+(float64, float32), on small seeded planted problems.
 
 (Other engines, e.g. "masked", have their own tests.)
 Checks: W, H ≥ 0 and finite; the input's dtype is kept; the objective history is
@@ -15,7 +16,12 @@ import scipy.sparse as sp
 import nmfkit
 from nmfkit.registry import LOSSES, SOLVERS
 
-ENGINES = ("dense", "sparse")
+try:
+    import torch
+except ImportError:
+    torch = None
+
+ENGINES = ("dense", "sparse") + (("torch",) if torch is not None else ())
 DTYPES = (np.float64, np.float32)
 RANK = 4
 NOISE = 0.01
@@ -41,7 +47,14 @@ def data_for(loss, X):
     """Itakura–Saito needs strictly positive data: shift every entry (stored, if sparse)."""
     if loss != "is":
         return X
+    if torch is not None and isinstance(X, torch.Tensor):
+        return X + 0.1
     return sp.csr_matrix(X.toarray() + 0.1) if sp.issparse(X) else X + X.dtype.type(0.1)
+
+
+def host(A):
+    """A factor as a NumPy array (torch results are tensors)."""
+    return A.numpy() if torch is not None and isinstance(A, torch.Tensor) else A
 
 
 def planted(kind, dtype, seed=0):
@@ -57,6 +70,8 @@ def planted(kind, dtype, seed=0):
     X = np.maximum(X, 0)
     noise = np.linalg.norm(X - L) / np.linalg.norm(X)
     X = X.astype(dtype)
+    if kind == "torch":
+        return torch.from_numpy(X), noise
     return (sp.csr_matrix(X) if kind == "sparse" else X), noise
 
 
@@ -74,16 +89,19 @@ def test_contract(name, loss, kind, dtype):
     budget = BUDGET.get(name, DEFAULT)
     X, noise = planted(kind, dtype)
     X = data_for(loss, X)
-    X_before = X.copy()
+    X_before = X.clone() if kind == "torch" else X.copy()
     max_iter = budget["max_iter"] if loss == "frobenius" else min(budget["max_iter"], OTHER_LOSS_ITER)
     fit = nmfkit.fit(X, RANK, solver=name, max_iter=max_iter, tol=1e-9, seed=0, **loss_args(loss))
+    if kind == "torch":
+        assert isinstance(fit.W, torch.Tensor) and isinstance(fit.H, torch.Tensor)
+        fit.W, fit.H, X, X_before = host(fit.W), host(fit.H), host(X), host(X_before)
 
     assert fit.W.shape == (60, RANK) and fit.H.shape == (RANK, 45)
     assert fit.W.dtype == dtype and fit.H.dtype == dtype
     assert np.isfinite(fit.W).all() and np.isfinite(fit.H).all()
     assert (fit.W >= 0).all() and (fit.H >= 0).all()
     assert np.isfinite(fit.loss) and fit.n_iter >= 1
-    diff = (X - X_before) if kind == "dense" else (X - X_before).toarray()
+    diff = (X - X_before) if kind != "sparse" else (X - X_before).toarray()
     assert not diff.any()                                   # X untouched
 
     obj = np.asarray(fit.history["objective"])

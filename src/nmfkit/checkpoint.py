@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from .engines import array_ops
+
 FORMAT = "nmfkit.checkpoint/1"
 FINGERPRINT_KEYS = ("shape", "rank", "solver", "loss", "beta", "dtype")
 
@@ -29,9 +31,10 @@ def save(path, *, fingerprint, iteration, seconds, W, Ht, best, history, solver_
     """Write a checkpoint atomically (temporary file, then rename)."""
     path = os.fspath(path)
     best_obj, best_W, best_Ht, best_it = best
-    arrays = {"W": W, "Ht": Ht}
+    host = array_ops(W).to_numpy              # tensors are written from host memory
+    arrays = {"W": host(W), "Ht": host(Ht)}
     if best_W is not W or best_Ht is not Ht:
-        arrays.update(best_W=best_W, best_Ht=best_Ht)
+        arrays.update(best_W=host(best_W), best_Ht=host(best_Ht))
     arrays.update({f"history.{k}": np.asarray(v) for k, v in history.items()})
     state_meta = {}
     for key, value in solver_state.items():

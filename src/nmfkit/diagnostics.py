@@ -39,6 +39,7 @@ import time
 
 import numpy as np
 
+from .engines import array_ops
 from .validation import choose
 
 QUANTITIES = ("relative_error", "theta_V", "theta_U", "diff_norm_V", "decrease_V", "inner_product",
@@ -50,7 +51,8 @@ _GROUPS = {"theta": ("theta_V", "theta_U"), "singular_values": QUANTITIES[7:11],
 
 
 def _f64(a):
-    return np.asarray(a, dtype=np.float64)
+    """a in float64 host memory (tensors are copied off their device: tracking runs on the host)."""
+    return np.asarray(array_ops(a).to_numpy(a), dtype=np.float64)
 
 
 def _dot(a, b) -> float:
@@ -92,6 +94,7 @@ def projected_gradient_norm(F, R, G, penalty, which, floor=0.0) -> float:
     """‖P[∇_F f]‖ for the half-step data (R = X·other, G = otherᵀother) of factor F (tall)."""
     if penalty is not None:
         R, G = penalty.edit(R, G, which)
+    F = array_ops(F).to_numpy(F)               # host copy in F's dtype: F > floor compares as before
     grad = _f64(F) @ _f64(G) - _f64(R)
     grad = np.where(F > floor, grad, np.minimum(grad, 0.0))
     return float(np.vdot(grad, grad))

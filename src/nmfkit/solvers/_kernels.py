@@ -1,4 +1,4 @@
-"""Hot loop of HALS: coordinate-descent sweeps, Numba kernel + NumPy twin.
+"""Hot loop of HALS: coordinate-descent sweeps, Numba kernel + whole-array twin.
 
 A Frobenius half-step minimises, over a tall factor F (p×k) ≥ 0,
 
@@ -20,7 +20,9 @@ independent problem gets the sweeps it needs).
 
 Row i of a column update depends only on row i, so the column-by-column,
 whole-array twin (`hals_sweeps_numpy`) and the row-by-row Numba kernel give the
-same result up to summation order; tests/test_kernels.py checks it.  The kernel
+same result up to summation order; tests/test_kernels.py checks it.  The twin
+is also the HALS path for torch tensors (it uses only the array family's ops,
+so it runs on the GPU; one sweep is k column updates of O(p·k) each).  The kernel
 copies a row of F and of S into small local arrays for all of its sweeps (no
 aliasing with G, so the rank-one update is a vectorised axpy) and multiplies by
 a precomputed 1/G_jj instead of dividing (the twin does the same, so the two
@@ -44,6 +46,8 @@ import types
 
 import numpy as np
 
+from ..engines import array_ops
+
 try:
     import numba
 except ImportError:  # pragma: no cover - numba is a core dependency
@@ -66,26 +70,30 @@ def reciprocal_diagonal(G):
 
 
 def hals_sweeps_numpy(F, R, G, max_sweeps=1, delta=0.0):
-    """HALS sweeps on F in place, column by column over the still-active rows."""
+    """HALS sweeps on F in place, column by column over the still-active rows.
+
+    Whole-array code through the array family's ops, so it runs on NumPy arrays
+    and on torch tensors (on their device) alike."""
+    ops = array_ops(F)
     p, k = F.shape
     S = R - F @ G                     # the negative gradient, kept up to date
-    inv = reciprocal_diagonal(G)
-    first = np.zeros(p)
-    done = np.zeros(p, dtype=np.int64)
-    active = np.arange(p)
+    inv = [float(1 / d) if d > 0 else 0.0 for d in ops.to_numpy(G.diagonal())]   # as the kernel rounds it
+    first = ops.zeros(p, F, np.float64)
+    done = ops.zeros(p, F, np.int64)
+    active = ops.arange(p, F)
     for sweep in range(max_sweeps):
-        if active.size == 0:
+        if len(active) == 0:
             break
         Fa, Sa = F[active], S[active]
-        moved = np.zeros(active.size)
+        moved = ops.zeros(len(active), F, np.float64)
         for j in range(k):
             if inv[j] > 0:
-                col = np.maximum(Fa[:, j] + Sa[:, j] * inv[j], 0).astype(Fa.dtype)
+                col = ops.clamp_min(Fa[:, j] + Sa[:, j] * inv[j], 0)
             else:        # the coordinate is linear in F: 0 minimises it where S ≤ 0
-                col = np.where(Sa[:, j] > 0, Fa[:, j], 0).astype(Fa.dtype)
+                col = ops.where(Sa[:, j] > 0, Fa[:, j], 0)
             d = col - Fa[:, j]
-            Sa -= np.outer(d, G[j])
-            moved += d.astype(np.float64) ** 2
+            ops.sub_outer_(Sa, d, G[j])
+            moved += ops.to64(d) ** 2
             Fa[:, j] = col
         F[active], S[active] = Fa, Sa
         done[active] += 1

@@ -50,10 +50,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engines import array_ops, entries_per_pass
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
 from ..validation import check_nonneg_float
-from ._kernels import hals_sweeps
+from ._kernels import hals_sweeps, hals_sweeps_numpy
 from .base import Solver
 
 EXTRAPOLATION = {"beta0": 0.5, "eta": 1.5, "gamma": 1.01, "gamma_bar": 1.005}
@@ -62,22 +63,28 @@ EXTRAPOLATION = {"beta0": 0.5, "eta": 1.5, "gamma": 1.01, "gamma_bar": 1.005}
 def inner_sweeps(engine, rank: int, alpha: float) -> tuple[int, int]:
     """Gillis–Glineur inner-iteration caps (for W, for Ht): ⌊1 + α·ρ⌋."""
     m, n = engine.shape
-    K = engine.nnz if engine.kind == "sparse" else m * n
+    K = entries_per_pass(engine)
     rho_W = 1.0 + (K + n * rank) / (m * (rank + 1.0))
     rho_H = 1.0 + (K + m * rank) / (n * (rank + 1.0))
     return int(1 + alpha * rho_W), int(1 + alpha * rho_H)
 
 
-def hals_update(F0, R, G, max_sweeps: int, delta: float, sweeps=hals_sweeps):
-    """A-HALS half-step from F0 (not modified): returns a new C-contiguous F."""
-    F = np.array(F0, order="C", copy=True)
+def hals_update(F0, R, G, max_sweeps: int, delta: float, sweeps=None):
+    """A-HALS half-step from F0 (not modified): returns a new C-contiguous F.
+
+    `sweeps` defaults to the Numba kernel for NumPy arrays and to its whole-array
+    twin for other array families (torch tensors)."""
+    ops = array_ops(F0)
+    F = ops.contiguous_copy(F0)
+    if sweeps is None:
+        sweeps = hals_sweeps if ops.compiled_kernels else hals_sweeps_numpy
     sweeps(F, R, G, max_sweeps, delta)
     return F
 
 
-def dead_columns(F) -> np.ndarray:
-    """Indices of the all-zero columns of F."""
-    return np.flatnonzero(~F.any(axis=0))
+def dead_columns(F):
+    """Indices of the all-zero columns of F (an index array of F's family)."""
+    return array_ops(F).zero_columns(F)
 
 
 def revive(F, other, level):
@@ -88,11 +95,11 @@ def revive(F, other, level):
     if level is None:
         return F, other, 0
     dead = dead_columns(F)
-    if dead.size:
+    if len(dead):
         F[:, dead] = level
-        other = other.copy()
+        other = array_ops(other).copy(other)
         other[:, dead] = 0
-    return F, other, dead.size
+    return F, other, len(dead)
 
 
 def revival_level(engine, rank) -> float:
@@ -119,24 +126,24 @@ class HALS(Solver):
 
     # -- set-up -------------------------------------------------------------
     def prepare(self, W, Ht):
-        W = np.array(W, order="C", copy=True)
-        Ht = np.array(Ht, order="C", copy=True)
+        ops = self.engine.ops
+        W, Ht = ops.contiguous_copy(W), ops.contiguous_copy(Ht)
         k = W.shape[1]
         self.sweeps_W, self.sweeps_H = inner_sweeps(self.engine, k, self.inner_alpha)
         level = revival_level(self.engine, k)
         for F in (W, Ht):                  # dead columns of the start are always revived
             dead = dead_columns(F)
             F[:, dead] = level
-            self.revived += dead.size
+            self.revived += len(dead)
         # During the run only without penalties: with L1/L2 a zero component can be
         # the penalised optimum, and reviving it would raise the objective.
         self.revive_level = None if self.penalty.active else level
         # Optimal scaling of the start (HALS codes rescale the initial point):
         # s = ⟨X, W Htᵀ⟩ / ‖W Htᵀ‖², one extra pass over X.
-        num = float(np.vdot(W.astype(np.float64), self.engine.XHt(Ht).astype(np.float64)))
-        den = float(np.vdot((W.T @ W).astype(np.float64), (Ht.T @ Ht).astype(np.float64)))
+        num = ops.vdot(ops.to64(W), ops.to64(self.engine.XHt(Ht)))
+        den = ops.vdot(ops.to64(W.T @ W), ops.to64(Ht.T @ Ht))
         if num > 0 and den > 0 and np.isfinite(num / den):
-            root = np.sqrt(num / den).astype(W.dtype)
+            root = float(np.sqrt(num / den).astype(self.engine.dtype))   # rounded as W's dtype
             W *= root
             Ht *= root
         self._state = None
@@ -154,7 +161,7 @@ class HALS(Solver):
             # Fresh start (or the caller moved us): no extrapolation yet.
             st = self._state = {"W": W, "Ht": Ht, "We": W, "He": Ht, "beta": EXTRAPOLATION["beta0"],
                                 "beta_bar": 1.0, "best": None, "first": True}
-        e, p = self.engine, self.penalty
+        e, p, ops = self.engine, self.penalty, self.engine.ops
         delta = self.inner_delta
 
         # H half-step from Ĥ_{n-1} with Ŵ_{n-1}.
@@ -164,7 +171,7 @@ class HALS(Solver):
         H_new = hals_update(st["He"], RHp, GHp, self.sweeps_H, delta)
         H_new, We = self._revive(H_new, We)
         beta = st["beta"] if (self.extrapolate and not st["first"]) else 0.0
-        He = np.maximum(H_new + beta * (H_new - st["Ht"]), 0) if beta > 0 else H_new
+        He = ops.clamp_min(H_new + beta * (H_new - st["Ht"]), 0) if beta > 0 else H_new
 
         # W half-step from Ŵ_{n-1} with Ĥ_n; its products give the objective for free.
         R, G = e.XHt(He), He.T @ He
@@ -180,7 +187,7 @@ class HALS(Solver):
         if best is None or obj <= best[2]:
             # Accept: extrapolate W with the same β, let β grow towards β̄.
             best = st["best"] = (W_new, He, obj)
-            st["We"] = np.maximum(W_new + beta * (W_new - st["W"]), 0) if beta > 0 else W_new
+            st["We"] = ops.clamp_min(W_new + beta * (W_new - st["W"]), 0) if beta > 0 else W_new
             st["He"] = He
             st["W"], st["Ht"], st["first"] = W_new, H_new, False
             if beta > 0:
@@ -204,6 +211,6 @@ class HALS(Solver):
         return best
 
 
-register_solver("hals", losses=("frobenius",), engines=("dense", "sparse", "dask"), max_iter=1000, monotone=True, default_init="nndsvda",
+register_solver("hals", losses=("frobenius",), engines=("dense", "sparse", "dask", "torch"), max_iter=1000, monotone=True, default_init="nndsvda",
                 summary="accelerated HALS / coordinate descent with extrapolation (fast, monotone)",
                 options={"inner_alpha": 0.5, "inner_delta": 0.1, "extrapolate": True})(HALS)

@@ -29,8 +29,7 @@ row blocks with dense Λ blocks: the zeros of X count for β ∉ {1, 2}).
 """
 from __future__ import annotations
 
-import numpy as np
-
+from ..engines import array_ops
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
 from .base import IterateCache, Solver, floor_of
@@ -40,15 +39,16 @@ def mu_frobenius_half(F, R, G, floor, l1=0.0, l2=0.0):
     """One Frobenius MU half-step on the tall factor F (not in place).
 
     With penalties the denominator gains λ₁ + λ₂F (scikit-learn's form)."""
+    ops = array_ops(F)
     den = F @ G
     if l1:
         den += l1
     if l2:
         den += l2 * F
-    np.maximum(den, np.finfo(F.dtype).tiny, out=den)
+    ops.clamp_min_(den, ops.tiny(F))
     out = F * R
     out /= den
-    np.maximum(out, floor, out=out)
+    ops.clamp_min_(out, floor)
     return out
 
 
@@ -57,10 +57,11 @@ def mu_kl_half(F, QtF_other, other_colsum, floor, l1=0.0, l2=0.0):
     den = other_colsum + l1
     if l2:
         den = den + l2 * F
-    den = np.maximum(den, np.finfo(F.dtype).tiny)
+    ops = array_ops(F)
+    den = ops.clamp_min(den, ops.tiny(F))
     out = F * QtF_other
     out /= den
-    np.maximum(out, floor, out=out)
+    ops.clamp_min_(out, floor)
     return out
 
 
@@ -75,19 +76,20 @@ def beta_exponent(beta: float) -> float:
 
 def mu_beta_half(F, num, den, gamma, floor, l1=0.0, l2=0.0):
     """One β-MU half-step: F ∘ (num / (den + λ₁ + λ₂F))^γ, floored (not in place)."""
-    den = den + l1 if l1 else den.copy()
+    ops = array_ops(F)
+    den = den + l1 if l1 else ops.copy(den)
     if l2:
         den += l2 * F
-    np.maximum(den, np.finfo(F.dtype).tiny, out=den)
+    ops.clamp_min_(den, ops.tiny(F))
     ratio = num / den
     if gamma != 1.0:
         ratio **= gamma
     out = F * ratio
-    np.maximum(out, floor, out=out)
+    ops.clamp_min_(out, floor)
     return out
 
 
-@register_solver("mu", losses=("frobenius", "kl", "is", "beta"), engines=("dense", "sparse", "masked", "dask"),
+@register_solver("mu", losses=("frobenius", "kl", "is", "beta"), engines=("dense", "sparse", "masked", "dask", "torch"),
                  max_iter=1000, summary="Lee-Seung multiplicative updates, any β (monotone, simple, slow)")
 class MultiplicativeUpdates(Solver):
 
@@ -104,7 +106,8 @@ class MultiplicativeUpdates(Solver):
             check_positive_data(engine, loss, beta)
 
     def prepare(self, W, Ht):
-        return np.maximum(W, self.floor), np.maximum(Ht, self.floor)
+        ops = self.engine.ops
+        return ops.clamp_min(W, self.floor), ops.clamp_min(Ht, self.floor)
 
     def step(self, W, Ht):
         if self._general:

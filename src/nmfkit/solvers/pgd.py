@@ -40,6 +40,7 @@ import numbers
 
 import numpy as np
 
+from ..engines import array_ops, entries_per_pass
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
 from ..validation import check_positive_int
@@ -54,19 +55,20 @@ def gram_apply(F, G):
     """F G for a shared k×k Gram, or row by row (F_i G_i) for per-row Grams (m×k×k)."""
     if G.ndim == 2:
         return F @ G
-    return np.matmul(F[:, None, :], G)[:, 0, :]
+    return (F[:, None, :] @ G)[:, 0, :]
 
 
 def lipschitz(G):
     """λ_max of G (a scalar), or per row as an (m, 1) column for per-row Grams."""
-    top = np.linalg.eigvalsh(G)[..., -1]
-    top = np.maximum(top, np.finfo(G.dtype).tiny)
+    ops = array_ops(G)
+    top = ops.clamp_min(ops.top_eigenvalue(G), ops.tiny(G))
     return top if G.ndim == 2 else top[:, None]
 
 
 def quadratic_change(F, D, grad, G):
     """f(F + D) − f(F) for f(F) = ½⟨F G, F⟩ − ⟨R, F⟩ with gradient `grad` at F (exact)."""
-    return float(np.vdot(grad, D)) + 0.5 * float(np.vdot(gram_apply(D, G), D))
+    ops = array_ops(grad)
+    return ops.vdot(grad, D) + 0.5 * ops.vdot(gram_apply(D, G), D)
 
 
 class ProjectedGradient(Solver):
@@ -101,10 +103,11 @@ class ProjectedGradient(Solver):
             # ρ = cost of the products with X over the cost of one projected step on both factors
             m, n = self.engine.shape
             k = W.shape[1]
-            K = m * n * k if self.masked else (self.engine.nnz if self.engine.kind == "sparse" else m * n)
+            K = m * n * k if self.masked else entries_per_pass(self.engine)
             rho = 1.0 + K / ((m + n) * (k + 1.0))
             self.inner = int(min(MAX_INNER, 1 + 0.5 * rho))
-        return np.maximum(W, self.floor), np.maximum(Ht, self.floor)
+        ops = self.engine.ops
+        return ops.clamp_min(W, self.floor), ops.clamp_min(Ht, self.floor)
 
     # -- one half-step ---------------------------------------------------------------------------
     def _penalised(self, R, G, which):
@@ -114,10 +117,11 @@ class ProjectedGradient(Solver):
             R, G = self.penalty.edit(R, G, which)
         else:
             R = R - l1 if l1 else R
-            G = G + l2 * np.eye(G.shape[-1], dtype=G.dtype) if l2 else G
+            G = G + l2 * array_ops(G).eye(G.shape[-1], G) if l2 else G
         return R, G, l1
 
     def half_step(self, F, R, G, which):
+        ops, F0 = self.engine.ops, F
         R, G, l1 = self._penalised(R, G, which)
         L = lipschitz(G) if self.rule == "lipschitz" else None
         for _ in range(self.inner):
@@ -125,31 +129,32 @@ class ProjectedGradient(Solver):
             grad = FG - R
             if self.rule == "lee-seung":
                 den = FG + l1 if l1 else FG
-                np.maximum(den, np.finfo(F.dtype).tiny, out=den)
+                ops.clamp_min_(den, ops.tiny(F))
                 F = F - (F / den) * grad
-                np.maximum(F, self.floor, out=F)
+                ops.clamp_min_(F, self.floor)
             elif self.rule == "armijo":
                 F = self._armijo(F, grad, G, which)
             else:
                 alpha = (1.0 / L) if L is not None else self.fixed
-                F = np.maximum(F - alpha * grad, 0.0)
-        return F.astype(self.engine.dtype, copy=False)
+                F = ops.clamp_min(F - alpha * grad, 0.0)
+        return ops.cast_like(F, F0)
 
     def _armijo(self, F, grad, G, which):
         """Lin's search: start at the last α; grow it while the condition holds, else shrink."""
+        ops = self.engine.ops
         alpha = self._alpha[which]
         if alpha is None:
-            alpha = float(np.min(1.0 / lipschitz(G)))
+            alpha = float((1.0 / lipschitz(G)).min())
         def trial(a):
-            Fn = np.maximum(F - a * grad, 0.0)
+            Fn = ops.clamp_min(F - a * grad, 0.0)
             D = Fn - F
-            return Fn, quadratic_change(F, D, grad, G) <= ARMIJO_SIGMA * float(np.vdot(grad, D))
+            return Fn, quadratic_change(F, D, grad, G) <= ARMIJO_SIGMA * ops.vdot(grad, D)
         Fn, ok = trial(alpha)
         if ok:
             for _ in range(ARMIJO_TRIALS):
                 bigger = alpha / ARMIJO_FACTOR
                 Fb, ok_b = trial(bigger)
-                if not ok_b or np.array_equal(Fb, Fn):
+                if not ok_b or ops.equal(Fb, Fn):
                     break
                 alpha, Fn = bigger, Fb
         else:
@@ -189,7 +194,7 @@ def masked_frobenius_from_products(sqnorm, W, R, G) -> float:
     return max(0.5 * (sqnorm - 2.0 * cross + quad), 0.0)
 
 
-register_solver("pgd", losses=("frobenius",), engines=("dense", "sparse", "masked"), monotone=True,
+register_solver("pgd", losses=("frobenius",), engines=("dense", "sparse", "masked", "torch"), monotone=True,
                 max_iter=1000, default_init="nndsvda",
                 summary="alternating projected gradient: 1/L, fixed, Armijo or Lee-Seung step (seed 002)",
                 options={"step": "lipschitz", "inner": "auto"})(ProjectedGradient)
