@@ -22,7 +22,10 @@ On top, the extrapolation with restarts of Ang & Gillis (Neural Comput. 31(2)
     e_n > best:     restart from the best pair, β̄ ← β_n, β_{n+1} = β_n / η
     otherwise:      β_{n+1} = min(β̄, γ β_n),  β̄ ← min(1, γ̄ β̄)
 
-with β₀ = 0.5, η = 1.5, γ = 1.01, γ̄ = 1.005, β̄₀ = 1.  Extrapolated points
+with β₀ = 0.25, η = 1.5, γ = 1.01, γ̄ = 1.005, β̄₀ = 1 (the reference starts at
+β₀ = 0.5; from the benchmark's random starts that first push sent P1 and P4 into
+worse local minima, 2 % above the best, while β₀ = 0.25 reached the best on all
+of P1–P4 and sooner: P1 1e-3 in 232 iterations, P4 in 155).  Extrapolated points
 are projected on the non-negative orthant, so every evaluated pair is
 feasible.  Unlike the reference (which restarts from the plain iterates of
 the failed step), a restart goes back to the best pair and takes one plain
@@ -57,7 +60,7 @@ from ..validation import check_nonneg_float
 from ._kernels import hals_sweeps, hals_sweeps_numpy
 from .base import Solver
 
-EXTRAPOLATION = {"beta0": 0.5, "eta": 1.5, "gamma": 1.01, "gamma_bar": 1.005}
+EXTRAPOLATION = {"beta0": 0.25, "eta": 1.5, "gamma": 1.01, "gamma_bar": 1.005}
 
 
 def inner_sweeps(engine, rank: int, alpha: float) -> tuple[int, int]:
