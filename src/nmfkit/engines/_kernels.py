@@ -17,8 +17,30 @@ contiguous, vectorisable axpy.  Its twin is SciPy's own product
 (`csr_dense_scipy`).  The sum over a row runs in the same order in both, so
 they agree to rounding (fused multiply-adds aside).
 tests/test_core.py and tests/test_engine_kernels.py check the pairs agree.
+
+`kl_w_step(indptr, indices, data, W, Ht, den, l2, floor, need, Ht_next, bounds)` is one KL
+multiplicative W half-step fused with the products the next H half-step needs,
+in one pass over the rows of a CSR X (Lee & Seung 2000; Q = X / (W Htᵀ) only at
+the stored entries):
+
+    Wᵢ' = max(δ, Wᵢ ∘ (qᵢ Ht) / max(tiny, d + λ₂Wᵢ)),   qᵢ = xᵢ / (Wᵢ Htᵀ)
+    XW = Q'ᵀ W',   D(X‖W' Hₙᵀ) = Σ_nz x log(x/λ') − x  +  colsum(W')·colsum(Hₙ),
+
+with Q' = X / (W' Hₙᵀ) and Hₙ = `Ht_next`; the last term is Σ λ' over all m·n
+entries without forming them.  Each stored entry costs 4k multiply-adds (λ,
+q Ht, λ', the XW scatter); no Q matrix, no Qᵀ product, no second read of X.
+Rows run in the fixed row blocks `bounds` (balanced by stored entries, never
+set by the thread count), each scattering into its own n×k partial XW (at most
+PARTIALS_MAX_BYTES in all); the partials and the column sums of W' are added in
+block order, so the result does not depend on the number of threads.
+`update=False` makes the same sums at W itself (W' = W): a resumed fit
+recomputes bit for bit the products an uninterrupted one cached.  The twin
+`kl_w_step_scipy` forms Q and Q' with SciPy; tests/test_sparse_kl_kernel.py
+checks kernel, twin and the engines' generic two-pass step agree.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,6 +52,9 @@ except ImportError:  # pragma: no cover - numba is a core dependency
 
 # Below this many flops (2·nnz·k) a parallel region costs more than it saves.
 SPMM_PARALLEL_MIN_FLOPS = 1 << 20
+ROW_BLOCKS = 16                  # row blocks of kl_w_step (its partial sums are added in this order)
+PARTIALS_MAX_BYTES = 64 << 20    # memory for the per-block partial XW: fewer blocks above it
+_VECTORISE = {"reassoc", "contract"}   # lets LLVM vectorise the λ dot products; no other fast-math licence
 
 
 def sampled_dot_numpy(indptr, indices, W, Ht, block=1 << 16):
@@ -46,6 +71,49 @@ def csr_dense_scipy(indptr, indices, data, B):
     """X B with SciPy (the twin of the Numba kernel); X given by its CSR arrays."""
     X = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, B.shape[0]))
     return np.asarray(X @ B)
+
+
+def row_blocks(indptr, n, k, itemsize):
+    """Boundaries of the fixed row blocks of `kl_w_step`: at most ROW_BLOCKS, fewer when their
+    partial XW (blocks·n·k entries) would pass PARTIALS_MAX_BYTES; each holds about the
+    same number of stored entries plus rows (a row's cost is ≈ 4k per entry + 3k)."""
+    m = len(indptr) - 1
+    blocks = max(1, min(ROW_BLOCKS, m, PARTIALS_MAX_BYTES // max(1, n * k * itemsize)))
+    cost = np.asarray(indptr, dtype=np.int64) + np.arange(m + 1)
+    bounds = np.searchsorted(cost, cost[-1] * np.arange(blocks + 1) / blocks, side="left")
+    bounds[0], bounds[-1] = 0, m
+    return bounds.astype(np.int64)
+
+
+def block_column_sums_numpy(F, bounds):
+    """Σᵢ F_ia added per row block, then over the blocks in order (kl_w_step's W_sum)."""
+    parts = np.stack([F[lo:hi].sum(axis=0) for lo, hi in zip(bounds[:-1], bounds[1:])])
+    return parts.sum(axis=0)
+
+
+def kl_w_step_scipy(indptr, indices, data, W, Ht, den, l2, floor, need, Ht_next=None, bounds=None):
+    """The twin of the fused `kl_w_step`: Q and Q' as SciPy matrices, then Q Ht and Q'ᵀ W'."""
+    dt = data.dtype
+    tiny = np.finfo(dt).tiny
+    shape = (len(indptr) - 1, Ht.shape[0])
+    Hn = Ht if Ht_next is None else Ht_next
+
+    def ratio(F, H):
+        lam = np.maximum(sampled_dot_numpy(indptr, indices, F, H), tiny)
+        return lam, sp.csr_matrix((data / lam, indices, indptr), shape=shape)
+
+    d = np.maximum(den + l2 * W, tiny)
+    Wn = np.maximum(W * np.asarray(ratio(W, Ht)[1] @ Ht) / d, floor).astype(dt, copy=False)
+    out = {"W": Wn, "W_sum": Wn.sum(axis=0) if bounds is None else block_column_sums_numpy(Wn, bounds)}
+    if "XW" in need or "loss" in need:
+        lam, Q = ratio(Wn, Hn)
+        if "XW" in need:
+            out["XW"] = np.asarray(Q.T @ Wn)
+        if "loss" in need:
+            x = data.astype(np.float64)
+            out["loss"] = float(np.dot(x, np.log(x / lam)) - x.sum()
+                                + Wn.sum(axis=0, dtype=np.float64) @ Hn.sum(axis=0, dtype=np.float64))
+    return out
 
 
 if numba is not None:
@@ -95,6 +163,117 @@ if numba is not None:
         data, B = data.astype(dtype, copy=False), B.astype(dtype, copy=False)
         return _csr_dense_parallel(indptr, indices, data, B, out)
 
+    @numba.njit(inline="always", fastmath=_VECTORISE, error_model="numpy")
+    def _row_ratios(F, i, H, indices, data, lo, hi, tiny, q):
+        """q[p − lo] = x_p / max(tiny, Fᵢ·H_j) over row i's entries: the dot products first, then
+        the divisions in a separate loop, so they pipeline instead of waiting on each other."""
+        k = F.shape[1]
+        for p in range(lo, hi):
+            j = indices[p]
+            lam = F[i, 0] * H[j, 0]
+            for a in range(1, k):
+                lam += F[i, a] * H[j, a]
+            q[p - lo] = lam
+        for p in range(lo, hi):
+            q[p - lo] = data[p] / max(q[p - lo], tiny)
+
+    @numba.njit(parallel=True, cache=True, fastmath=_VECTORISE, error_model="numpy")
+    def _kl_w_step_rows(indptr, indices, data, W, Ht, Hn, den, l2, floor, tiny, update, want_xw, want_loss,
+                        bounds, Wn, XW_parts, sum_parts, loss_parts):
+        k = W.shape[1]
+        for b in numba.prange(bounds.shape[0] - 1):
+            if want_xw:
+                XW_parts[b] = 0.0                  # zeroed (first touched) by the thread that fills it
+            width = 0
+            for i in range(bounds[b], bounds[b + 1]):
+                width = max(width, indptr[i + 1] - indptr[i])
+            q = np.empty(width, dtype=Wn.dtype)
+            s = np.empty(k, dtype=Wn.dtype)
+            loss = 0.0
+            for i in range(bounds[b], bounds[b + 1]):
+                lo, hi = indptr[i], indptr[i + 1]
+                if update:                         # Wᵢ' from qᵢ Ht, qᵢ = xᵢ / (Wᵢ Htᵀ)
+                    _row_ratios(W, i, Ht, indices, data, lo, hi, tiny, q)
+                    s[:] = 0.0
+                    for p in range(lo, hi):
+                        j, qp = indices[p], q[p - lo]
+                        for a in range(k):
+                            s[a] += qp * Ht[j, a]
+                    for a in range(k):
+                        Wn[i, a] = max(W[i, a] * s[a] / max(den[a] + l2 * W[i, a], tiny), floor)
+                else:
+                    for a in range(k):
+                        Wn[i, a] = W[i, a]
+                for a in range(k):
+                    sum_parts[b, a] += Wn[i, a]    # the stored (rounded) value
+                if not (want_xw or want_loss):
+                    continue
+                _row_ratios(Wn, i, Hn, indices, data, lo, hi, tiny, q)   # q' = xᵢ / (Wᵢ' Hₙᵀ)
+                if want_xw:
+                    for p in range(lo, hi):
+                        j, qp = indices[p], q[p - lo]
+                        for a in range(k):
+                            XW_parts[b, j, a] += qp * Wn[i, a]
+                if want_loss:
+                    for p in range(lo, hi):
+                        x = np.float64(data[p])
+                        loss += x * math.log(np.float64(q[p - lo])) - x
+            loss_parts[b] = loss
+
+    @numba.njit(parallel=True, cache=True)
+    def _add_parts(parts, out):
+        """out[j] = Σ_b parts[b, j], the blocks added in order (parallel over j)."""
+        for j in numba.prange(parts.shape[1]):
+            out[j] = parts[0, j]
+            for b in range(1, parts.shape[0]):
+                for a in range(parts.shape[2]):
+                    out[j, a] += parts[b, j, a]
+
+    @numba.njit(parallel=True, cache=True)
+    def _column_sum_parts(F, bounds, sum_parts):
+        for b in numba.prange(bounds.shape[0] - 1):
+            for i in range(bounds[b], bounds[b + 1]):
+                for a in range(F.shape[1]):
+                    sum_parts[b, a] += F[i, a]
+
+    def block_column_sums(F, bounds):
+        """Σᵢ F_ia added in the order `kl_w_step` adds its W_sum (equal to the last bit)."""
+        sum_parts = np.zeros((len(bounds) - 1, F.shape[1]), dtype=F.dtype)
+        _column_sum_parts(np.ascontiguousarray(F), bounds, sum_parts)
+        return sum_parts.sum(axis=0)
+
+    def kl_w_step(indptr, indices, data, W, Ht, den, l2, floor, need, Ht_next=None, bounds=None,
+                  update=True):
+        """The fused W half-step on a CSR X (see the module docstring); `bounds` from `row_blocks`.
+        `update=False` only makes the products at W (the same sums as after a step)."""
+        m, k = W.shape
+        n = Ht.shape[0]
+        dt = data.dtype
+        W = np.ascontiguousarray(W, dtype=dt)
+        Ht = np.ascontiguousarray(Ht, dtype=dt)
+        Hn = Ht if Ht_next is None else np.ascontiguousarray(Ht_next, dtype=dt)
+        if bounds is None:
+            bounds = row_blocks(indptr, n, k, dt.itemsize)
+        blocks = len(bounds) - 1
+        want_xw, want_loss = "XW" in need, "loss" in need
+        Wn = np.empty_like(W)
+        XW_parts = np.empty((blocks, n, k) if want_xw else (blocks, 0, 0), dtype=dt)
+        sum_parts = np.zeros((blocks, k), dtype=dt)
+        loss_parts = np.zeros(blocks)
+        _kl_w_step_rows(indptr, indices, data, W, Ht, Hn, np.ascontiguousarray(den, dtype=dt), dt.type(l2),
+                        dt.type(floor), dt.type(np.finfo(dt).tiny), update, want_xw, want_loss, bounds,
+                        Wn, XW_parts, sum_parts, loss_parts)
+        out = {"W": Wn, "W_sum": sum_parts.sum(axis=0)}
+        if want_xw:
+            out["XW"] = np.empty((n, k), dtype=dt)
+            _add_parts(XW_parts, out["XW"])
+        if want_loss:
+            out["loss"] = float(loss_parts.sum()
+                                + Wn.sum(axis=0, dtype=np.float64) @ Hn.sum(axis=0, dtype=np.float64))
+        return out
+
 else:  # pragma: no cover
     sampled_dot = sampled_dot_numpy
     csr_dense = csr_dense_scipy
+    kl_w_step = kl_w_step_scipy
+    block_column_sums = block_column_sums_numpy

@@ -6,6 +6,12 @@ thread the float64 products run in the row-parallel kernel `csr_dense`
 (engines/_kernels.py), 1.2–2.3× faster than SciPy on two cores for P3.
 KL/β terms are evaluated only at the stored entries, using
 Σ_ij (W Htᵀ)_ij = (colsum W)·(colsum Ht) for the rest: no m×n intermediate.
+The KL multiplicative W half-step and the next H half-step's Qᵀ W' run as one
+fused pass over the rows of X (`kl_w_step` in engines/_kernels.py: 4k
+multiply-adds per stored entry, no Q matrix, rows in parallel; 1.7–1.9× faster
+per mu/brunet KL iteration on P3 with two threads); `kl_ratio` without Q Ht and
+`kl_divergence` use the same kernel at W, so the products a fit caches and those
+a resumed fit recomputes are bit-identical.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover - numba is a core dependency
     numba = None
 
-from ._kernels import csr_dense, sampled_dot
+from ._kernels import block_column_sums, csr_dense, kl_w_step, row_blocks, sampled_dot
 from .base import Engine
 from .dense import beta_divergence_dense
 
@@ -48,6 +54,7 @@ class SparseEngine(Engine):
         self.sqnorm = float(np.dot(X.data.astype(np.float64), X.data.astype(np.float64)))
         self.nnz = X.nnz
         self._logx = None
+        self._bounds = {}        # row blocks of the fused KL step, by rank
 
     def XHt(self, Ht):
         return _spmm(self.X, Ht)
@@ -80,6 +87,11 @@ class SparseEngine(Engine):
         return float(np.dot(x, self._logx - np.log(wh)) - x.sum(dtype=np.float64) + total)
 
     def kl_ratio(self, W, Ht, need=("XH", "XW")):
+        """Q Ht, Qᵀ W and D_KL at (W, Ht) as asked; without "XH", the fused step's own sums at W."""
+        if set(need) <= {"XW", "loss"} and self._fused(W):
+            out = kl_w_step(*self._csr, W, Ht, W[0], 0.0, 0.0, tuple(need), bounds=self._row_blocks(W),
+                            update=False)
+            return {t: out[t] for t in need}
         wh = self._wh_at_nonzeros(W, Ht)
         Q = sp.csr_matrix((self.X.data / wh, self.X.indices, self.X.indptr), shape=self.shape)
         out = {}
@@ -87,11 +99,40 @@ class SparseEngine(Engine):
             out["XH"] = np.asarray(Q @ Ht)
         if "XW" in need:
             out["XW"] = np.asarray(Q.T @ W)
-        out["loss"] = self._kl(wh, W, Ht)
+        if "loss" in need:
+            out["loss"] = self._kl(wh, W, Ht)
         return out
 
     def kl_divergence(self, W, Ht):
+        if self._fused(W):
+            return self.kl_ratio(W, Ht, need=("loss",))["loss"]
         return self._kl(self._wh_at_nonzeros(W, Ht), W, Ht)
+
+    def kl_w_step(self, W, Ht, den, l2, floor, need=("XW",), Ht_next=None):
+        """One fused pass over the rows of X (see engines/_kernels.py); the generic two-pass
+        step only where the kernel does not apply (no Numba, k = 0, a non-float dtype)."""
+        if not self._fused(W):
+            return super().kl_w_step(W, Ht, den, l2, floor, need, Ht_next)
+        return kl_w_step(*self._csr, W, Ht, den, l2, floor, tuple(need), Ht_next, bounds=self._row_blocks(W))
+
+    def column_sums(self, F):
+        """Σᵢ F_ia in `kl_w_step`'s order (row blocks, then blocks in order) for an m-row factor."""
+        if not (self._fused(F) and F.shape[0] == self.shape[0]):
+            return super().column_sums(F)
+        return block_column_sums(F, self._row_blocks(F))
+
+    def _fused(self, W) -> bool:
+        return numba is not None and W.shape[1] > 0 and self.dtype in (np.float32, np.float64)
+
+    @property
+    def _csr(self):
+        return self.X.indptr, self.X.indices, self.X.data
+
+    def _row_blocks(self, W):
+        k = W.shape[1]
+        if k not in self._bounds:
+            self._bounds[k] = row_blocks(self.X.indptr, self.shape[1], k, self.dtype.itemsize)
+        return self._bounds[k]
 
     def beta_products(self, W, Ht, beta, need=("XH", "XW")):
         """β-MU numerator/denominator products (see DenseEngine.beta_products).
