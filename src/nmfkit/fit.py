@@ -81,7 +81,9 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     engine = make_engine(X, mask=mask, nan_is_missing=missing == "mask")
     loss, beta_value = resolve_loss(loss, beta)
     if solver == "auto":
-        solver = auto_solver(loss, engine.kind)
+        alpha_H = solver_options.get("alpha_H", "same")
+        penalized = bool(solver_options.get("alpha_W")) or (alpha_H != "same" and bool(alpha_H))
+        solver = auto_solver(loss, engine.kind, penalized)
     spec = solver_spec(solver, loss, engine.kind)
     max_iter = spec.max_iter if max_iter is None else check_positive_int(max_iter, "max_iter")
     tol = check_nonneg_float(tol, "tol")

@@ -24,6 +24,7 @@ class SolverSpec:
     default_init: str = "nndsvda"
     summary: str = ""
     options: dict = field(default_factory=dict)
+    penalties: bool = True         # accepts alpha_W / alpha_H
 
 
 SOLVERS: dict[str, SolverSpec] = {}
@@ -31,13 +32,13 @@ INITS: dict[str, object] = {}
 
 
 def register_solver(name, *, losses, engines=("dense", "sparse"), monotone=True, max_iter=1000,
-                    default_init="nndsvda", summary="", options=None):
+                    default_init="nndsvda", summary="", options=None, penalties=True):
     """Class decorator adding a solver to SOLVERS: the losses and engine kinds it supports, whether
     it promises a non-increasing objective, its default iteration cap and init, a one-line summary
     and its documented options.  A new solver is one module in nmfkit/solvers using it."""
     def deco(cls):
         SOLVERS[name] = SolverSpec(name, cls, tuple(losses), tuple(engines), monotone, max_iter,
-                                   default_init, summary, dict(options or {}))
+                                   default_init, summary, dict(options or {}), penalties)
         cls.name = name
         return cls
     return deco
@@ -81,11 +82,11 @@ def solver_spec(solver: str, loss: str, engine_kind: str) -> SolverSpec:
     return spec
 
 
-def auto_solver(loss: str, engine_kind: str) -> str:
-    """The fastest registered solver for a loss and data kind."""
-    preference = {"frobenius": ("hals", "anls", "pgd", "mu"), "kl": ("mu",), "is": ("mu",), "beta": ("mu",)}
+def auto_solver(loss: str, engine_kind: str, penalized: bool = False) -> str:
+    """The fastest registered solver for a loss, data kind and whether penalties are asked for."""
+    preference = {"frobenius": ("hals", "anls", "pgd", "mu"), "kl": ("ccd", "mu"), "is": ("mu",), "beta": ("mu",)}
     for name in preference.get(loss, ("mu",)):
         spec = SOLVERS.get(name)
-        if spec and loss in spec.losses and engine_kind in spec.engines:
+        if spec and loss in spec.losses and engine_kind in spec.engines and (spec.penalties or not penalized):
             return name
     raise ValueError(f"no solver supports loss {loss!r} on {engine_kind} data")

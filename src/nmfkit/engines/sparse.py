@@ -179,3 +179,9 @@ class SparseEngine(Engine):
     def frobenius_exact(self, W, Ht):
         """½‖X − W Htᵀ‖² via the trace identity (exact products, no m×n array)."""
         return self.frobenius(W, Ht)
+
+    def kl_cd_rows(self, F, Other, inner_steps, floor, want_loss=False):
+        """KL coordinate descent with Newton steps on every row of F, at the stored entries of X's
+        rows only (see _kl_cd_kernels): returns (F', D_KL(X‖F' Otherᵀ) or None)."""
+        from ._kl_cd_kernels import kl_cd_csr
+        return kl_cd_csr(self.X.indptr, self.X.indices, self.X.data, F, Other, inner_steps, floor, want_loss)

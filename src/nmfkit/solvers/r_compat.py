@@ -91,7 +91,7 @@ class _RCompat(Solver):
 
 
 @register_solver("lee", losses=("frobenius",), monotone=False, max_iter=2000, default_init="random",
-                 summary="R NMF 0.25 'lee': Frobenius MU with eps=1e-9 and W columns summing to 1 (R-exact)")
+                 summary="R NMF 0.25 'lee': Frobenius MU with eps=1e-9 and W columns summing to 1 (R-exact)", penalties=False)
 class RLee(_RCompat):
     """R NMF's `lee`.  Not monotone: rescaling W's columns without
     compensating H changes W H, so the reported objective may rise (mostly in
@@ -110,7 +110,7 @@ class RLee(_RCompat):
 
 
 @register_solver("brunet", losses=("kl",), monotone=True, max_iter=2000, default_init="random",
-                 summary="R NMF 0.25 'brunet': KL MU, no eps, floor every 10th iteration (R-exact)")
+                 summary="R NMF 0.25 'brunet': KL MU, no eps, floor every 10th iteration (R-exact)", penalties=False)
 class RBrunet(_RCompat):
     """R NMF's `brunet`.  Refuses data with all-zero rows or columns, on which
     R's update divides 0 by 0.  Monotone: the KL MU steps never increase the
