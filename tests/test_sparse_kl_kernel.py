@@ -5,7 +5,6 @@ import pytest
 import scipy.sparse as sp
 
 import nmfkit
-from nmfkit import checkpoint as ckpt
 from nmfkit.engines import _kernels
 from nmfkit.engines.base import Engine
 from nmfkit.engines.sparse import SparseEngine
@@ -134,22 +133,3 @@ def test_sparse_fit_equals_the_dense_fit_and_never_densifies(solver, monkeypatch
     np.testing.assert_allclose(sparse.H, dense.H, rtol=1e-10, atol=0)
     assert sparse.loss == pytest.approx(dense.loss, rel=1e-10)
     np.testing.assert_allclose(sparse.history["objective"], dense.history["objective"], rtol=1e-10)
-
-
-@pytest.mark.parametrize("solver", ["mu", "brunet"])
-def test_sparse_kl_resume_is_bit_identical(tmp_path, solver):
-    X = planted_counts(60, 40, 4, seed=6)
-    path = tmp_path / "fit.ckpt.npz"
-    options = dict(solver=solver, loss="kl", seed=3, max_iter=40, tol=0)
-    full = nmfkit.fit(X, 4, **options)
-    part = nmfkit.fit(X, 4, **options, checkpoint=path, checkpoint_every=7, callback=lambda s: s.iteration == 23)
-    assert part.stop_reason == "callback" and ckpt.load(path)["iteration"] == 21
-    resumed = nmfkit.fit(X, 4, **options, resume=path)
-    assert resumed.n_iter == 40
-    np.testing.assert_array_equal(resumed.W, full.W)
-    np.testing.assert_array_equal(resumed.H, full.H)
-    it_r, it_f = resumed.history["iteration"], full.history["iteration"]
-    common = np.intersect1d(it_r, it_f)
-    assert common.size >= 5 and common[-1] == 40
-    np.testing.assert_array_equal(resumed.history["objective"][np.isin(it_r, common)],
-                                  full.history["objective"][np.isin(it_f, common)])

@@ -46,6 +46,18 @@ def _first(mask_positions, shape_hint=None):
     return tuple(int(v) for v in idx[0])
 
 
+def _check_shape(shape: tuple, name: str) -> None:
+    """Refuse anything but a non-empty 2-D shape, saying what it is."""
+    if len(shape) != 2:
+        if len(shape) == 1:
+            raise ValueError(f"{name} must be 2-D (m×n); got a 1-D array of length {shape[0]}. "
+                             "Reshape it with X.reshape(-1, 1) or X.reshape(1, -1).")
+        raise ValueError(f"{name} must be 2-D (m×n); got {len(shape)} dimensions with shape {shape}")
+    m, n = shape
+    if m == 0 or n == 0:
+        raise ValueError(f"{name} is empty (shape {m}×{n}); NMF needs at least one row and one column")
+
+
 def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool = False):
     """Return X as a float NumPy array or CSR matrix, or raise a clear error.
 
@@ -56,14 +68,7 @@ def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool =
     if is_torch(X):
         return _check_torch(X, name, allow_nan, allow_zero)
     A = _as_array(X, name)
-    if A.ndim != 2:
-        if A.ndim == 1:
-            raise ValueError(f"{name} must be 2-D (m×n); got a 1-D array of length {A.shape[0]}. "
-                             "Reshape it with X.reshape(-1, 1) or X.reshape(1, -1).")
-        raise ValueError(f"{name} must be 2-D (m×n); got {A.ndim} dimensions with shape {A.shape}")
-    m, n = A.shape
-    if m == 0 or n == 0:
-        raise ValueError(f"{name} is empty (shape {m}×{n}); NMF needs at least one row and one column")
+    _check_shape(tuple(A.shape), name)
     dtype = resolve_dtype(A.dtype, name)
     if is_sparse(A):
         A = A.tocsr().astype(dtype, copy=False)
@@ -98,11 +103,7 @@ def _check_dask(X, name, allow_nan, allow_zero):
     if type(X).__name__ != "Array":
         raise TypeError(f"{name} is a dask {type(X).__name__}; pass a dask array "
                         "(e.g. df.to_dask_array(lengths=True))")
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (m×n); got {X.ndim} dimensions with shape {X.shape}")
-    m, n = X.shape
-    if m == 0 or n == 0:
-        raise ValueError(f"{name} is empty (shape {m}×{n}); NMF needs at least one row and one column")
+    _check_shape(tuple(X.shape), name)
     A = as_row_chunked(X, resolve_dtype(X.dtype, name))
     per_block, (n_nan, n_inf, n_neg, nnz, _, _) = scan(A)
     if n_nan or n_inf:
@@ -126,14 +127,7 @@ def _check_torch(X, name, allow_nan, allow_zero):
     """check_matrix for a torch tensor, on its device: float32/float64 kept (other dtypes as for
     NumPy), dense or CSR (other sparse layouts become CSR, never dense); the same messages."""
     from .engines import torch_engine as te
-    if X.dim() != 2:
-        if X.dim() == 1:
-            raise ValueError(f"{name} must be 2-D (m×n); got a 1-D array of length {X.shape[0]}. "
-                             "Reshape it with X.reshape(-1, 1) or X.reshape(1, -1).")
-        raise ValueError(f"{name} must be 2-D (m×n); got {X.dim()} dimensions with shape {tuple(X.shape)}")
-    m, n = X.shape
-    if m == 0 or n == 0:
-        raise ValueError(f"{name} is empty (shape {m}×{n}); NMF needs at least one row and one column")
+    _check_shape(tuple(X.shape), name)
     A = te.as_float_tensor(X, resolve_dtype(te.tensor_dtype(X), name))
     n_nan, n_inf, n_neg, any_nonzero = te.count_flags(A)
     if n_inf or (n_nan and not allow_nan):
