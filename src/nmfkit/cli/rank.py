@@ -63,7 +63,7 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, help="random seed (all randomness derives from it)")
     p.add_argument("--jobs", type=int, default=-1, help="worker processes (-1: all cores; 1: no workers)")
     p.add_argument("--max-iter", type=int, help="iteration cap per run (default: the solver's)")
-    p.add_argument("--tol", type=float, default=1e-4, help="relative-decrease stop per run (default 1e-4)")
+    p.add_argument("--tol", type=float, default=1e-5, help="relative-decrease stop per run (default 1e-5)")
     p.add_argument("--stop", default="tol", choices=["tol", "connectivity"],
                    help="per-run stop: --tol, or R NMF's connectivity rule (assignments stable for 40 checks)")
     p.add_argument("--no-random", dest="randomized", action="store_false",

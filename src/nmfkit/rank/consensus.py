@@ -175,6 +175,7 @@ class ConsensusResult:
                 f"dispersion {self.dispersion:.5f}, silhouette {self.silhouette:.5f})")
 
 
+CONSENSUS_TOL = 1e-5     # per-run relative-decrease stop of consensus runs (see `consensus`)
 _WORKER_X = None
 _WORKER_LIMITS = None
 
@@ -300,7 +301,9 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
     on `n_jobs`.  Runs go to `n_jobs` processes (-1: all cores; 1: inline).
     `init` must be random ("random" or "nndsvdar"): deterministic starts would
     make every run identical.  `stop="tol"` uses fit's relative-decrease rule
-    (`tol=`); `stop="connectivity"` is R NMF's default: stop once the sample
+    (`tol=`, default 1e-5 here: with fit's 1e-4 runs stop before their assignments
+    settle, and the cophenetic curve gets noisy); `stop="connectivity"` is R NMF's
+    default: stop once the sample
     assignments have not changed for 40 checks made every 10 iterations
     (up to `max_iter`).  `pool`: a `RunPool` on the same X to reuse its worker
     processes (as `estimate_rank` does across ranks).  Other keyword arguments go to `nmfkit.fit`.
@@ -322,6 +325,8 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
         raise ValueError(f"unknown stop {stop!r}; choose one of: connectivity, tol")
     if stop == "connectivity" and "tol" in fit_kwargs:
         raise TypeError("stop='connectivity' replaces tol=; pass one or the other")
+    if stop == "tol":
+        fit_kwargs.setdefault("tol", CONSENSUS_TOL)
     kwargs = dict(solver=solver, loss=loss, init=init, **fit_kwargs)
     # fail early, in this process, on a bad solver/loss/option combination
     from ..fit import fit
