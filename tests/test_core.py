@@ -83,6 +83,22 @@ def test_nndsvd_is_close_for_exact_low_rank():
     np.testing.assert_allclose(W @ Ht.T, X, rtol=1e-8)
 
 
+@pytest.mark.parametrize("name", ["nndsvd", "nndsvda", "nndsvdar"])
+def test_svd_inits_agree_dense_and_sparse_with_empty_rows_and_columns(name):
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 40))
+    X[X < 0.5] = 0
+    X[:, 5] = 0
+    X[7, :] = 0
+    dense = INITS[name](make_engine(X), 4, np.random.default_rng(1))
+    sparse = INITS[name](make_engine(sp.csr_matrix(X)), 4, np.random.default_rng(1))
+    for a, b in zip(dense, sparse):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    if name == "nndsvda":        # the empty row and column are filled with mean(X), not left at ~1e-17
+        W, Ht = dense
+        assert np.allclose(W[7], X.mean()) and np.allclose(Ht[5], X.mean())
+
+
 def test_save_load_roundtrip(tmp_path):
     X = np.random.default_rng(8).random((12, 9))
     res = nmfkit.fit(X, 3, solver="mu", seed=0, max_iter=30)

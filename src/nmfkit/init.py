@@ -42,6 +42,9 @@ def random_init(engine, rank, rng):
     return W, Ht
 
 
+ZERO_CUTOFF = 1e-10   # relative to the column's largest entry
+
+
 def _nndsvd(engine, rank, rng):
     U, s, Vt = randomized_svd(engine, rank, rng)
     m, n = engine.shape
@@ -60,6 +63,10 @@ def _nndsvd(engine, rank, rng):
             u, v, sigma = xn / max(nxn, 1e-300), yn / max(nyn, 1e-300), nxn * nyn
         c = np.sqrt(s[j] * sigma)
         W[:, j], Ht[:, j] = c * u, c * v
+    # Rounding leaves ~1e-17 where the exact factor is 0 (an empty row of X, say), and how much
+    # depends on the engine's products; clear it so nndsvda/ar fill the same entries everywhere.
+    for F in (W, Ht):
+        F[F <= ZERO_CUTOFF * F.max(axis=0)] = 0.0
     return W, Ht
 
 
