@@ -117,6 +117,8 @@ def sklearn_fit(X, k, loss, W0, H0, solver):
 
 
 def nimfa_fit(X, k, loss, W0, H0):
+    if not hasattr(np, "mat"):   # nimfa 1.4 calls np.mat, which NumPy 2 removed; np.asmatrix is the same
+        np.mat = np.asmatrix
     import nimfa
 
     def once(n_iter):
