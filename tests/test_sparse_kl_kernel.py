@@ -95,12 +95,26 @@ def test_result_does_not_depend_on_threads_or_block_count(monkeypatch):
         np.testing.assert_array_equal(one[key], many[key])
     # partial XW over the memory cap: fewer blocks (here 3), the same step up to rounding
     monkeypatch.setattr(_kernels, "PARTIALS_MAX_BYTES", 3 * 60 * 6 * 8 + 1)
+    monkeypatch.setattr(_kernels, "MIN_BLOCKS", 2)
     capped = SparseEngine(X)
     assert len(capped._row_blocks(W)) - 1 == 3
     fewer = capped.kl_w_step(*args)
     for key in one:
         np.testing.assert_allclose(fewer[key], one[key], rtol=1e-13, err_msg=key)
     np.testing.assert_array_equal(capped.column_sums(fewer["W"]), fewer["W_sum"])
+
+
+def test_row_blocks_keep_several_threads_while_the_partials_are_smaller_than_x(monkeypatch):
+    monkeypatch.setattr(_kernels, "PARTIALS_MAX_BYTES", 1)          # every partial is over the cap
+    n, k = 50, 4
+    partial = n * k * 8
+    many = np.arange(0, 1001, 10)                        # 100 rows, 1000 entries: 12 kB of X
+    assert 1000 * 12 >= 4 * partial
+    assert len(_kernels.row_blocks(many, n, k, 8)) - 1 == _kernels.MIN_BLOCKS
+    few = np.arange(0, 101, 1)                           # 100 entries: 1.2 kB, less than one partial
+    assert len(_kernels.row_blocks(few, n, k, 8)) - 1 == 1
+    two = np.arange(0, 301, 3)                           # 300 entries: 3.6 kB, two partials' worth
+    assert len(_kernels.row_blocks(two, n, k, 8)) - 1 == 2
 
 
 def test_row_blocks_balance_the_stored_entries():

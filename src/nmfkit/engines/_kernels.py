@@ -31,8 +31,10 @@ entries without forming them.  Each stored entry costs 4k multiply-adds (λ,
 q Ht, λ', the XW scatter); no Q matrix, no Qᵀ product, no second read of X.
 Rows run in the fixed row blocks `bounds` (balanced by stored entries, never
 set by the thread count), each scattering into its own n×k partial XW (at most
-PARTIALS_MAX_BYTES in all); the partials and the column sums of W' are added in
-block order, so the result does not depend on the number of threads.
+PARTIALS_MAX_BYTES in all, but MIN_BLOCKS blocks whenever their partials take no
+more memory than X's own arrays: a genes × cells matrix with a million columns
+still runs on several threads); the partials and the column sums of W' are added
+in block order, so the result does not depend on the number of threads.
 `update=False` makes the same sums at W itself (W' = W): a resumed fit
 recomputes bit for bit the products an uninterrupted one cached.  The twin
 `kl_w_step_scipy` forms Q and Q' with SciPy; tests/test_sparse_kl_kernel.py
@@ -54,6 +56,7 @@ except ImportError:  # pragma: no cover - numba is a core dependency
 SPMM_PARALLEL_MIN_FLOPS = 1 << 20
 ROW_BLOCKS = 16                  # row blocks of kl_w_step (its partial sums are added in this order)
 PARTIALS_MAX_BYTES = 64 << 20    # memory for the per-block partial XW: fewer blocks above it
+MIN_BLOCKS = 4                   # blocks kept above that cap while the partials are smaller than X
 _VECTORISE = {"reassoc", "contract"}   # lets LLVM vectorise the λ dot products; no other fast-math licence
 
 
@@ -75,10 +78,17 @@ def csr_dense_scipy(indptr, indices, data, B):
 
 def row_blocks(indptr, n, k, itemsize):
     """Boundaries of the fixed row blocks of `kl_w_step`: at most ROW_BLOCKS, fewer when their
-    partial XW (blocks·n·k entries) would pass PARTIALS_MAX_BYTES; each holds about the
-    same number of stored entries plus rows (a row's cost is ≈ 4k per entry + 3k)."""
+    partial XW (blocks·n·k entries) would pass PARTIALS_MAX_BYTES — but not fewer than
+    MIN_BLOCKS while those partials fit in the memory of X's stored entries and indices.
+    Each block holds about the same number of stored entries plus rows (a row's cost is
+    ≈ 4k per entry + 3k)."""
     m = len(indptr) - 1
-    blocks = max(1, min(ROW_BLOCKS, m, PARTIALS_MAX_BYTES // max(1, n * k * itemsize)))
+    partial = max(1, n * k * itemsize)
+    blocks = PARTIALS_MAX_BYTES // partial
+    if blocks < MIN_BLOCKS:
+        stored = int(indptr[-1]) * (itemsize + 4)      # data + int32 indices
+        blocks = max(blocks, min(MIN_BLOCKS, stored // partial))
+    blocks = max(1, min(ROW_BLOCKS, m, blocks))
     cost = np.asarray(indptr, dtype=np.int64) + np.arange(m + 1)
     bounds = np.searchsorted(cost, cost[-1] * np.arange(blocks + 1) / blocks, side="left")
     bounds[0], bounds[-1] = 0, m
