@@ -1,5 +1,4 @@
 """KL coordinate descent (solver="ccd"): monotone, safe on zeros, kernels = twins, sparse = dense."""
-import time
 
 import numpy as np
 import pytest
@@ -168,19 +167,16 @@ def test_zero_start_entries_are_safe():
     assert np.isfinite(res.loss) and res.loss < kl(X, np.full((50, 4), 1e-3), np.full((40, 4), 1e-3))
 
 
-def test_beats_multiplicative_updates_in_the_same_time():
+def test_beats_ten_times_as_many_multiplicative_updates():
+    # Deterministic stand-in for "faster than mu": a ccd iteration costs 1-4x a mu iteration
+    # (benchmarks/RESULTS.md), so 40 ccd iterations below 400 mu ones is a win in time too.
     rng = np.random.default_rng(4)
     X = rng.poisson(rng.gamma(0.5, 1.0, (300, 6)) @ rng.gamma(0.5, 4.0, (6, 200))).astype(float)
     W0, H0 = rng.random((300, 6)), rng.random((6, 200))
     args = dict(loss="kl", init=(W0, H0), tol=0)
-    for solver in ("ccd", "mu"):                       # compile and warm up both
-        nmfkit.fit(X, 6, solver=solver, max_iter=2, **args)
-    start = time.perf_counter()
     ccd = nmfkit.fit(X, 6, solver="ccd", max_iter=40, **args)
-    spent = time.perf_counter() - start
-    mu = nmfkit.fit(X, 6, solver="mu", max_iter=100_000, time_limit=spent, **args)
-    assert mu.n_iter > 40                              # mu did get its share of the time
-    assert ccd.loss < mu.loss, (ccd.loss, mu.loss, mu.n_iter)
+    mu = nmfkit.fit(X, 6, solver="mu", max_iter=400, **args)
+    assert ccd.loss < mu.loss, (ccd.loss, mu.loss)
 
 
 def test_refuses_what_it_does_not_support():
