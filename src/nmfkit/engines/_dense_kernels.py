@@ -28,6 +28,8 @@ import math
 
 import numpy as np
 
+from ._kernels import block_column_sums
+
 try:
     import numba
 except ImportError:  # pragma: no cover - numba is a core dependency
@@ -203,22 +205,13 @@ if numba is not None:
             out["loss"] = float(loss_parts.sum())
         return out
 
-    @numba.njit(cache=True)
-    def _block_column_sums(F, sum_parts):
-        m = F.shape[0]
-        blocks = sum_parts.shape[0]
-        size = (m + blocks - 1) // blocks
-        for b in range(blocks):
-            for i in range(b * size, min(m, (b + 1) * size)):
-                for a in range(F.shape[1]):
-                    sum_parts[b, a] += F[i, a]
-
     def column_sums(F):
-        """Σᵢ F_ia added in the order `kl_w_step` adds its W_sum (equal to the last bit), and
-        ~20× faster than NumPy's axis-0 sum of a tall C-ordered array."""
-        sum_parts = np.zeros((min(ROW_BLOCKS, F.shape[0]), F.shape[1]), dtype=F.dtype)
-        _block_column_sums(F, sum_parts)
-        return sum_parts.sum(axis=0)
+        """Σᵢ F_ia added in the order `kl_w_step` adds its W_sum (equal to the last bit): its
+        row blocks of ⌈m/blocks⌉ rows, then the blocks in order."""
+        m = F.shape[0]
+        blocks = max(1, min(ROW_BLOCKS, m))
+        size = (m + blocks - 1) // blocks
+        return block_column_sums(F, np.minimum(np.arange(blocks + 1) * size, m))
 
 else:  # pragma: no cover
     kl_products = kl_products_numpy

@@ -88,11 +88,17 @@ def row_blocks(indptr, n, k, itemsize):
     if blocks < MIN_BLOCKS:
         stored = int(indptr[-1]) * (itemsize + 4)      # data + int32 indices
         blocks = max(blocks, min(MIN_BLOCKS, stored // partial))
-    blocks = max(1, min(ROW_BLOCKS, m, blocks))
+    return balanced_blocks(indptr, max(1, min(ROW_BLOCKS, m, blocks)))
+
+
+def balanced_blocks(indptr, blocks):
+    """Boundaries of `blocks` row blocks of a CSR matrix holding about the same number of
+    stored entries plus rows each."""
+    m = len(indptr) - 1
     cost = np.asarray(indptr, dtype=np.int64) + np.arange(m + 1)
-    bounds = np.searchsorted(cost, cost[-1] * np.arange(blocks + 1) / blocks, side="left")
+    bounds = np.searchsorted(cost, cost[-1] * np.arange(blocks + 1) / blocks, side="left").astype(np.int64)
     bounds[0], bounds[-1] = 0, m
-    return bounds.astype(np.int64)
+    return bounds
 
 
 def block_column_sums_numpy(F, bounds):

@@ -50,6 +50,8 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from ._kernels import balanced_blocks
+
 try:
     import numba
 except ImportError:  # pragma: no cover - numba is a core dependency
@@ -67,12 +69,7 @@ def dense_blocks(m):
 
 def csr_blocks(indptr):
     """Boundaries of at most ROW_BLOCKS row blocks holding about the same stored entries plus rows."""
-    m = len(indptr) - 1
-    blocks = min(ROW_BLOCKS, max(m, 1))
-    cost = np.asarray(indptr, dtype=np.int64) + np.arange(m + 1)
-    bounds = np.searchsorted(cost, cost[-1] * np.arange(blocks + 1) / blocks, side="left").astype(np.int64)
-    bounds[0], bounds[-1] = 0, m
-    return bounds
+    return balanced_blocks(indptr, min(ROW_BLOCKS, max(len(indptr) - 1, 1)))
 
 
 # -- the NumPy twins: every row at once, one coordinate after another -------------------------------------
