@@ -48,6 +48,12 @@ class IterateCache:
         self._at, self._value = (W, Ht), value
 
 
+def kl_h_products(engine, cache: IterateCache, W, Ht):
+    """(Qᵀ W, colsum W) for a KL multiplicative H half-step at (W, Ht): those the previous
+    step's fused W half-step left in `cache`, else made now (a fresh start or a resume)."""
+    return cache.get(W, Ht) or (engine.kl_ratio(W, Ht, need=("XW",))["XW"], engine.column_sums(W))
+
+
 class Solver:
     name = "base"
     cache: dict = {}

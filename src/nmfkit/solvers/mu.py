@@ -32,7 +32,7 @@ from __future__ import annotations
 from ..engines import array_ops
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
-from .base import IterateCache, Solver, floor_of
+from .base import IterateCache, Solver, floor_of, kl_h_products
 
 
 def mu_frobenius_half(F, R, G, floor, l1=0.0, l2=0.0):
@@ -128,7 +128,7 @@ class MultiplicativeUpdates(Solver):
 
     def _step_kl(self, W, Ht):
         e, p = self.engine, self.penalty
-        XW, W_sum = self._next.get(W, Ht) or (e.kl_ratio(W, Ht, need=("XW",))["XW"], e.column_sums(W))
+        XW, W_sum = kl_h_products(e, self._next, W, Ht)
         Ht = mu_kl_half(Ht, XW, W_sum, self.floor, *p.terms("H"))
         l1, l2 = p.terms("W")
         nxt = e.kl_w_step(W, Ht, Ht.sum(axis=0) + l1, l2, self.floor,

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
-from .base import IterateCache, Solver
+from .base import IterateCache, Solver, kl_h_products
 
 LEE_EPS = 1e-9                    # nmf_update.lee's default `eps = 10^-9`
 R_DOUBLE_EPS = 2.220446049250313e-16   # .Machine$double.eps
@@ -116,6 +116,8 @@ class RBrunet(_RCompat):
     R's update divides 0 by 0.  Monotone: the KL MU steps never increase the
     objective and the periodic floor moves entries by at most 2.2e-16."""
 
+    objective_every = 10   # R evaluates no objective while iterating; the KL one costs a log per entry
+
     def __init__(self, engine, loss, beta, **options):
         super().__init__(engine, loss, beta, **options)
         rows, cols = zero_lines(engine)
@@ -141,11 +143,9 @@ class RBrunet(_RCompat):
                                  "Use solver='mu', loss='kl' or a positive start.")
         return super().prepare(W, Ht)
 
-    objective_every = 10   # R evaluates no objective while iterating; the KL one costs a log per entry
-
     def step(self, W, Ht):
         e = self.engine
-        QtW, W_sum = self._next.get(W, Ht) or (e.kl_ratio(W, Ht, need=("XW",))["XW"], e.column_sums(W))
+        QtW, W_sum = kl_h_products(e, self._next, W, Ht)
         Ht = Ht * QtW
         Ht /= W_sum
         self.iteration += 1
