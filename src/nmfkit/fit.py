@@ -18,6 +18,7 @@ from . import init as _init  # noqa: F401  (fills the init registry)
 from .diagnostics import Tracker
 from .driver import run
 from .engines import make_engine
+from .penalties import Penalty
 from .registry import INITS, auto_solver, resolve_loss, solver_spec
 from .result import Factorization
 from .validation import (check_factors, check_matrix, check_nonneg_float, check_positive_int, check_rank,
@@ -81,9 +82,8 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     engine = make_engine(X, mask=mask, nan_is_missing=missing == "mask")
     loss, beta_value = resolve_loss(loss, beta)
     if solver == "auto":
-        alpha_H = solver_options.get("alpha_H", "same")
-        penalized = bool(solver_options.get("alpha_W")) or (alpha_H != "same" and bool(alpha_H))
-        solver = auto_solver(loss, engine.kind, penalized)
+        asked = {k: v for k, v in solver_options.items() if k in ("alpha_W", "alpha_H", "l1_ratio")}
+        solver = auto_solver(loss, engine.kind, Penalty.from_options(engine.shape, **asked).active)
     spec = solver_spec(solver, loss, engine.kind)
     max_iter = spec.max_iter if max_iter is None else check_positive_int(max_iter, "max_iter")
     tol = check_nonneg_float(tol, "tol")
