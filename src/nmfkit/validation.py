@@ -46,6 +46,23 @@ def _first(mask_positions, shape_hint=None):
     return tuple(int(v) for v in idx[0])
 
 
+MISSING_HINT = " Mark missing entries with mask= or missing='mask' (solvers that support it)."
+
+
+def _nonfinite_error(name, n_nan, n_inf, where, hint) -> ValueError:
+    what = ", ".join(s for s in (f"{int(n_nan)} NaN" if n_nan else "", f"{int(n_inf)} infinite" if n_inf else "") if s)
+    return ValueError(f"{name} contains {what} entries; the first is at ({where[0]}, {where[1]}).{hint}")
+
+
+def _negative_error(name, count, where, value) -> ValueError:
+    return ValueError(f"{name} has {int(count)} negative entries; the first is {name}[{where[0]}, {where[1]}] = "
+                      f"{value:g}. NMF needs non-negative data (shift or clip it first).")
+
+
+def _all_zero_error(name) -> ValueError:
+    return ValueError(f"{name} is all zeros; there is nothing to factorize")
+
+
 def _check_shape(shape: tuple, name: str) -> None:
     """Refuse anything but a non-empty 2-D shape, saying what it is."""
     if len(shape) != 2:
@@ -82,16 +99,13 @@ def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool =
         n_inf = int(values.size - finite.sum() - n_nan)
         where = _locate(A, ~finite)
         if not (allow_nan and n_inf == 0):
-            what = ", ".join(s for s in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} infinite" if n_inf else "") if s)
-            hint = " Mark missing entries with mask= or missing='mask' (solvers that support it)." if n_nan else ""
-            raise ValueError(f"{name} contains {what} entries; the first is at {where}.{hint}")
+            raise _nonfinite_error(name, n_nan, n_inf, where, MISSING_HINT if n_nan else "")
     neg = values < 0
     if neg.any():
         where = _locate(A, neg)
-        raise ValueError(f"{name} has {int(neg.sum())} negative entries; the first is {name}[{where[0]}, {where[1]}] = "
-                         f"{_value(A, where):g}. NMF needs non-negative data (shift or clip it first).")
+        raise _negative_error(name, neg.sum(), where, _value(A, where))
     if not allow_zero and not np.any(values[finite] if not finite.all() else values):
-        raise ValueError(f"{name} is all zeros; there is nothing to factorize")
+        raise _all_zero_error(name)
     return A
 
 
@@ -107,19 +121,16 @@ def _check_dask(X, name, allow_nan, allow_zero):
     A = as_row_chunked(X, resolve_dtype(X.dtype, name))
     per_block, (n_nan, n_inf, n_neg, nnz, _, _) = scan(A)
     if n_nan or n_inf:
-        what = ", ".join(s for s in (f"{int(n_nan)} NaN" if n_nan else "",
-                                     f"{int(n_inf)} infinite" if n_inf else "") if s)
         per_block = per_block.copy()
         per_block[:, 0] += per_block[:, 1]
         i, j, _ = first_flagged(A, per_block, 0, lambda B: ~np.isfinite(B))
         hint = " Missing entries (mask=, missing='mask') need in-memory data." if allow_nan else ""
-        raise ValueError(f"{name} contains {what} entries; the first is at ({i}, {j}).{hint}")
+        raise _nonfinite_error(name, n_nan, n_inf, (i, j), hint)
     if n_neg:
         i, j, value = first_flagged(A, per_block, 2, lambda B: B < 0)
-        raise ValueError(f"{name} has {int(n_neg)} negative entries; the first is {name}[{i}, {j}] = {value:g}. "
-                         "NMF needs non-negative data (shift or clip it first).")
+        raise _negative_error(name, n_neg, (i, j), value)
     if not allow_zero and nnz == 0:
-        raise ValueError(f"{name} is all zeros; there is nothing to factorize")
+        raise _all_zero_error(name)
     return A
 
 
@@ -131,16 +142,13 @@ def _check_torch(X, name, allow_nan, allow_zero):
     A = te.as_float_tensor(X, resolve_dtype(te.tensor_dtype(X), name))
     n_nan, n_inf, n_neg, any_nonzero = te.count_flags(A)
     if n_inf or (n_nan and not allow_nan):
-        what = ", ".join(s for s in (f"{n_nan} NaN" if n_nan else "", f"{n_inf} infinite" if n_inf else "") if s)
         i, j, _ = te.first_flagged(A, "nonfinite")
-        hint = " Mark missing entries with mask= or missing='mask' (solvers that support it)." if n_nan else ""
-        raise ValueError(f"{name} contains {what} entries; the first is at ({i}, {j}).{hint}")
+        raise _nonfinite_error(name, n_nan, n_inf, (i, j), MISSING_HINT if n_nan else "")
     if n_neg:
         i, j, value = te.first_flagged(A, "negative")
-        raise ValueError(f"{name} has {n_neg} negative entries; the first is {name}[{i}, {j}] = {value:g}. "
-                         "NMF needs non-negative data (shift or clip it first).")
+        raise _negative_error(name, n_neg, (i, j), value)
     if not allow_zero and not any_nonzero:
-        raise ValueError(f"{name} is all zeros; there is nothing to factorize")
+        raise _all_zero_error(name)
     return A
 
 
