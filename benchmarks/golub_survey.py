@@ -15,14 +15,13 @@ known classes, and the wall time.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 
 import numpy as np
 
 import nmfkit
 from nmfkit.datasets import load_golub
-from nmfkit.rank.consensus import RunPool, resolve_jobs
+from nmfkit.rank.consensus import RunPool
 
 R_SECONDS = 443.5
 R_COPHENETIC = {2: 0.99987, 3: 0.99703, 4: 0.98614, 5: 0.96643}
@@ -43,8 +42,7 @@ def main(argv=None):
     ranks = [int(r) for r in args.ranks.split(",")]
     started = time.perf_counter()
     rows = []
-    jobs = resolve_jobs(args.jobs, args.runs)
-    with RunPool(golub.X, jobs) if jobs > 1 else contextlib.nullcontext() as pool:   # one set of workers
+    with RunPool.shared(golub.X, args.jobs, args.runs) as pool:   # one set of workers for all ranks
         for k in ranks:
             t = time.perf_counter()
             cons = nmfkit.consensus(golub.X, k, n_runs=args.runs, solver=args.solver, loss="kl", seed=args.seed,

@@ -21,6 +21,7 @@ never a feature-by-feature (m×m) matrix.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -214,6 +215,13 @@ class RunPool:
 
     def __exit__(self, *exc):
         self.close()
+
+    @classmethod
+    def shared(cls, X, n_jobs, n_runs):
+        """A pool for surveys of `n_runs` runs per rank on X, or a null context where
+        `n_jobs` sends the runs inline (pass either as `consensus(pool=...)`)."""
+        jobs = resolve_jobs(n_jobs, n_runs)
+        return cls(X, jobs) if jobs > 1 else contextlib.nullcontext()
 
 
 def canonical_labels(labels) -> np.ndarray:

@@ -21,7 +21,6 @@ Cost: 2 × len(ranks) × n_runs fits; memory O((m + n) k + n²) per rank.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -29,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..validation import check_matrix, check_positive_int
-from .consensus import ConsensusResult, RunPool, consensus, resolve_jobs
+from .consensus import ConsensusResult, RunPool, consensus
 
 MEASURES = ("cophenetic", "dispersion", "silhouette", "rss", "evar", "sparseness_W", "sparseness_H",
             "objective_mean", "objective_min", "seconds")
@@ -184,8 +183,7 @@ def estimate_rank(X, ranks, n_runs=30, solver="mu", loss="kl", seed=None, random
 
     def survey(data, norm):
         rows, kept = [], {}
-        jobs = resolve_jobs(n_jobs, n_runs)
-        with RunPool(data, jobs) if jobs > 1 else contextlib.nullcontext() as pool:
+        with RunPool.shared(data, n_jobs, n_runs) as pool:
             for k in ranks:                      # the same seed for every rank, as R NMF
                 res = consensus(data, k, n_runs=n_runs, solver=solver, loss=loss, seed=fit_seed,
                                 n_jobs=n_jobs, progress=progress, pool=pool, **fit_kwargs)
