@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import torch
 
-from ._torch_ops import TORCH_OPS, numpy_dtype
+from ._torch_ops import TORCH_OPS, numpy_dtype, torch_dtype
 from .base import Engine
 
 BLOCK = 1 << 26          # entries of a dense m×n block (256 MB in float32) in KL/β/exact-loss passes
@@ -51,7 +51,7 @@ def as_float_tensor(X, dtype: np.dtype):
         X = X.to_sparse_coo().coalesce().to_sparse_csr()
     elif X.layout not in _SPARSE_LAYOUTS and X.layout != torch.strided:
         raise TypeError(f"tensors with layout {X.layout} are not supported; use a dense or sparse CSR tensor")
-    target = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
+    target = torch_dtype(dtype)
     return X if X.dtype == target else X.to(target)
 
 
@@ -89,13 +89,18 @@ def _csr(crow, col, values, shape):
     return torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)   # built valid
 
 
+def _entry_rows(crow, dtype=torch.int64):
+    """The row index of every stored entry of a CSR matrix with row pointers `crow`."""
+    m = crow.numel() - 1
+    return torch.repeat_interleave(torch.arange(m, device=crow.device, dtype=dtype), crow.diff())
+
+
 def prepare_csr(X):
     """X as CSR with no stored zeros, with int32 indices where they fit (faster SpMM, half the memory)."""
     crow, col, vals = X.crow_indices(), X.col_indices(), X.values()
     keep = vals != 0
     if not bool(keep.all()):
-        rows = torch.repeat_interleave(torch.arange(X.shape[0], device=vals.device), crow.diff())
-        counts = torch.bincount(rows[keep], minlength=X.shape[0])
+        counts = torch.bincount(_entry_rows(crow)[keep], minlength=X.shape[0])
         crow = torch.cat([crow.new_zeros(1), torch.cumsum(counts, 0)])
         col, vals = col[keep], vals[keep]
     small = max(vals.numel(), *X.shape) < 2**31 - 1
@@ -109,7 +114,7 @@ def transpose_csr(X):
     m, n = X.shape
     crow, col, vals = X.crow_indices(), X.col_indices(), X.values()
     perm = torch.argsort(col, stable=True)
-    rows = torch.repeat_interleave(torch.arange(m, device=vals.device, dtype=crow.dtype), crow.diff())
+    rows = _entry_rows(crow, crow.dtype)
     counts = torch.bincount(col.long(), minlength=n).to(crow.dtype)
     t_crow = torch.cat([crow.new_zeros(1), torch.cumsum(counts, 0, dtype=crow.dtype)])
     return _csr(t_crow, rows[perm], vals[perm], (n, m)), perm.to(crow.dtype)   # int32 where it fits
@@ -279,9 +284,8 @@ class TorchEngine(Engine):
     def _segment_sums(X):
         """Row sums of a CSR tensor, in float64, as a NumPy array."""
         crow = X.crow_indices().long()
-        rows = torch.repeat_interleave(torch.arange(X.shape[0], device=crow.device), crow.diff())
         sums = torch.zeros(X.shape[0], dtype=torch.float64, device=crow.device)
-        return TORCH_OPS.to_numpy(sums.index_add_(0, rows, X.values().double()))
+        return TORCH_OPS.to_numpy(sums.index_add_(0, _entry_rows(crow), X.values().double()))
 
     def mean(self) -> float:
         return self._total / (self.shape[0] * self.shape[1])
