@@ -190,6 +190,8 @@ def bench_problem(prob, loss, args):
         if args.solvers and name not in args.solvers.split(","):
             continue
         try:
+            # untimed warm-up: Numba's compiled code is loaded and its thread pool started on first use
+            nmfkit.fit(X, k, solver=name, loss=loss, init=(W0, H0), max_iter=2, tol=0)
             pts, n_iter = run_nmfkit(name, X, k, loss, W0, H0, max_iter, budget, engine)
         except ValueError as exc:  # e.g. R-exact brunet refuses all-zero rows/columns
             print(f"  nmfkit {name} refused: {exc}")
