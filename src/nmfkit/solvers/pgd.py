@@ -36,6 +36,7 @@ inner·(m+n)·k² and (m+n) k×k eigenvalue problems.
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -153,6 +154,8 @@ class ProjectedGradient(Solver):
         if ok:
             for _ in range(ARMIJO_TRIALS):
                 bigger = alpha / ARMIJO_FACTOR
+                if not math.isfinite(bigger):        # α = 1/L with L ≈ 0 (a dead component) is already huge
+                    break
                 Fb, ok_b = trial(bigger)
                 if not ok_b or ops.equal(Fb, Fn):
                     break
