@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from ._files import atomic_write, check_writable_folder
 from .engines import array_ops
 
 FORMAT = "nmfkit.checkpoint/1"
@@ -46,12 +47,17 @@ def save(path, *, fingerprint, iteration, seconds, W, Ht, best, history, solver_
             "best_objective": best_obj, "best_iteration": best_it, "history_keys": list(history),
             "solver_state": state_meta, "rng_state": rng_state}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    with open(tmp, "wb") as f:
+    with atomic_write(path, "wb") as f:
         np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+
+def check_target(path) -> None:
+    """Refuse, before the first iteration, a checkpoint path that cannot be written: its folder must
+    exist and accept a new file, and the path must not be a folder."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"checkpoint {path} is a folder; give a file name such as fit.ckpt.npz")
+    check_writable_folder(os.path.dirname(path), f"checkpoint {path}")
 
 
 def load(path) -> dict:

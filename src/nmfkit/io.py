@@ -22,14 +22,18 @@ row of strings.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
+import io as _io
 import os
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.io
 import scipy.sparse as sp
+
+from ._files import atomic_path, atomic_write
 
 TEXT_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}  # None: sniff, else whitespace
 FORMATS = (*TEXT_DELIMITERS, ".npy", ".npz", ".mtx", ".h5ad", ".parquet")
@@ -283,7 +287,8 @@ def _entry_locator(path, base):
 
 def _as_matrix(path, A, what="array"):
     if sp.issparse(A):
-        A = sp.csr_matrix(A)
+        from .validation import check_sparse_structure   # before SciPy's conversions read the indices
+        A = sp.csr_matrix(check_sparse_structure(A, path, error=DataFileError))
         kind = A.dtype.kind
     else:
         A = np.asarray(A)
@@ -358,7 +363,7 @@ def _read_mtx(path):
     except Exception as exc:  # noqa: BLE001 - the parser raises many types; all mean "bad file"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataFileError(f"{path}: not a valid Matrix Market file ({msg})") from None
-    return LabeledMatrix(_as_matrix(path, M if not sp.issparse(M) else sp.csr_matrix(M)), None, None, path)
+    return LabeledMatrix(_as_matrix(path, M), None, None, path)
 
 
 def _read_h5ad(path):
@@ -443,7 +448,8 @@ def write_matrix(path, X, row_names=None, col_names=None) -> str:
 
     Text keeps names as a header row and a first column; .npz keeps them as string arrays next to the
     matrix (still readable by scipy.sparse.load_npz); .parquet keeps them as column names and a text
-    column "row"; .npy and .mtx hold values only.
+    column "row"; .npy and .mtx hold values only.  The file is written under a temporary name and
+    renamed into place, so an interrupted write leaves any previous file at `path` whole.
     """
     path = os.fspath(path)
     ext, gz = _split_ext(path)
@@ -455,8 +461,7 @@ def write_matrix(path, X, row_names=None, col_names=None) -> str:
             raise ValueError(f"{len(names)} {axis} names for a matrix with {size} {axis}s")
     if ext in TEXT_DELIMITERS:
         delimiter = TEXT_DELIMITERS[ext] or "\t"
-        opener = gzip.open if gz else open
-        with opener(path, "wt", encoding="utf-8", newline="") as fh:
+        with _atomic_text(path, gz) as fh:
             out = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
             if col_names is not None:
                 out.writerow(([""] if row_names is not None else []) + col_names)
@@ -465,31 +470,49 @@ def write_matrix(path, X, row_names=None, col_names=None) -> str:
                 cells = [repr(float(v)) for v in row.tolist()]   # shortest exact decimal form
                 out.writerow(([row_names[i]] if row_names is not None else []) + cells)
     elif ext == ".npy" and not gz:
-        np.save(path, X.toarray() if sp.issparse(X) else np.asarray(X), allow_pickle=False)
+        with atomic_write(path, "wb") as fh:
+            np.save(fh, X.toarray() if sp.issparse(X) else np.asarray(X), allow_pickle=False)
     elif ext == ".npz" and not gz:
         names = {k: np.array(v, dtype=str) for k, v in (("row_names", row_names), ("col_names", col_names))
                  if v is not None}
         if sp.issparse(X):
             C = sp.csr_matrix(X)
-            np.savez_compressed(path, indices=C.indices, indptr=C.indptr, format=np.array(b"csr"),
-                                shape=np.array(C.shape), data=C.data, **names)
+            arrays = dict(indices=C.indices, indptr=C.indptr, format=np.array(b"csr"), shape=np.array(C.shape),
+                          data=C.data)
         else:
-            np.savez_compressed(path, X=np.asarray(X), **names)
+            arrays = dict(X=np.asarray(X))
+        with atomic_write(path, "wb") as fh:
+            np.savez_compressed(fh, **arrays, **names)
     elif ext == ".mtx":
         target = sp.coo_matrix(X) if sp.issparse(X) else np.asarray(X)
-        if gz:
-            with gzip.open(path, "wb") as fh:
-                scipy.io.mmwrite(fh, target)
-        else:
-            scipy.io.mmwrite(path, target)
+        with atomic_write(path, "wb") as raw:
+            if gz:
+                with gzip.GzipFile(fileobj=raw, mode="wb") as fh:
+                    scipy.io.mmwrite(fh, target)
+            else:
+                scipy.io.mmwrite(raw, target)
     elif ext == ".parquet" and not gz:
         pa = _pyarrow(path)
         A = X.toarray() if sp.issparse(X) else np.asarray(X)
         names = [str(c) for c in col_names] if col_names is not None else [f"V{j + 1}" for j in range(A.shape[1])]
         columns = {"row": [str(r) for r in row_names]} if row_names is not None else {}
         columns.update({name: A[:, j] for j, name in enumerate(names)})
-        pa.parquet.write_table(pa.table(columns), path)
+        with atomic_path(path) as tmp:
+            pa.parquet.write_table(pa.table(columns), tmp)
     else:
         raise ValueError(f"{path}: cannot write this format; use .csv, .tsv, .txt (optionally .gz), "
                          ".npy, .npz, .mtx or .parquet")
     return path
+
+
+@contextlib.contextmanager
+def _atomic_text(path, gz):
+    """A UTF-8 text file object (gzip-compressed when `gz`) written atomically to `path`."""
+    with atomic_write(path, "wb") as raw:
+        if gz:
+            with gzip.GzipFile(filename=os.path.basename(path)[:-3], fileobj=raw, mode="wb") as zipped, \
+                    _io.TextIOWrapper(zipped, encoding="utf-8", newline="") as fh:
+                yield fh
+        else:
+            with _io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+                yield fh

@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from ._files import atomic_write
+
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
 color:#222;line-height:1.45;padding:0 1em}
@@ -93,13 +95,12 @@ def render_html(title, sections) -> str:
 
 
 def write_html(path, title, sections) -> str:
-    """Write a self-contained HTML report to `path` and return the path."""
+    """Write a self-contained HTML report to `path` (atomically: a temporary file renamed into place)
+    and return the path."""
     path = os.fspath(path)
     text = render_html(title, sections)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_write(path, "w", encoding="utf-8") as fh:   # whole or not at all
         fh.write(text)
-    os.replace(tmp, path)
     return path
 
 

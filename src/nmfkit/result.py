@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._files import atomic_write
 from .engines import array_ops
 
 _FORMAT = "nmfkit.factorization/1"
@@ -120,9 +121,8 @@ class Factorization:
         arrays = {"W": _host(self.W), "H": _host(self.H)}
         arrays.update({f"history.{k}": v for k, v in self.history.items()})
         arrays["meta"] = np.frombuffer(json.dumps(meta, default=_jsonable).encode(), dtype=np.uint8)
-        tmp = path + ".tmp.npz"
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
+        with atomic_write(path, "wb") as fh:      # a Ctrl-C leaves the old file whole
+            np.savez_compressed(fh, **arrays)
         return path
 
     @classmethod
