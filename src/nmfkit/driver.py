@@ -23,7 +23,6 @@ objective falls out of its products anyway reports it every iteration.
 from __future__ import annotations
 
 import bisect
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import numpy as np
 
 from . import checkpoint as _checkpoint
 from .diagnostics import objective_increases
+from .progress import Progress
 
 WINDOW = 5   # iterations over which the relative decrease is averaged
 
@@ -63,30 +63,6 @@ class RunOutput:
     history: dict
     seconds: float
     monotonicity: list = field(default_factory=list)
-
-
-class Progress:
-    """A one-line progress display on a terminal (stderr); silent elsewhere."""
-
-    def __init__(self, enabled: bool, total: int, label: str = "nmf"):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.total, self.label, self._last = total, label, 0.0
-
-    def update(self, it, objective, force=False):
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if force or now - self._last > 0.2:
-            self._last = now
-            done = int(30 * it / max(self.total, 1))
-            sys.stderr.write(f"\r{self.label} [{'#' * done}{'.' * (30 - done)}] {it}/{self.total} "
-                             f"objective {objective:.6g}")
-            sys.stderr.flush()
-
-    def close(self):
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def relative_decrease(objectives, iterations=None, window=WINDOW) -> float:
@@ -142,7 +118,7 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
                          history={k: v[:n] for k, v in hist.items()}, solver_state=solver.get_state(),
                          rng_state=rng.bit_generator.state if rng is not None else None)
 
-    bar = Progress(progress, max_iter, label)
+    bar = Progress(max_iter, label, "iterations", enabled=progress)
     try:
         for it in range(first, max_iter + 1):
             W_prev, Ht_prev = W, Ht
@@ -174,7 +150,7 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
                 break
             if obj <= best[0] or monotone or getattr(solver, "returns_last_iterate", False):
                 best = last
-            bar.update(it, obj)
+            bar.update(it, objective=obj)
             if getattr(solver, "done", False):      # the solver's own target was met (e.g. sgd's target_error)
                 stop_reason, converged = "target", True
                 break
@@ -189,14 +165,18 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
             if stop_now or (callback is not None and callback(State(it, W, Ht, obj, now, hist))):
                 stop_reason = "callback"
                 break
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemError) as exc:
+        # Ctrl-C inside a Numba parallel region surfaces as SystemError with the interrupt as its context
+        if not isinstance(exc, KeyboardInterrupt) and not isinstance(exc.__cause__ or exc.__context__,
+                                                                       KeyboardInterrupt):
+            raise
         stop_reason = "interrupted"
         if checkpoint is not None:
             save_checkpoint()
         warnings.warn(f"{label}: interrupted at iteration {it}; returning the best factorization so far "
                       f"(iteration {best[3]}, objective {best[0]:.6g})", RuntimeWarning, stacklevel=3)
     finally:
-        bar.update(last[3], last[0], force=True)
+        bar.update(last[3], objective=last[0])
         bar.close()
     if tracker is not None:
         tracker.finish(last[1], last[2])

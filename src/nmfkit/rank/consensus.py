@@ -21,20 +21,23 @@ never a feature-by-feature (m×m) matrix.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import sys
 import time
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.cluster.hierarchy import cophenet, cut_tree
 from scipy.spatial.distance import squareform
 
+from ..progress import Progress
 from ..result import Factorization
-from ..validation import check_matrix, check_positive_int, check_rank
+from ..validation import check_matrix, check_positive_int, check_rank, check_seed
 from .hclust import average_linkage
 
 DETERMINISTIC_INITS = ("nndsvd", "nndsvda")
@@ -269,30 +272,81 @@ def _fit_runs(X, rank, seeds, fit_kwargs):
     return out
 
 
-class _RunProgress:
-    """'consensus k=3 [#####.....] 12/30 runs' on a terminal; silent elsewhere."""
+_NOTICED = set()
 
-    def __init__(self, enabled, total, label):
-        self.enabled = bool(enabled) and sys.stderr.isatty()
-        self.total, self.label = total, label
 
-    def update(self, done):
-        if self.enabled:
-            bar = int(30 * done / max(self.total, 1))
-            sys.stderr.write(f"\r{self.label} [{'#' * bar}{'.' * (30 - bar)}] {done}/{self.total} runs")
-            sys.stderr.flush()
-            if done == self.total:
-                sys.stderr.write("\n")
+def _notice(text):
+    """A one-line notice on stderr, once per process for each text."""
+    if text not in _NOTICED:
+        _NOTICED.add(text)
+        print(f"nmfkit: {text}", file=sys.stderr, flush=True)
+
+
+def _is_main_guard(test) -> bool:
+    """`__name__ == "__main__"` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+
+def unguarded_script_line():
+    """The line of the running script (`__main__` with a file) from which nmfkit was called, when
+    that line lies outside an `if __name__ == "__main__":` block; else None.
+
+    Worker processes started with "forkserver" or "spawn" import the script again, so such a
+    line would run again inside them (and try to start workers of its own)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path:
+        return None                        # an interactive session or a notebook: nothing is re-imported
+    line, frame = None, sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>":
+            line = frame.f_lineno
+        frame = frame.f_back
+    if line is None:
+        return None                        # called after the script's top level finished
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return line                        # the script cannot be read: assume no guard
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_main_guard(node.test) and node.body:
+            if node.body[0].lineno <= line <= node.body[-1].end_lineno:
+                return None
+    return line
 
 
 def resolve_jobs(n_jobs, n_tasks) -> int:
+    """Worker processes to use for `n_tasks` tasks: 1 (inline) when `n_jobs` is 1 or when worker
+    processes cannot start from here (a daemonic process, or a script's unguarded top level)."""
     if n_jobs is None or n_jobs == 1:
         return 1
     if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0:
         raise ValueError(f"n_jobs must be a positive integer or -1 (all cores); got {n_jobs!r}")
     cores = os.cpu_count() or 1
-    jobs = cores + 1 + n_jobs if n_jobs < 0 else n_jobs
-    return max(1, min(jobs, n_tasks))
+    jobs = max(1, min(cores + 1 + n_jobs if n_jobs < 0 else n_jobs, n_tasks))
+    if jobs > 1 and multiprocessing.current_process().daemon:
+        return 1                           # a worker process cannot start workers of its own
+    if jobs > 1:
+        line = unguarded_script_line()
+        if line is not None:
+            _notice(f"running the runs in this process (n_jobs=1): worker processes would rerun "
+                    f"{os.path.basename(sys.modules['__main__'].__file__)} from the top; to use {jobs} "
+                    f"processes, put line {line} and below under `if __name__ == \"__main__\":`")
+            return 1
+    return jobs
+
+
+def check_consensus_runs(n_runs) -> int:
+    """`n_runs` of a consensus: at least 2, since one run agrees with itself perfectly."""
+    n_runs = check_positive_int(n_runs, "n_runs")
+    if n_runs < 2:
+        raise ValueError(f"consensus needs at least 2 runs (one run always agrees with itself); got n_runs={n_runs}")
+    return n_runs
 
 
 def run_seeds(seed, n_runs):
@@ -320,7 +374,8 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
     """
     X = check_matrix(X, "X")
     rank = check_rank(rank, X.shape)
-    n_runs = check_positive_int(n_runs, "n_runs")
+    n_runs = check_consensus_runs(n_runs)
+    seed = check_seed(seed)
     if isinstance(init, str) and init in DETERMINISTIC_INITS:
         raise ValueError(f"consensus needs random starts, but init={init!r} is deterministic; "
                          "use init='random' or 'nndsvdar'")
@@ -343,40 +398,49 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
 
     seeds = list(enumerate(run_seeds(seed, n_runs)))
     jobs = resolve_jobs(n_jobs, n_runs)
-    bar = _RunProgress(progress, n_runs, f"consensus k={rank}")
+    bar = Progress(n_runs, f"consensus k={rank}", "runs", enabled=progress)
     started = time.perf_counter()
     n = X.shape[1]
     assignments = np.zeros((n_runs, n), dtype=np.int64)
     objectives = np.zeros(n_runs)
     n_iter = np.zeros(n_runs, dtype=np.int64)
-    best, best_key, done = None, None, 0
+    best, best_key, done, finished = None, None, 0, set()
 
     def collect(batch):
         # keep only the best run's factors: memory stays O((m + n) k + r n)
         nonlocal best, best_key, done
         for index, labels, objective, iters, f in batch:
+            finished.add(index)
             assignments[index], objectives[index], n_iter[index] = labels, objective, iters
             if best_key is None or (objective, index) < best_key:   # first run among equal minima
                 best, best_key = f, (objective, index)
             done += 1
         bar.update(done)
 
-    if jobs == 1:
-        for item in seeds:
-            collect(_fit_runs(X, rank, [item], kwargs))
-    else:
-        # several runs per task amortise the inter-process overhead, yet keep the load balanced
-        per_task = max(1, n_runs // (4 * jobs))
-        chunks = [seeds[i:i + per_task] for i in range(0, n_runs, per_task)]
-        own = pool is None or pool.X is not X
-        runner = RunPool(X, jobs) if own else pool
-        try:
-            futures = [runner.executor.submit(_fit_runs, None, rank, chunk, kwargs) for chunk in chunks]
-            for fut in as_completed(futures):
-                collect(fut.result())
-        finally:
-            if own:
-                runner.close()
+    with bar:
+        if jobs == 1:
+            for item in seeds:
+                collect(_fit_runs(X, rank, [item], kwargs))
+        else:
+            # several runs per task amortise the inter-process overhead, yet keep the load balanced
+            per_task = max(1, n_runs // (4 * jobs))
+            chunks = [seeds[i:i + per_task] for i in range(0, n_runs, per_task)]
+            own = pool is None or pool.X is not X
+            runner = None
+            try:
+                runner = RunPool(X, jobs) if own else pool
+                futures = [runner.executor.submit(_fit_runs, None, rank, chunk, kwargs) for chunk in chunks]
+                for fut in as_completed(futures):
+                    collect(fut.result())
+            except (BrokenProcessPool, OSError) as exc:
+                _notice(f"worker processes failed ({type(exc).__name__}: {exc}); "
+                        "running the remaining runs in this process")
+                for item in seeds:
+                    if item[0] not in finished:
+                        collect(_fit_runs(X, rank, [item], kwargs))
+            finally:
+                if own and runner is not None:
+                    runner.close()
     C = consensus_matrix(assignments)
     tree = consensus_linkage(C)
     return ConsensusResult(
