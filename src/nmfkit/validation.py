@@ -13,19 +13,59 @@ import numpy as np
 from .engines import array_ops, is_dask, is_sparse, is_torch
 
 
-def _as_array(X, name):
+def _as_array(X, name, allow_nan=False):
     if is_sparse(X):
         return X
+    if isinstance(X, np.ma.MaskedArray):
+        return _unmasked(X, name, allow_nan)
     if hasattr(X, "to_numpy") and hasattr(X, "dtypes"):  # pandas DataFrame
-        try:
-            X = X.to_numpy()
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} has non-numeric columns: {exc}") from None
+        return _frame_values(X, name, allow_nan)
     try:
         A = np.asarray(X)
     except (TypeError, ValueError) as exc:  # ragged nested lists and the like
         raise TypeError(f"{name} must be a 2-D numeric matrix; could not convert it: {exc}") from None
     return A
+
+
+def _unmasked(X, name, allow_nan):
+    """A masked array's masked entries are missing values: NaN (in a copy) where missing
+    entries are allowed, else refused."""
+    hidden = np.ma.getmaskarray(X)
+    if not hidden.any():
+        return np.asarray(X.data)
+    first = tuple(int(v) for v in np.argwhere(hidden)[0])
+    if not allow_nan:
+        raise ValueError(f"{name} has {int(hidden.sum())} masked entries (a NumPy masked array); the first is "
+                         f"at {first}. Pass missing='mask' to treat them as missing (solvers that support it), "
+                         f"or fill them first with {name}.filled(value)")
+    A = X.data.astype(resolve_dtype(X.dtype, name))    # a copy: the caller's array is untouched
+    A[hidden] = np.nan
+    return A
+
+
+def _frame_values(df, name, allow_nan):
+    """A DataFrame's values; a non-numeric column, or NA in a nullable column, is named."""
+    from pandas.api.types import is_numeric_dtype
+    dtypes = list(df.dtypes)
+    for j, dtype in enumerate(dtypes):
+        if not is_numeric_dtype(dtype):
+            column = df.iloc[:, j]
+            example = next(((label, v) for label, v in column.items()
+                            if not isinstance(v, numbers.Number) and v is not None), None)
+            seen = f", e.g. {example[1]!r} in row {example[0]!r}" if example else ""
+            raise TypeError(f"{name} column {df.columns[j]!r} is not numeric (dtype {dtype}{seen}); "
+                            "NMF needs numbers: drop the column or make it the index")
+    nullable = [j for j, dtype in enumerate(dtypes) if not isinstance(dtype, np.dtype)]   # Int64, Float64, …
+    if not nullable:
+        return df.to_numpy()
+    for j in nullable:
+        na = df.iloc[:, j].isna().to_numpy()
+        if na.any() and not allow_nan:
+            raise ValueError(f"{name} column {df.columns[j]!r} holds {int(na.sum())} missing values (NA); the "
+                             f"first is in row {df.index[int(np.argmax(na))]!r}. Pass missing='mask' to treat "
+                             "them as missing (solvers that support it), or fill them first (df.fillna(0))")
+    numpy_dtypes = [getattr(d, "numpy_dtype", d) for d in dtypes]
+    return df.to_numpy(dtype=resolve_dtype(np.result_type(*numpy_dtypes), name), na_value=np.nan)
 
 
 def resolve_dtype(dtype: np.dtype, name: str = "X") -> np.dtype:
@@ -84,11 +124,11 @@ def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool =
         return _check_dask(X, name, allow_nan, allow_zero)
     if is_torch(X):
         return _check_torch(X, name, allow_nan, allow_zero)
-    A = _as_array(X, name)
+    A = _as_array(X, name, allow_nan)
     _check_shape(tuple(A.shape), name)
     dtype = resolve_dtype(A.dtype, name)
     if is_sparse(A):
-        A = A.tocsr().astype(dtype, copy=False)
+        A = check_sparse_structure(A, name).tocsr().astype(dtype, copy=False)
         values = A.data
     else:
         A = A.astype(dtype, copy=False)
@@ -105,8 +145,109 @@ def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool =
         where = _locate(A, neg)
         raise _negative_error(name, neg.sum(), where, _value(A, where))
     if not allow_zero and not np.any(values[finite] if not finite.all() else values):
+        if values.size and not finite.any():
+            stored = " stored" if is_sparse(A) else ""
+            raise ValueError(f"{name}: every{stored} entry is missing (NaN); there is nothing to factorize")
         raise _all_zero_error(name)
     return A
+
+
+# -- sparse structure ---------------------------------------------------------------------------
+_AXES = {"csr": ("row", "column"), "csc": ("column", "row"), "bsr": ("block row", "block column")}
+
+
+def check_sparse_structure(A, name: str = "X", error=ValueError):
+    """Check a SciPy sparse matrix's index arrays before anything reads through them.
+
+    CSR/CSC/BSR: integer 1-D index arrays, indptr of length (rows or columns) + 1, starting at 0,
+    non-decreasing, ending at most at the number of stored indices and values, and every stored
+    index in range; COO: row and column indices in range; LIL, DOK and DIA are converted to CSR
+    (SciPy's conversions of these check or clip their indices) and the result is checked.
+    O(nnz), nothing is copied for valid input.  Returns A itself for CSR/CSC/COO, else a new CSR.
+    Raises `error` (a ValueError by default) whose one-line message starts with `name` and names
+    the first offending entry; the caller's matrix is never modified."""
+    fmt = A.format
+    if fmt in _AXES:
+        _check_compressed(A, fmt, name, error)
+        return A if fmt != "bsr" else _converted(A, name, error)
+    if fmt == "coo":
+        _check_coo(A, name, error)
+        return A
+    if fmt == "lil":
+        rows, data = np.asarray(A.rows), np.asarray(A.data)
+        if rows.shape != (A.shape[0],) or data.shape != (A.shape[0],):
+            raise error(f"{name}: a LIL matrix with {A.shape[0]} rows holds {rows.size} index lists and "
+                        f"{data.size} value lists")
+        for i, (r, d) in enumerate(zip(rows, data)):
+            if len(r) != len(d):
+                raise error(f"{name}: row {i} of the LIL matrix has {len(r)} column indices but {len(d)} values")
+    return _converted(A, name, error)
+
+
+def _converted(A, name, error):
+    """A (LIL, DOK, DIA, BSR) as CSR, itself checked: SciPy's own errors become one line."""
+    try:
+        B = A.tocsr()
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:
+        raise error(f"{name}: not a valid {A.format.upper()} sparse matrix ({str(exc).splitlines()[0]})") from None
+    _check_compressed(B, "csr", name, error)
+    return B
+
+
+def _index_array(v, what, name, error):
+    v = np.asarray(v)
+    if v.ndim != 1 or v.dtype.kind not in "iu":
+        raise error(f"{name}: {what} must be a 1-D integer array; got {v.ndim}-D {v.dtype}")
+    return v
+
+
+def _check_compressed(A, fmt, name, error):
+    major_axis, minor_axis = _AXES[fmt]
+    R, C = A.blocksize if fmt == "bsr" else (1, 1)
+    m, n = A.shape
+    major, minor = (m // R, n // C) if fmt != "csc" else (n, m)
+    indptr = _index_array(A.indptr, "indptr", name, error)
+    indices = _index_array(A.indices, f"the {minor_axis} indices", name, error)
+    data = np.asarray(A.data)
+    if data.ndim != (3 if fmt == "bsr" else 1):
+        raise error(f"{name}: the stored values form a {data.ndim}-D array; a {fmt.upper()} matrix needs "
+                    f"{'a 3-D' if fmt == 'bsr' else 'a 1-D'} one")
+    if len(indptr) != major + 1:
+        raise error(f"{name}: indptr has {len(indptr)} entries; a {fmt.upper()} matrix with {major} "
+                    f"{major_axis}s needs {major + 1}")
+    if indptr[0] != 0:
+        raise error(f"{name}: indptr starts at {int(indptr[0])}; it must start at 0")
+    steps = np.diff(indptr)
+    if steps.size and steps.min() < 0:
+        i = int(np.argmax(steps < 0))
+        raise error(f"{name}: indptr decreases at {major_axis} {i} (indptr[{i}] = {int(indptr[i])} > "
+                    f"indptr[{i + 1}] = {int(indptr[i + 1])}); it must be non-decreasing")
+    nnz = int(indptr[-1])
+    if nnz > len(indices) or nnz > len(data):
+        raise error(f"{name}: indptr ends at {nnz}, but there are only {len(indices)} stored indices and "
+                    f"{len(data)} values")
+    stored = indices[:nnz]
+    if nnz and (stored.min() < 0 or stored.max() >= minor):
+        p = int(np.argmax((stored < 0) | (stored >= minor)))
+        at = int(np.searchsorted(indptr, p, side="right") - 1)
+        v = int(stored[p])
+        what = "is negative" if v < 0 else f"is out of range for {minor} {minor_axis}s"
+        raise error(f"{name}: {minor_axis} index {v} at entry {p} ({major_axis} {at}) {what}")
+
+
+def _check_coo(A, name, error):
+    row = _index_array(A.row, "the row indices", name, error)
+    col = _index_array(A.col, "the column indices", name, error)
+    data = np.asarray(A.data)
+    if data.ndim != 1 or not len(row) == len(col) == len(data):
+        raise error(f"{name}: a COO matrix needs as many row indices, column indices and values; got "
+                    f"{len(row)}, {len(col)} and {data.size}")
+    for idx, axis, size in ((row, "row", A.shape[0]), (col, "column", A.shape[1])):
+        if idx.size and (idx.min() < 0 or idx.max() >= size):
+            p = int(np.argmax((idx < 0) | (idx >= size)))
+            v = int(idx[p])
+            what = "is negative" if v < 0 else f"is out of range for {size} {axis}s"
+            raise error(f"{name}: {axis} index {v} at entry {p} {what}")
 
 
 def _check_dask(X, name, allow_nan, allow_zero):

@@ -44,9 +44,11 @@ class SparseEngine(Engine):
     kind = "sparse"
 
     def __init__(self, X, Xt=None):
-        X = sp.csr_matrix(X)
-        X.sum_duplicates()
-        X.eliminate_zeros()
+        X = sp.csr_matrix(X)                # may share the caller's arrays: never change them
+        if not X.has_canonical_format or not X.data.all():
+            X = X.copy()                    # duplicates, unsorted indices or explicit zeros: our own copy
+            X.sum_duplicates()
+            X.eliminate_zeros()
         self.X = X
         self.Xt = sp.csr_matrix(X.T) if Xt is None else Xt
         self.shape = X.shape
