@@ -22,6 +22,7 @@ import numpy as np
 
 from .fit import fit as nmf_fit
 from .project import project as project_matrix
+from .validation import check_sparse_structure, is_sparse
 
 
 def _keys(key_added):
@@ -95,6 +96,8 @@ def project(adata, reference, layer=None, *, key_added=None, loss=None, **projec
         raise ValueError(f"{len(missing)} reference genes are not in the query (first: {missing[0]!r}); "
                          "the query must measure every gene of the programs")
     X = _matrix(adata, layer)
+    if is_sparse(X):   # before the gene selection reads its indices
+        check_sparse_structure(X, "adata.X" if layer is None else f"adata.layers[{layer!r}]")
     cols = np.fromiter((position[g] for g in ref_genes), dtype=np.int64, count=len(ref_genes))
     X = X[:, cols]
     if loss is None:
