@@ -60,7 +60,7 @@ def test_resume_refuses_another_problem(tmp_path):
     with pytest.raises(ValueError, match="solver='mu', but this fit has solver='anls'"):
         nmfkit.fit(X, 3, solver="anls", resume=path)
     (tmp_path / "junk.npz").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot resume from it"):
+    with pytest.raises(ValueError, match="junk.npz: not an nmfkit checkpoint file"):
         nmfkit.fit(X, 3, solver="mu", resume=tmp_path / "junk.npz")
     with pytest.raises(ValueError, match="one run"):
         nmfkit.fit(X, 3, solver="mu", init="random", n_runs=2, checkpoint=path)

@@ -116,9 +116,9 @@ def test_save_load_roundtrip(tmp_path):
 def test_load_rejects_foreign_files(tmp_path):
     p = tmp_path / "other.npz"
     np.savez(p, a=np.ones(3))
-    with pytest.raises(ValueError, match="cannot read an nmfkit factorization"):
+    with pytest.raises(ValueError, match="other.npz: not an nmfkit model file"):
         nmfkit.Factorization.load(p)
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="missing.npz: no such file"):
         nmfkit.Factorization.load(tmp_path / "missing.npz")
 
 

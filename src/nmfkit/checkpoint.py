@@ -17,6 +17,7 @@ Cost: one write of (m + n)·k numbers (twice that with a separate best iterate).
 from __future__ import annotations
 
 import json
+import numbers
 import os
 
 import numpy as np
@@ -61,21 +62,45 @@ def check_target(path) -> None:
 
 
 def load(path) -> dict:
-    """Read a checkpoint written by `save`; a clear ValueError if it is not one."""
+    """Read a checkpoint written by `save`.  Another kind of file, a damaged or truncated one, factors
+    that disagree in rank or hold NaN, infinite or negative values, a missing or malformed field: a
+    one-line `DataFileError` (a ValueError) naming the file, before anything resumes."""
+    from .io import DataFileError, check_factor, read_archive
     path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            if meta.get("format") != FORMAT:
-                raise ValueError("not an nmfkit checkpoint")
-            W, Ht = z["W"], z["Ht"]
-            best_W = z["best_W"] if "best_W" in z.files else W
-            best_Ht = z["best_Ht"] if "best_Ht" in z.files else Ht
-            history = {k: z[f"history.{k}"].tolist() for k in meta["history_keys"]}
-            state = dict(meta["solver_state"])
-            state.update({k[len("state."):]: z[k] for k in z.files if k.startswith("state.")})
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot resume from it ({exc})") from None
+    meta, z = read_archive(path, "checkpoint", FORMAT)
+    W = check_factor(path, "W", z.get("W"), "checkpoint")
+    Ht = check_factor(path, "Ht", z.get("Ht"), "checkpoint")
+    best_W = check_factor(path, "best_W", z["best_W"], "checkpoint") if "best_W" in z else W
+    best_Ht = check_factor(path, "best_Ht", z["best_Ht"], "checkpoint") if "best_Ht" in z else Ht
+    if W.shape[1] != Ht.shape[1] or best_W.shape != W.shape or best_Ht.shape != Ht.shape:
+        raise DataFileError(f"{path}: the checkpoint's factors disagree in shape (W {W.shape}, Ht {Ht.shape}, "
+                            f"best {best_W.shape}, {best_Ht.shape})")
+    fields = {"fingerprint": dict, "iteration": numbers.Integral, "seconds": numbers.Real,
+              "best_objective": numbers.Real, "best_iteration": numbers.Integral, "history_keys": list,
+              "solver_state": dict, "rng_state": (dict, type(None))}
+    for key, kind in fields.items():
+        if key not in meta:
+            raise DataFileError(f"{path}: the checkpoint has no {key!r} field")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise DataFileError(f"{path}: the checkpoint's {key!r} field is malformed ({meta[key]!r})")
+    if not np.isfinite(meta["best_objective"]) or not 0 <= meta["best_iteration"] <= meta["iteration"]:
+        raise DataFileError(f"{path}: the checkpoint's best iterate is malformed (objective "
+                            f"{meta['best_objective']!r} at iteration {meta['best_iteration']!r})")
+    history = {}
+    for k in meta["history_keys"]:
+        column = z.get(f"history.{k}") if isinstance(k, str) else None
+        if column is None or column.ndim != 1 or column.dtype.kind not in "iuf":
+            raise DataFileError(f"{path}: the checkpoint's history column {k!r} is missing or malformed")
+        history[k] = column.tolist()
+    if any(k not in history for k in ("iteration", "seconds", "objective")) or not history["objective"] \
+            or not np.isfinite(history["objective"]).all():
+        raise DataFileError(f"{path}: the checkpoint's history has no finite objective per iteration")
+    state = dict(meta["solver_state"])
+    for key, value in z.items():
+        if key.startswith("state."):
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise DataFileError(f"{path}: the checkpoint's solver state {key[6:]!r} holds NaN or infinite values")
+            state[key[len("state."):]] = value
     return {"fingerprint": meta["fingerprint"], "iteration": meta["iteration"], "seconds": meta["seconds"],
             "W": W, "Ht": Ht, "best": (meta["best_objective"], best_W, best_Ht, meta["best_iteration"]),
             "history": history, "solver_state": state, "rng_state": meta["rng_state"]}

@@ -21,8 +21,8 @@ from .engines import make_engine
 from .penalties import Penalty
 from .registry import INITS, auto_solver, resolve_loss, solver_spec
 from .result import Factorization
-from .validation import (check_factors, check_matrix, check_nonneg_float, check_positive_int, check_rank,
-                         choose)
+from .validation import (check_factors, check_fit_memory, check_matrix, check_nonneg_float, check_positive_int,
+                         check_rank, check_seed, choose)
 
 DETERMINISTIC_INITS = ("nndsvd", "nndsvda")
 
@@ -76,15 +76,18 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     solver_options : passed to the solver (see its documentation).
     """
     row_names, col_names = _labels(X)
-    choose(missing, ("error", "mask"), "missing")
+    missing = choose(missing, ("error", "mask"), "missing")
     X = check_matrix(X, "X", allow_nan=missing == "mask" or mask is not None)
     rank = check_rank(rank, X.shape)
+    seed = check_seed(seed)
     engine = make_engine(X, mask=mask, nan_is_missing=missing == "mask")
+    check_fit_memory(engine.shape, rank, engine.dtype, dense=engine.kind in ("dense", "masked"))
     loss, beta_value = resolve_loss(loss, beta)
     if solver == "auto":
         asked = {k: v for k, v in solver_options.items() if k in ("alpha_W", "alpha_H", "l1_ratio")}
         solver = auto_solver(loss, engine.kind, Penalty.from_options(engine.shape, **asked).active)
     spec = solver_spec(solver, loss, engine.kind)
+    solver = spec.name
     max_iter = spec.max_iter if max_iter is None else check_positive_int(max_iter, "max_iter")
     tol = check_nonneg_float(tol, "tol")
     time_limit = check_nonneg_float(time_limit, "time_limit", allow_none=True)
@@ -116,7 +119,7 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
 
     if isinstance(init, str):
         init = spec.default_init if init == "auto" else init
-        choose(init, INITS, "init")
+        init = choose(init, INITS, "init")
         given = None
         if n_runs > 1 and init in DETERMINISTIC_INITS:
             raise ValueError(f"n_runs={n_runs} needs a random init, but {init!r} is deterministic; "

@@ -26,7 +26,9 @@ import contextlib
 import csv
 import gzip
 import io as _io
+import json
 import os
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +84,7 @@ def _detect_format(path: str) -> tuple[str, bool]:
         try:
             with gzip.open(path, "rb") as fh:
                 head = fh.read(512)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataFileError(f"{path}: not a valid gzip file ({exc})") from None
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
@@ -125,7 +127,7 @@ def read_matrix(path, *, labels: str = "auto", allow_negative: bool = False,
         elif fmt in (".npy", ".npz"):
             lm, locate = _read_numpy(path), _entry_locator(path, 0)
         elif fmt == ".mtx":
-            lm, locate = _read_mtx(path), _entry_locator(path, 1)
+            lm, locate = _read_mtx(path, gz), _entry_locator(path, 1)
         elif fmt == ".parquet":
             lm, locate = _read_parquet(path), _entry_locator(path, 0)
         else:
@@ -188,8 +190,8 @@ def _read_text(path, fmt, gz, labels, allow_missing):
                             "is it a binary file with a text extension?") from None
     except csv.Error as exc:
         raise DataFileError(f"{path}: malformed CSV ({exc})") from None
-    except (OSError, EOFError) as exc:   # a truncated or corrupt gzip stream
-        raise DataFileError(f"{path}: cannot read the file ({exc})") from None
+    except (OSError, EOFError, zlib.error) as exc:   # a truncated or corrupt gzip stream
+        raise DataFileError(f"{path}: cannot read the file (damaged or truncated: {exc})") from None
 
 
 def _detect_labels(first, second, labels):
@@ -357,7 +359,59 @@ def _read_numpy(path):
     return LabeledMatrix(X, rows, cols, path)
 
 
-def _read_mtx(path):
+def _mtx_header(path, gz):
+    """(format, field, symmetry, sizes) from a Matrix Market banner and size line, or None."""
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+        banner = fh.readline(1024).split()
+        for raw in iter(lambda: fh.readline(1 << 16), b""):
+            line = raw.strip()
+            if line and not line.startswith(b"%"):
+                break
+        else:
+            return None
+    if len(banner) != 5 or not banner[0].lower().startswith(b"%%matrixmarket"):
+        return None
+    try:
+        sizes = [int(v) for v in line.split()]
+    except ValueError:
+        return None
+    return banner[2].lower().decode("ascii", "replace"), banner[3].lower(), banner[4].lower(), sizes
+
+
+def _check_mtx_size(path, gz):
+    """Refuse a Matrix Market header whose declared size the file cannot hold or memory cannot take,
+    before the parser allocates for it."""
+    from .validation import physical_memory
+    try:
+        header = _mtx_header(path, gz)
+    except (OSError, EOFError, zlib.error):
+        return                                   # the parser reports a damaged file itself
+    if header is None:
+        return
+    layout, _, symmetry, sizes = header
+    if any(v < 0 for v in sizes) or len(sizes) != (3 if layout == "coordinate" else 2):
+        return
+    m, n = sizes[:2]
+    symmetric = symmetry != b"general"
+    if layout == "coordinate":
+        stored, min_bytes, needed = sizes[2], 4, (m + 1) * 8 + sizes[2] * 48 * (2 if symmetric else 1)
+        if stored > m * n:
+            raise DataFileError(f"{path}: the header declares {stored} entries for a {m}×{n} matrix")
+    else:
+        stored = m * (m + 1) // 2 if symmetric else m * n
+        min_bytes, needed = 2, 16 * m * n
+    if not gz and stored * min_bytes > os.path.getsize(path):
+        raise DataFileError(f"{path}: the header declares a {m}×{n} matrix with {stored} entries, more than "
+                            f"the file's {os.path.getsize(path)} bytes can hold (truncated or damaged?)")
+    total = physical_memory()
+    if total is not None and needed > total:
+        raise DataFileError(f"{path}: the header declares a {m}×{n} matrix with {stored} entries, which would "
+                            f"need about {needed / 2**30:,.1f} GiB, more than this machine's "
+                            f"{total / 2**30:,.1f} GiB of memory")
+
+
+def _read_mtx(path, gz=False):
+    _check_mtx_size(path, gz)
     try:
         M = scipy.io.mmread(path)
     except Exception as exc:  # noqa: BLE001 - the parser raises many types; all mean "bad file"
@@ -413,6 +467,53 @@ def _read_parquet(path):
         raise DataFileError(f"{path}: no numeric columns")
     X = np.column_stack([table.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in numeric])
     return LabeledMatrix(_as_matrix(path, X), labels, [str(c) for c in numeric], path)
+
+
+# -- nmfkit's own archives (models, checkpoints) ---------------------------------------------------
+def read_archive(path, kind: str, fmt: str) -> tuple[dict, dict]:
+    """(metadata, arrays) of an nmfkit .npz archive: arrays plus a JSON string `meta` whose "format" is
+    `fmt`.  Nothing is unpickled; anything else, damaged or truncated is a one-line `DataFileError`
+    naming the file (`kind` says what was expected: "model", "checkpoint")."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise DataFileError(f"{path}: is a directory, not an nmfkit {kind} file")
+    not_ours = f"{path}: not an nmfkit {kind} file"
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":          # a pickle, a .npy, text: never handed to np.load
+                raise DataFileError(f"{not_ours} (not an .npz archive)")
+        with np.load(path, allow_pickle=False) as z:
+            if "meta" not in z.files:
+                raise DataFileError(f"{not_ours} (no metadata)")
+            raw = z["meta"]
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise DataFileError(f"{not_ours} (malformed metadata)")
+            meta = json.loads(raw.tobytes().decode("utf-8"))
+            if not isinstance(meta, dict) or meta.get("format") != fmt:
+                raise DataFileError(not_ours)
+            arrays = {k: z[k] for k in z.files if k != "meta"}
+    except DataFileError:
+        raise
+    except PermissionError:
+        raise DataFileError(f"{path}: permission denied") from None
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib, NumPy and json raise many types; all mean "damaged"
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataFileError(f"{path}: damaged or truncated nmfkit {kind} file ({msg})") from None
+    return meta, arrays
+
+
+def check_factor(path, name, A, kind="model"):
+    """A factor read from an archive: a finite, non-negative 2-D float array, else a DataFileError."""
+    if not isinstance(A, np.ndarray) or A.ndim != 2 or A.dtype.kind != "f" or 0 in A.shape:
+        what = f"a {A.ndim}-D {A.dtype} array of shape {A.shape}" if isinstance(A, np.ndarray) else "missing"
+        raise DataFileError(f"{path}: {name} is {what}; an nmfkit {kind} holds non-empty 2-D float factors")
+    if not np.isfinite(A).all():
+        raise DataFileError(f"{path}: {name} holds {int((~np.isfinite(A)).sum())} NaN or infinite values")
+    if (A < 0).any():
+        raise DataFileError(f"{path}: {name} holds {int((A < 0).sum())} negative values; factors are non-negative")
+    return A
 
 
 # -- value checks --------------------------------------------------------------------------------

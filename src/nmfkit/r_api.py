@@ -37,7 +37,7 @@ from .rank.estimate import hoyer_sparseness, randomize as _randomize
 from .rank.features import feature_score, select_features
 from .registry import SOLVERS
 from .result import Factorization
-from .validation import check_matrix, choose
+from .validation import check_matrix, check_seed, choose
 
 #: R method name -> (nmfkit solver, loss)
 METHODS = {"brunet": ("brunet", "kl"), "lee": ("lee", "frobenius"), "KL": ("mu", "kl"),
@@ -87,10 +87,11 @@ def _init_from_seed(seed, rank):
     if seed is None or (isinstance(seed, str) and seed == "random"):
         return "random", None
     if isinstance(seed, str):
-        choose(seed, ("random", "nndsvd", "nndsvda", "nndsvdar"), "seed method")
+        seed = choose(seed, ("random", "nndsvd", "nndsvda", "nndsvdar"), "seed method")
         return seed, None
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return "random", int(seed)
+    if isinstance(seed, (numbers.Integral, np.random.RandomState, np.random.Generator)) \
+            and not isinstance(seed, bool):
+        return "random", check_seed(seed)
     if hasattr(seed, "W") and hasattr(seed, "H"):
         return (np.asarray(seed.W), np.asarray(seed.H)), None
     if isinstance(seed, (tuple, list)) and len(seed) == 2:
@@ -109,11 +110,11 @@ def nmf(x, rank, method="brunet", seed=None, nrun=1, **opts) -> NMFfit:
     opts : nmfkit.fit keywords (tol, max_iter, …); R's `maxIter` and `.stop`
         (an iteration count) are accepted for max_iter.
     """
+    method = choose(method, list(METHODS) + list(SOLVERS), "method")
     if method in METHODS:
         solver, loss = METHODS[method]
         loss = opts.pop("loss", loss)
     else:
-        choose(method, list(METHODS) + list(SOLVERS), "method")
         solver = method
         spec = SOLVERS[method]
         loss = opts.pop("loss", "frobenius" if "frobenius" in spec.losses else spec.losses[0])
@@ -209,10 +210,10 @@ def extractFeatures(x, method="kim", format="list", nodups=True):   # noqa: N802
     format : "list" (one index array per component), "combine" (one array,
         duplicates dropped unless nodups=False) or "subset" (those rows of W).
     """
-    choose(format, ("list", "combine", "subset"), "format")
+    format = choose(format, ("list", "combine", "subset"), "format")
     W = basis(x) if hasattr(x, "W") else np.asarray(x, dtype=np.float64)
     if isinstance(method, str):
-        choose(method, ("kim", "max"), "method")
+        method = choose(method, ("kim", "max"), "method")
         lists = select_features(W)[0] if method == "kim" else _extract_max(W)
     elif isinstance(method, numbers.Integral) and not isinstance(method, bool) and method >= 1:
         lists = [np.argsort(-W[:, q], kind="stable")[:int(method)] for q in range(W.shape[1])]
@@ -248,7 +249,7 @@ def predict(x, what="columns", prob=False):
 
     Returns the 0-based component indices, and with prob=True also the share
     of the dominant component |a_q| / Σ|a| for each."""
-    choose(what, ("columns", "rows", "samples", "features"), "what")
+    what = choose(what, ("columns", "rows", "samples", "features"), "what")
     W, H = _factors(x)
     A = np.abs(W if what in ("rows", "features") else H.T)
     label = A.argmax(axis=1)

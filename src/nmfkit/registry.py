@@ -63,12 +63,12 @@ def resolve_loss(loss, beta=None) -> tuple[str, float]:
     if loss == "beta":
         raise ValueError("loss='beta' needs its exponent: pass beta=<float> "
                          "(0 = Itakura-Saito, 1 = KL, 2 = Frobenius)")
-    choose(loss, LOSSES, "loss")
+    loss = choose(loss, LOSSES, "loss")
     return loss, LOSSES[loss]
 
 
 def solver_spec(solver: str, loss: str, engine_kind: str) -> SolverSpec:
-    choose(solver, SOLVERS, "solver")
+    solver = choose(solver, SOLVERS, "solver")
     spec = SOLVERS[solver]
     if loss not in spec.losses:
         able = sorted(n for n, s in SOLVERS.items() if loss in s.losses)

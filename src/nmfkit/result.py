@@ -8,6 +8,7 @@ back, as NumPy arrays.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -127,22 +128,46 @@ class Factorization:
 
     @classmethod
     def load(cls, path) -> "Factorization":
-        """Read a file written by `save` (no pickle); a clear ValueError for anything else."""
+        """Read a file written by `save` (no pickle).  Anything else — another kind of file, a damaged
+        or truncated one, factors whose shapes disagree or that hold NaN or negative values, a missing
+        field — is a one-line `DataFileError` (a ValueError) naming the file."""
+        from .io import DataFileError, check_factor, read_archive
         path = os.fspath(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(bytes(z["meta"]).decode())
-                if meta.get("format") != _FORMAT:
-                    raise ValueError(f"{path}: not an nmfkit factorization file")
-                history = {k: z[f"history.{k}"] for k in meta["history_keys"]}
-                W, H = z["W"], z["H"]
-        except (OSError, KeyError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read an nmfkit factorization ({exc})") from None
-        return cls(W=W, H=H, loss=meta["loss"], relative_error=meta["relative_error"],
-                   n_iter=meta["n_iter"], converged=meta["converged"], stop_reason=meta["stop_reason"],
+        meta, arrays = read_archive(path, "model", _FORMAT)
+        W = check_factor(path, "W", arrays.get("W"))
+        H = check_factor(path, "H", arrays.get("H"))
+        if W.shape[1] != H.shape[0]:
+            raise DataFileError(f"{path}: W is {W.shape[0]}×{W.shape[1]} but H is {H.shape[0]}×{H.shape[1]}; "
+                                "their ranks disagree")
+        fields = {"loss": numbers.Real, "relative_error": numbers.Real, "n_iter": numbers.Integral,
+                  "converged": bool, "stop_reason": str, "history_keys": list, "options": dict, "runs": list,
+                  "seconds": numbers.Real}
+        for key, kind in fields.items():
+            if key not in meta:
+                raise DataFileError(f"{path}: the model has no {key!r} field")
+            if not isinstance(meta[key], kind) or (kind is not bool and isinstance(meta[key], bool)):
+                raise DataFileError(f"{path}: the model's {key!r} field is {meta[key]!r}, not a {kind.__name__}")
+        history = {}
+        for k in meta["history_keys"]:
+            column = arrays.get(f"history.{k}") if isinstance(k, str) else None
+            if column is None or column.ndim != 1:
+                raise DataFileError(f"{path}: the model's history column {k!r} is missing or not 1-D")
+            history[k] = column
+        m, n = W.shape[0], H.shape[1]
+        names = {}
+        for key, size in (("row_names", m), ("col_names", n)):
+            value = meta.get(key)
+            if value is not None and (not isinstance(value, list) or len(value) != size):
+                raise DataFileError(f"{path}: the model's {key} do not match its {size} "
+                                    f"{'rows' if key == 'row_names' else 'columns'}")
+            names[key] = value
+        pairs = meta.get("monotonicity", [])
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise DataFileError(f"{path}: the model's 'monotonicity' field is malformed")
+        return cls(W=W, H=H, loss=float(meta["loss"]), relative_error=float(meta["relative_error"]),
+                   n_iter=int(meta["n_iter"]), converged=meta["converged"], stop_reason=meta["stop_reason"],
                    history=history, options=meta["options"], runs=meta["runs"],
-                   seconds=meta["seconds"], row_names=meta.get("row_names"), col_names=meta.get("col_names"),
-                   monotonicity=[tuple(p) for p in meta.get("monotonicity", [])])
+                   seconds=float(meta["seconds"]), monotonicity=[tuple(p) for p in pairs], **names)
 
 
 def _host(A) -> np.ndarray:

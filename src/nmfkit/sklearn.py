@@ -28,7 +28,6 @@ import numpy as np
 
 try:
     from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-    from sklearn.utils import check_random_state
     from sklearn.utils.validation import check_array, check_is_fitted, check_non_negative, validate_data
 except ImportError:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError("nmfkit.NMF needs scikit-learn: pip install nmfkit[sklearn]") from None
@@ -37,6 +36,7 @@ from .engines import make_engine
 from .fit import fit as nmf_fit
 from .project import project
 from .registry import resolve_loss
+from .validation import check_seed
 
 _BETA_NAMES = {"frobenius": "frobenius", "kullback-leibler": "kl", "kl": "kl", "itakura-saito": "is", "is": "is"}
 
@@ -115,9 +115,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return int(k)
 
     def _seed(self):
-        if self.random_state is None or isinstance(self.random_state, numbers.Integral):
-            return self.random_state
-        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        return check_seed(self.random_state, "random_state")
 
     def _penalty_options(self):
         """Penalty keywords for nmfkit.fit, only when set (not every solver takes them)."""

@@ -351,7 +351,67 @@ def check_nonneg_float(value, name, allow_none=False):
 
 
 def choose(value, options, what):
-    """Return value if it is one of options, else a 'choose one of' error."""
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(sorted(options))}")
-    return value
+    """Return the option named by value, else a 'choose one of' error (with a did-you-mean).
+
+    Case is ignored where that leaves one match ("HALS" → "hals"); callers use the returned name."""
+    names = list(dict.fromkeys(str(o) for o in options))
+    if isinstance(value, str):
+        if value in options:
+            return value
+        folded = [o for o in names if o.lower() == value.lower()]
+        if len(folded) == 1:
+            return folded[0]
+    hint = ""
+    if isinstance(value, str):
+        import difflib
+        lower = {o.lower(): o for o in names}
+        close = difflib.get_close_matches(value.lower(), list(lower), n=1, cutoff=0.6)
+        hint = f"; did you mean {lower[close[0]]!r}?" if close else ""
+    raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(sorted(names))}{hint}")
+
+
+def check_seed(seed, name="seed"):
+    """None or a non-negative integer for `numpy.random.SeedSequence`, or a clear error.
+
+    A `numpy.random.RandomState` or `Generator` is accepted as scikit-learn accepts it: one integer
+    is drawn from it (advancing it), so the same generator state gives the same fit."""
+    if seed is None:
+        return None
+    if isinstance(seed, np.random.RandomState):
+        return int(seed.randint(np.iinfo(np.int32).max))
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(np.iinfo(np.int64).max))
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(1, dtype=np.uint64)[0])
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{name} must be None, a non-negative integer, a numpy.random.RandomState or a "
+                         f"numpy.random.Generator; got {seed!r}")
+    return int(seed)
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the system does not say."""
+    import os
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(needed: float, what: str) -> None:
+    """Refuse, before allocating, work whose arrays would not fit in physical memory."""
+    total = physical_memory()
+    if total is not None and needed > total:
+        raise ValueError(f"{what} would need about {needed / 2**30:,.1f} GiB, more than this machine's "
+                         f"{total / 2**30:,.1f} GiB of memory")
+
+
+def check_fit_memory(shape, rank, dtype, dense=True) -> None:
+    """Refuse a rank whose working arrays cannot fit in memory, before any allocation.
+
+    A solver holds a few copies of the factors (current, previous or best, gradients): 4·(m + n)·k
+    numbers is a lower bound; a dense engine adds one m×n product."""
+    m, n = shape
+    itemsize = np.dtype(dtype).itemsize
+    needed = 4.0 * (m + n) * rank * itemsize + (float(m) * n * itemsize if dense else 0.0)
+    check_memory(needed, f"rank {rank} on a {m}×{n} matrix")

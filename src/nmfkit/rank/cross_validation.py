@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..validation import check_matrix, check_nonneg_float, check_positive_int, choose
+from ..validation import check_matrix, check_nonneg_float, check_positive_int, check_seed, choose
 from .estimate import parse_ranks
 
 RULES = ("min", "1se")
@@ -83,7 +83,7 @@ def heldout_error(X, W, H, mask, loss="frobenius") -> float:
 
 def pick_rank(ranks, mean, se, rule="min") -> int:
     """Apply a choice rule ("min" or "1se") to mean test errors and their standard errors."""
-    choose(rule, RULES, "rule")
+    rule = choose(rule, RULES, "rule")
     ranks, mean, se = np.asarray(ranks), np.asarray(mean, dtype=float), np.asarray(se, dtype=float)
     best = int(np.nanargmin(mean))
     if rule == "min":
@@ -179,7 +179,8 @@ def cross_validate_rank(X, ranks, holdout=0.1, n_splits=3, seed=None, rule="min"
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be a fraction strictly between 0 and 1; got {holdout}")
     n_splits = check_positive_int(n_splits, "n_splits")
-    choose(rule, RULES, "rule")
+    seed = check_seed(seed)
+    rule = choose(rule, RULES, "rule")
     if loss not in ("frobenius", "kl"):
         raise ValueError(f"cross-validation supports loss 'frobenius' or 'kl'; got {loss!r}")
     if "mask" in fit_kwargs or "init" in fit_kwargs:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..validation import check_matrix, check_positive_int
+from ..validation import check_matrix, check_positive_int, check_seed
 from .consensus import ConsensusResult, RunPool, consensus
 
 MEASURES = ("cophenetic", "dispersion", "silhouette", "rss", "evar", "sparseness_W", "sparseness_H",
@@ -175,6 +175,7 @@ def estimate_rank(X, ranks, n_runs=30, solver="mu", loss="kl", seed=None, random
     ranks = parse_ranks(ranks, X.shape)
     n_runs = check_positive_int(n_runs, "n_runs")
     sqnorm = float(X.multiply(X).sum() if sp.issparse(X) else np.einsum("ij,ij->", X, X, dtype=np.float64))
+    seed = check_seed(seed)
     seed_seq = np.random.SeedSequence(seed)
     fit_seed = int(seed_seq.generate_state(1, dtype=np.uint64)[0])
     shuffle_seed = seed_seq.spawn(1)[0]

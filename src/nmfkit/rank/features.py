@@ -33,7 +33,7 @@ def _basis(W_or_fit):
 
 def feature_score(W, method="kim") -> np.ndarray:
     """Score of each feature (row of W, or of a Factorization's W): "kim" specificity or "max" loading."""
-    choose(method, ("kim", "max"), "method")
+    method = choose(method, ("kim", "max"), "method")
     W, _ = _basis(W)
     A = np.abs(W)
     if method == "max":

@@ -60,6 +60,7 @@ from ..validation import check_nonneg_float
 from ._kernels import hals_sweeps, hals_sweeps_numpy
 from .base import Solver
 
+MAX_INNER_ALPHA = 1e6
 EXTRAPOLATION = {"beta0": 0.25, "eta": 1.5, "gamma": 1.01, "gamma_bar": 1.005}
 
 
@@ -117,6 +118,8 @@ class HALS(Solver):
                  **options):
         super().__init__(engine, loss, beta, **options)
         self.inner_alpha = check_nonneg_float(inner_alpha, "inner_alpha")
+        if self.inner_alpha > MAX_INNER_ALPHA:    # ⌊1 + α·ρ⌋ sweeps must stay a 64-bit integer
+            raise ValueError(f"inner_alpha must be at most {MAX_INNER_ALPHA:g}; got {inner_alpha!r}")
         self.inner_delta = check_nonneg_float(inner_delta, "inner_delta")
         if not isinstance(extrapolate, (bool, np.bool_)):
             raise TypeError(f"extrapolate must be True or False; got {extrapolate!r}")

@@ -31,7 +31,7 @@ import numbers
 import numpy as np
 
 from ..registry import register_solver
-from ..validation import check_nonneg_float, check_positive_int
+from ..validation import check_memory, check_nonneg_float, check_positive_int
 from .base import Solver
 
 SCHEDULES = ("constant", "invscaling")
@@ -66,6 +66,8 @@ class SGD(Solver):
         self.cache = {}
         m, n = engine.shape
         flat = engine.observed_flat()
+        if flat is None:          # the index of all m·n entries, its rows and columns, a shuffled copy
+            check_memory(32.0 * m * n, f"sgd's visiting order over all {m}×{n} entries")
         self.flat = np.arange(m * n, dtype=np.int64) if flat is None else flat.astype(np.int64)
         rows, cols = np.divmod(self.flat, n)
         self.row_count = np.maximum(np.bincount(rows, minlength=m), 1).astype(engine.dtype)
