@@ -43,7 +43,9 @@ def test_fit_writes_labelled_factors_summary_model_and_history(tmp_path, data_cs
     assert "stopped    max_iter after 300 iterations" in printed
     top = next(line for line in printed.splitlines() if line.strip().startswith("NMF1 "))
     assert set(top.split(None, 1)[1].split(", ")) <= set(GENES)     # labelled top rows per component
-    assert sorted(os.listdir(out)) == ["H.csv", "W.csv", "history.csv", "model.npz", "summary.json"]
+    written = ["H.csv", "W.csv", "history.csv", "model.npz", "summary.json"]
+    assert sorted(os.listdir(out)) == [".nmfkit-run.json", *written]        # the outputs and their manifest
+    assert sorted(json.loads((out / ".nmfkit-run.json").read_text())["files"]) == written
     W, H = read_matrix(out / "W.csv"), read_matrix(out / "H.csv")
     assert W.row_names == GENES and W.col_names == ["NMF1", "NMF2", "NMF3"]
     assert H.row_names == ["NMF1", "NMF2", "NMF3"] and H.col_names == SAMPLES
@@ -220,7 +222,8 @@ def test_python_m_nmfkit_fit_in_a_subprocess(tmp_path, data_csv):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "relative error" in proc.stdout and "Traceback" not in proc.stderr
-    assert sorted(os.listdir(out)) == ["H.csv", "W.csv", "history.csv", "model.npz", "summary.json"]
+    assert sorted(os.listdir(out)) == [".nmfkit-run.json", "H.csv", "W.csv", "history.csv", "model.npz",
+                                       "summary.json"]
     assert read_matrix(out / "W.csv").row_names == GENES
     bad = subprocess.run(cmd[:4] + [str(tmp_path / "missing.tsv")] + cmd[5:], env=env, capture_output=True,
                          text=True, timeout=120)

@@ -110,6 +110,8 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         if track:
             raise ValueError("track= cannot be combined with checkpoint/resume")
         checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if checkpoint is not None:
+        _checkpoint.check_target(checkpoint)     # a missing or read-only folder fails now, not at the first save
     if resume is not None:
         resumed = _checkpoint.load(resume)
         _checkpoint.check_fingerprint(resumed["fingerprint"], fingerprint, resume)

@@ -10,6 +10,10 @@ Reads INPUT with `nmfkit.io.read_matrix` (CSV/TSV/gzip, .npy, .npz, .mtx, .h5ad)
     report.html   with --report: one self-contained HTML report
     consensus.csv, clusters.csv, consensus.png   with --consensus (--runs N random runs)
 --checkpoint FILE saves the state every --checkpoint-every iterations; --resume FILE continues it.
+Every file is written under a temporary name and renamed into place; DIR's manifest `.nmfkit-run.json`
+lists the files of the run, so a rerun replaces them (and removes the previous run's files it does not
+write again) while files nmfkit did not write are never replaced without --force, and the input never.
+Everything that can be checked (DIR, the checkpoint's folder, --image-shape) is checked before the fit.
 Solver, loss and init choices are read from the registries, so a new solver appears here by itself.
 With `--lazy` (implied by a `.zarr` input or by `--scheduler ADDRESS`) a `.npy` file or Zarr store is
 read as a row-chunked dask array and factorized by the dask engine without loading it; `--scheduler`
@@ -28,9 +32,15 @@ import numpy as np
 
 import nmfkit
 
+from .. import checkpoint as _checkpoint
 from .. import io
+from .._files import atomic_write, save_figure
 from ..result import _jsonable
 from ..registry import INITS, LOSSES, SOLVERS
+from ._output import MANIFEST, OutputFolder, same_file
+
+FIT_FILES = ["W.csv", "H.csv", "summary.json", "model.npz", "history.csv"]
+CONSENSUS_FILES = ["consensus.csv", "clusters.csv", "consensus.png"]
 
 
 def _alpha_h(text):
@@ -46,6 +56,8 @@ def add_parser(subparsers):
                                                   ".mtx, .h5ad or .parquet; header and row labels are detected")
     p.add_argument("-k", "--rank", type=int, required=True, help="number of components k")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--force", action="store_true",
+                   help="replace files in DIR (and a --checkpoint file) that nmfkit did not write")
     p.add_argument("--solver", default="auto", choices=["auto", *sorted(SOLVERS)],
                    help="algorithm (default: the fastest for the loss; see `nmfkit info`)")
     p.add_argument("--loss", default="frobenius", choices=sorted(LOSSES), help="objective (default frobenius)")
@@ -84,19 +96,120 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    if os.path.exists(args.out) and not os.path.isdir(args.out):   # fail before the work, not after
-        raise ValueError(f"--out {args.out} exists and is not a folder")
-    if args.lazy or args.scheduler or args.input.rstrip("/").endswith(".zarr"):
-        data = _read_lazy(args)
-    else:
-        data = io.read_matrix(args.input, labels=args.labels)
-        if args.transpose:
-            data = data.transpose()
-    options = {name: getattr(args, name) for name in ("alpha_W", "alpha_H", "l1_ratio")
-               if getattr(args, name) is not None}
-    image_shape = _image_shape(args.image_shape)
+    image_shape = _check_options(args)
+    planned = planned_files(args)
+    out = OutputFolder(args.out, command="fit", inputs=[args.input, args.resume], force=args.force)
+    out.check(planned)                    # before the data are read: nothing is lost to a late refusal
+    try:
+        if args.checkpoint:
+            _check_checkpoint(args, out, planned)
+        if args.resume and not os.path.isfile(args.resume):
+            raise FileNotFoundError(2, "No such file or directory", args.resume)
+        if args.lazy or args.scheduler or args.input.rstrip("/").endswith(".zarr"):
+            data = _read_lazy(args)
+        else:
+            data = io.read_matrix(args.input, labels=args.labels)
+            if args.transpose:
+                data = data.transpose()
+        _check_image_shape(image_shape, args, data)
+        options = {name: getattr(args, name) for name in ("alpha_W", "alpha_H", "l1_ratio")
+                   if getattr(args, name) is not None}
+        if args.consensus:
+            cons = _consensus(args, data, options)
+            result = cons.best
+        else:
+            result = _fit(args, data, options)
+    except BaseException:
+        out.abandon()                     # no empty folder left behind by a refused or failed run
+        raise
+    result.row_names, result.col_names = data.row_names, data.col_names
+    out.begin(planned)
     if args.consensus:
-        return run_consensus(args, data, options)
+        files = write_consensus_outputs(cons, result, data, args, out)
+    else:
+        files = write_outputs(result, data, args, out)
+    if args.report:
+        title = f"nmfkit fit {os.path.basename(data.path)}"
+        if args.consensus:
+            title += f" (best of {args.runs} runs)"
+        result.report(out.path("report.html"), title=title, image_shape=image_shape, feature_names=data.row_names)
+        files.append("report.html")
+    out.finish(files)
+    if not args.quiet:
+        if args.consensus:
+            c = cons.summary()
+            print(f"consensus  {c['n_runs']} runs of rank {c['rank']}: cophenetic {c['cophenetic']:.5f}, "
+                  f"dispersion {c['dispersion']:.5f}, silhouette {c['silhouette']:.5f}")
+        else:
+            print(describe(result, data, args.transpose))
+            if data.row_names is not None:
+                print(top_rows(result, data.row_names))
+        print(f"wrote {', '.join(files)} to {args.out}")
+    if result.stop_reason == "interrupted" and not args.consensus:
+        print("nmfkit: interrupted; the files hold the best factorization found so far", file=sys.stderr)
+        return 130
+    return 0
+
+
+def planned_files(args) -> list:
+    """The files this run writes into --out, known before it starts."""
+    files = FIT_FILES + (CONSENSUS_FILES if args.consensus else [])
+    return files + (["report.html"] if args.report else [])
+
+
+def _check_options(args):
+    """Options that are used only after the fit, checked before it; returns the parsed --image-shape."""
+    image_shape = _image_shape(args.image_shape)
+    if image_shape is not None and not args.report:
+        raise ValueError("--image-shape sets how the report draws W; add --report")
+    if args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be at least 1; got {args.checkpoint_every}")
+    if args.consensus:
+        if args.runs < 2:
+            raise ValueError("--consensus needs --runs N with N ≥ 2 (30–50 is usual)")
+        for flag in ("track", "checkpoint", "resume"):
+            if getattr(args, flag):
+                raise ValueError(f"--{flag} follows a single fit; it cannot be combined with --consensus")
+    return image_shape
+
+
+def _check_checkpoint(args, out, planned):
+    """--checkpoint FILE: not the input, not an output, in a writable folder, not over a foreign file."""
+    path = args.checkpoint
+    if same_file(path, args.input):
+        raise ValueError(f"--checkpoint {path} is the input file; choose another name")
+    if any(same_file(path, out.path(name)) for name in [*planned, MANIFEST]):
+        raise ValueError(f"--checkpoint {path} is one of the files written to --out {args.out}; "
+                         "choose another name")
+    _checkpoint.check_target(path)
+    if (os.path.lexists(path) and not args.force and not (args.resume and same_file(path, args.resume))
+            and not _is_checkpoint(path)):
+        raise ValueError(f"--checkpoint {path} exists and is not an nmfkit checkpoint; "
+                         "use --force to replace it, or choose another name")
+
+
+def _is_checkpoint(path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+        return meta.get("format") == _checkpoint.FORMAT
+    except Exception:       # anything unreadable is not a checkpoint
+        return False
+
+
+def _check_image_shape(image_shape, args, data):
+    """Each column of W (one value per row of X) is drawn as an h×w image."""
+    if image_shape is None:
+        return
+    h, w = image_shape
+    m = data.shape[0]
+    if h * w != m:
+        rows = "columns of INPUT (--transpose)" if args.transpose else "rows of INPUT"
+        raise ValueError(f"--image-shape {h}x{w} has {h * w} pixels, but each column of W has {m} entries "
+                         f"(the {rows}); use a shape whose product is {m}")
+
+
+def _fit(args, data, options):
     for flag in ("checkpoint", "resume"):
         if getattr(args, flag):
             options[flag] = getattr(args, flag)
@@ -104,28 +217,12 @@ def run(args) -> int:
         options["checkpoint_every"] = args.checkpoint_every
     client = _connect(args.scheduler) if args.scheduler else None
     try:
-        result = nmfkit.fit(data.X, args.rank, solver=args.solver, loss=args.loss, beta=args.beta, init=args.init,
-                            max_iter=args.max_iter, tol=args.tol, seed=args.seed, n_runs=args.runs,
-                            time_limit=args.time_limit, verbose=not args.quiet, track=args.track, **options)
+        return nmfkit.fit(data.X, args.rank, solver=args.solver, loss=args.loss, beta=args.beta, init=args.init,
+                          max_iter=args.max_iter, tol=args.tol, seed=args.seed, n_runs=args.runs,
+                          time_limit=args.time_limit, verbose=not args.quiet, track=args.track, **options)
     finally:
         if client is not None:
             client.close()
-    result.row_names, result.col_names = data.row_names, data.col_names
-    files = write_outputs(result, data, args)
-    if args.report:
-        result.report(os.path.join(args.out, "report.html"), title=f"nmfkit fit {os.path.basename(data.path)}",
-                      image_shape=image_shape, feature_names=data.row_names)
-        files.append("report.html")
-    interrupted = result.stop_reason == "interrupted"
-    if not args.quiet:
-        print(describe(result, data, args.transpose))
-        if data.row_names is not None:
-            print(top_rows(result, data.row_names))
-        print(f"wrote {', '.join(files)} to {args.out}")
-    if interrupted:
-        print("nmfkit: interrupted; the files hold the best factorization found so far", file=sys.stderr)
-        return 130
-    return 0
 
 
 def _image_shape(text):
@@ -135,49 +232,29 @@ def _image_shape(text):
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise ValueError(f"--image-shape must look like 19x19; got {text!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"--image-shape must be two positive sizes like 19x19; got {text!r}")
     return h, w
 
 
-def run_consensus(args, data, options) -> int:
+def _consensus(args, data, options):
     """`--consensus`: many random runs of one rank and their agreement."""
-    if args.runs < 2:
-        raise ValueError("--consensus needs --runs N with N ≥ 2 (30–50 is usual)")
-    for flag in ("track", "checkpoint", "resume"):
-        if getattr(args, flag):
-            raise ValueError(f"--{flag} follows a single fit; it cannot be combined with --consensus")
     loss = "kl" if args.loss == "frobenius" and args.solver == "brunet" else args.loss
-    cons = nmfkit.consensus(data.X, args.rank, n_runs=args.runs, solver="mu" if args.solver == "auto" else args.solver,
+    return nmfkit.consensus(data.X, args.rank, n_runs=args.runs, solver="mu" if args.solver == "auto" else args.solver,
                             loss=loss, seed=args.seed, progress=not args.quiet,
                             init="random" if args.init == "auto" else args.init, **options)
-    result = cons.best
-    result.row_names, result.col_names = data.row_names, data.col_names
-    files = write_outputs(result, data, args)
+
+
+def write_consensus_outputs(cons, result, data, args, out) -> list:
     names = data.col_names or [str(j) for j in range(cons.consensus.shape[0])]
-    io.write_matrix(os.path.join(args.out, "consensus.csv"), cons.consensus, names, names)
-    with open(os.path.join(args.out, "clusters.csv"), "w", newline="") as fh:
+    io.write_matrix(out.path("consensus.csv"), cons.consensus, names, names)
+    with atomic_write(out.path("clusters.csv"), "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["sample", "consensus_cluster", "best_fit_cluster"])
         writer.writerows(zip(names, cons.sample_clusters.tolist(), np.argmax(result.H, axis=0).tolist()))
-    from .. import plots
-    plots.save(cons.plot(sample_names=names), os.path.join(args.out, "consensus.png"))
-    with open(os.path.join(args.out, "summary.json")) as fh:
-        summary = json.load(fh)
-    summary["consensus"] = cons.summary()
-    with open(os.path.join(args.out, "summary.json"), "w") as fh:
-        json.dump(summary, fh, indent=2, default=_jsonable)
-        fh.write("\n")
-    files += ["consensus.csv", "clusters.csv", "consensus.png"]
-    if args.report:
-        result.report(os.path.join(args.out, "report.html"), title=f"nmfkit fit {os.path.basename(data.path)} "
-                      f"(best of {args.runs} runs)", image_shape=_image_shape(args.image_shape),
-                      feature_names=data.row_names)
-        files.append("report.html")
-    if not args.quiet:
-        c = cons.summary()
-        print(f"consensus  {c['n_runs']} runs of rank {c['rank']}: cophenetic {c['cophenetic']:.5f}, "
-              f"dispersion {c['dispersion']:.5f}, silhouette {c['silhouette']:.5f}")
-        print(f"wrote {', '.join(files)} to {args.out}")
-    return 0
+    save_figure(cons.plot(sample_names=names), out.path("consensus.png"), dpi=120)
+    files = write_outputs(result, data, args, out, extra={"consensus": cons.summary()})
+    return files + CONSENSUS_FILES
 
 
 def _read_lazy(args):
@@ -206,27 +283,26 @@ def _connect(address):
     return Client(address, timeout="30s")
 
 
-def write_outputs(result, data, args) -> list[str]:
-    out = args.out
-    os.makedirs(out, exist_ok=True)
+def write_outputs(result, data, args, out, extra=None) -> list[str]:
+    """W.csv, H.csv, model.npz, history.csv and (last) summary.json, each written atomically."""
     components = [f"NMF{c + 1}" for c in range(result.rank)]
-    io.write_matrix(os.path.join(out, "W.csv"), result.W, data.row_names, components)
-    io.write_matrix(os.path.join(out, "H.csv"), result.H, components, data.col_names)
-    result.save(os.path.join(out, "model.npz"))
+    io.write_matrix(out.path("W.csv"), result.W, data.row_names, components)
+    io.write_matrix(out.path("H.csv"), result.H, components, data.col_names)
+    result.save(out.path("model.npz"))
     keys = list(result.history)
-    with open(os.path.join(out, "history.csv"), "w", newline="") as fh:
+    with atomic_write(out.path("history.csv"), "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(keys)
         writer.writerows(zip(*(result.history[k].tolist() for k in keys)))
-    files = ["W.csv", "H.csv", "summary.json", "model.npz", "history.csv"]
     summary = result.summary()
     summary["input"] = {"path": os.path.abspath(data.path), "shape": list(data.shape), "transposed": args.transpose,
                         "row_labels": data.row_names is not None, "col_labels": data.col_names is not None}
-    summary["files"] = files
-    with open(os.path.join(out, "summary.json"), "w") as fh:
+    summary["files"] = planned_files(args)
+    summary.update(extra or {})
+    with atomic_write(out.path("summary.json"), "w") as fh:
         json.dump(summary, fh, indent=2, default=_jsonable)
         fh.write("\n")
-    return files
+    return list(FIT_FILES)
 
 
 def top_rows(result, names, n=5, max_components=10) -> str:

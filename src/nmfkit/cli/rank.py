@@ -13,6 +13,9 @@ data and on its column-wise randomisation) and, with --cv, `nmfkit.cross_validat
     cv.csv, cv.png        held-out error per rank and split (with --cv)
     summary.json          options, chosen ranks and the files written
     report.html           all of the above in one self-contained page
+Files are written atomically and listed in DIR's manifest `.nmfkit-run.json`; files nmfkit did not
+write are not replaced without --force (see `nmfkit fit`).  DIR and the --cv options are checked
+before the survey starts.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ import numpy as np
 import nmfkit
 
 from .. import io
+from .._files import atomic_path, atomic_write, save_figure
 from ..registry import LOSSES, SOLVERS
+from ._output import OutputFolder
 
 
 def parse_rank_list(text) -> list:
@@ -58,6 +63,7 @@ def add_parser(subparsers):
     p.add_argument("-r", "--ranks", default="2-6", help="candidate ranks, e.g. 2-10 or 2,3,5 (default 2-6)")
     p.add_argument("--runs", type=int, default=30, help="random restarts per rank (default 30)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--force", action="store_true", help="replace files in DIR that nmfkit did not write")
     p.add_argument("--solver", default="mu", choices=sorted(SOLVERS), help="algorithm (default mu)")
     p.add_argument("--loss", default="kl", choices=sorted(LOSSES), help="objective (default kl, as Brunet et al.)")
     p.add_argument("--seed", type=int, help="random seed (all randomness derives from it)")
@@ -80,17 +86,48 @@ def add_parser(subparsers):
     return p
 
 
-def _write_square(path, C, names):
-    io.write_matrix(path, C, names, names)
+def planned_files(ranks, cv) -> list:
+    """The files a survey of `ranks` writes into --out, known before it starts."""
+    files = ["survey.csv", *[f"consensus_k{k}.csv" for k in ranks], "clusters.csv"] + (["cv.csv"] if cv else [])
+    files += ["survey.png", *[f"consensus_k{k}.png" for k in ranks]] + (["cv.png"] if cv else [])
+    return files + ["summary.json", "report.html"]
+
+
+def _check_options(args):
+    """Options used only after the survey (cross-validation), checked before it."""
+    if args.cv:
+        if not 0.0 < args.holdout < 1.0:
+            raise ValueError(f"--holdout must be a fraction strictly between 0 and 1; got {args.holdout}")
+        if args.splits < 1:
+            raise ValueError(f"--splits must be at least 1; got {args.splits}")
 
 
 def run(args) -> int:
-    if os.path.exists(args.out) and not os.path.isdir(args.out):   # fail before the work, not after
-        raise ValueError(f"--out {args.out} exists and is not a folder")
     ranks = parse_rank_list(args.ranks)
-    data = io.read_matrix(args.input, labels=args.labels)
-    if args.transpose:
-        data = data.transpose()
+    _check_options(args)
+    planned = planned_files(ranks, args.cv)
+    out = OutputFolder(args.out, command="rank", inputs=[args.input], force=args.force)
+    out.check(planned)                    # before the survey: nothing is lost to a late refusal
+    try:
+        data = io.read_matrix(args.input, labels=args.labels)
+        if args.transpose:
+            data = data.transpose()
+        survey, cv = _survey(args, data, ranks)
+    except BaseException:
+        out.abandon()
+        raise
+    out.begin(planned)
+    files = write_outputs(survey, cv, data, args, out)
+    out.finish(files)
+    if not args.quiet:
+        print(repr(survey))
+        print(f"cophenetic drop suggests rank {survey.best_rank('cophenetic')}"
+              + (f"; cross-validation ({cv.rule}) picks rank {cv.best_rank}" if cv is not None else ""))
+        print(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+def _survey(args, data, ranks):
     options = dict(n_runs=args.runs, solver=args.solver, loss=args.loss, seed=args.seed, n_jobs=args.jobs,
                    progress=not args.quiet, stop=args.stop)
     if args.max_iter is not None:
@@ -103,28 +140,23 @@ def run(args) -> int:
         cv = nmfkit.cross_validate_rank(data.X, ranks, holdout=args.holdout, n_splits=args.splits, seed=args.seed,
                                         rule=args.rule, loss=args.loss if args.loss in ("frobenius", "kl")
                                         else "frobenius", max_iter=args.max_iter)
-    files = write_outputs(survey, cv, data, args)
-    if not args.quiet:
-        print(repr(survey))
-        print(f"cophenetic drop suggests rank {survey.best_rank('cophenetic')}"
-              + (f"; cross-validation ({cv.rule}) picks rank {cv.best_rank}" if cv is not None else ""))
-        print(f"wrote {len(files)} files to {args.out}")
-    return 0
+    return survey, cv
 
 
-def write_outputs(survey, cv, data, args) -> list:
+def write_outputs(survey, cv, data, args, out) -> list:
+    """Every file written atomically into the OutputFolder `out`; returns their names."""
     from ..rank.plots import consensus_heatmap, cv_plot, survey_plot
-    out = args.out
-    os.makedirs(out, exist_ok=True)
-    files = [os.path.basename(survey.to_csv(os.path.join(out, "survey.csv")))]
+    with atomic_path(out.path("survey.csv")) as tmp:
+        survey.to_csv(tmp)
+    files = ["survey.csv"]
     figures = {"survey.png": survey_plot(survey)}
     n = data.shape[1]
     names = data.col_names or [str(j) for j in range(n)]
     for k, res in survey.consensus.items():
-        _write_square(os.path.join(out, f"consensus_k{k}.csv"), res.consensus, names)
+        io.write_matrix(out.path(f"consensus_k{k}.csv"), res.consensus, names, names)
         files.append(f"consensus_k{k}.csv")
         figures[f"consensus_k{k}.png"] = consensus_heatmap(res, sample_names=names)
-    with open(os.path.join(out, "clusters.csv"), "w", newline="") as fh:
+    with atomic_write(out.path("clusters.csv"), "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["sample", *[f"k{k}" for k in survey.consensus]])
         for j, name in enumerate(names):
@@ -132,24 +164,24 @@ def write_outputs(survey, cv, data, args) -> list:
     files.append("clusters.csv")
     if cv is not None:
         records = cv.records()
-        with open(os.path.join(out, "cv.csv"), "w", newline="") as fh:
+        with atomic_write(out.path("cv.csv"), "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(records[0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(records)
         files.append("cv.csv")
         figures["cv.png"] = cv_plot(cv)
     for name, fig in figures.items():
-        fig.savefig(os.path.join(out, name), dpi=110)
+        save_figure(fig, out.path(name), dpi=110)
         files.append(name)
     summary = {"input": {"path": os.path.abspath(data.path), "shape": list(data.shape), "transposed": args.transpose},
                "ranks": survey.ranks, "options": survey.options,
                "cophenetic_choice": survey.best_rank("cophenetic"),
                "cv_choice": None if cv is None else {"rule": cv.rule, "rank": cv.best_rank},
                "files": files + ["summary.json", "report.html"]}
-    with open(os.path.join(out, "summary.json"), "w") as fh:
+    with atomic_write(out.path("summary.json"), "w") as fh:
         json.dump(summary, fh, indent=2, default=lambda o: o.item() if isinstance(o, np.generic) else str(o))
         fh.write("\n")
-    _write_report(os.path.join(out, "report.html"), survey, cv, figures, data)
+    _write_report(out.path("report.html"), survey, cv, figures, data)
     files += ["summary.json", "report.html"]
     return files
 

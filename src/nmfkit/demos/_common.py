@@ -14,6 +14,9 @@ import time
 
 import numpy as np
 
+from .._files import atomic_write
+from .._files import save_figure as atomic_save_figure
+
 
 def prepare_out(out_dir) -> str:
     """Create the output folder and return it as a str."""
@@ -24,14 +27,13 @@ def prepare_out(out_dir) -> str:
 
 def save_figure(fig, out_dir, name, files, dpi=110) -> str:
     """Write `fig` as out_dir/name (PNG), record the path in `files`, return it."""
-    path = os.path.join(out_dir, name)
-    fig.savefig(path, format="png", dpi=dpi)
+    path = atomic_save_figure(fig, os.path.join(out_dir, name), dpi=dpi)
     files.append(path)
     return path
 
 
 def write_csv(path, header, rows, files) -> str:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(rows)
