@@ -298,3 +298,71 @@ def test_parquet_without_pyarrow_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(DataFileError, match=r"pip install nmfkit\[parquet\]"):
         read_matrix(tmp_path / "m.parquet")
+
+
+def _gz_csv(tmp_path, name="x.csv.gz"):
+    X = np.random.default_rng(1).random((200, 6))
+    return write_matrix(tmp_path / name, X)
+
+
+def test_a_corrupted_gzip_body_is_one_line(tmp_path):
+    path = _gz_csv(tmp_path)
+    data = bytearray(open(path, "rb").read())
+    for p in range(40, len(data) - 20, 7):          # damage the deflate stream, not the header
+        data[p] ^= 0x5A
+    open(path, "wb").write(bytes(data))
+    assert _error(path).startswith("cannot read the file (damaged or truncated")
+
+
+@pytest.mark.parametrize("name", ["x.csv.gz", "x.data"])      # by extension, and sniffed from the bytes
+def test_a_truncated_gzip_is_one_line(tmp_path, name):
+    path = _gz_csv(tmp_path, "x.csv.gz")
+    data = open(path, "rb").read()
+    target = tmp_path / name
+    target.write_bytes(data[: len(data) // 2])
+    msg = _error(target)                         # _error checks: one line, starting with the file name
+    assert "damaged or truncated" in msg or "not a valid gzip" in msg
+
+
+def test_a_damaged_gzip_header_is_one_line(tmp_path):
+    data = bytearray(open(_gz_csv(tmp_path), "rb").read())
+    data[3] = 0xFF                                   # reserved flag bits set: not a valid gzip header
+    for name in ("x.csv.gz", "x.data"):
+        (tmp_path / name).write_bytes(bytes(data))
+        assert _error(tmp_path / name)
+
+
+@pytest.fixture
+def small_machine(monkeypatch):
+    from nmfkit import validation
+    monkeypatch.setattr(validation, "physical_memory", lambda: 4 * 2**30)
+
+
+@pytest.mark.parametrize("header, message", [
+    ("coordinate real general\n1000000000 1000000000 3",
+     "declares a 1000000000×1000000000 matrix with 3 entries, which would need about 7.5 GiB, more than this "
+     "machine's 4.0 GiB of memory"),
+    ("coordinate real general\n1000000000 1000000000 1000000000",
+     "declares a 1000000000×1000000000 matrix with 1000000000 entries, more than the file's"),
+    ("coordinate real general\n3 3 10", "the header declares 10 entries for a 3×3 matrix"),
+    ("array real general\n1000000000 1000000000", "declares a 1000000000×1000000000 matrix with "
+     "1000000000000000000 entries, more than the file's"),
+])
+def test_matrix_market_header_sizes_are_checked_before_allocating(tmp_path, small_machine, header, message):
+    path = tmp_path / "huge.mtx"
+    path.write_text(f"%%MatrixMarket matrix {header}\n1 1 1.0\n2 2 2.0\n3 3 3.0\n")
+    assert message in _error(path)
+
+
+def test_matrix_market_gz_header_is_checked_against_memory(tmp_path, small_machine):
+    path = tmp_path / "huge.mtx.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("%%MatrixMarket matrix coordinate real general\n% a comment\n1000000000 1000000000 3\n1 1 1\n")
+    assert "would need about 7.5 GiB" in _error(path)
+
+
+def test_a_decreasing_indptr_names_the_file(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, data=np.array([1.0, 2.0, 3.0]), indices=np.array([0, 1, 0], dtype=np.int32),
+             indptr=np.array([0, 2, 1, 3], dtype=np.int32), format=np.array(b"csr"), shape=np.array([3, 2]))
+    assert "indptr" in _error(path)
