@@ -11,7 +11,7 @@ or a list of items, each one of
   list of dicts       -> a table, one row per dict (columns: union of the keys, in first-seen order)
 
 `factorization_report(result, path)` assembles the standard report of a fit: summary, parameters,
-runs, convergence figure (seed 000's curves when the fit was tracked), monotonicity findings and factor
+runs, convergence figure (the tracked diagnostics when the fit was tracked), monotonicity findings and factor
 views (basis/coefficient heatmaps, top features, basis images when `image_shape` is given).
 Cost: one PNG render per figure (~50 ms each); the file holds no factor values beyond the figures.
 """
@@ -135,7 +135,7 @@ def factorization_report(result, path, *, title=None, image_shape=None, feature_
     hist = result.history
     tracked = [c for c in plots.SEED_COLUMNS if c in hist]
     conv = [plots.convergence(hist, tracked or ["objective"],
-                              title="log of the tracked quantities (seed 000's figure)" if tracked
+                              title="log of the tracked quantities" if tracked
                               else "log objective")]
     extra = [c for c in ("theta_V", "theta_U", "kkt_residual", "relative_error") if c in hist]
     if extra:

@@ -6,7 +6,7 @@ Reads INPUT with `nmfkit.io.read_matrix` (CSV/TSV/gzip, .npy, .npz, .mtx, .h5ad)
     H.csv         k×n, rows NMF1..NMFk, columns named like the columns of X
     summary.json  Factorization.summary() plus the input path, shape and the files written
     model.npz     Factorization.save (reload with nmfkit.Factorization.load)
-    history.csv   iteration, seconds, objective (and with --track, seed 000's diagnostics)
+    history.csv   iteration, seconds, objective (and with --track, the convergence diagnostics)
     report.html   with --report: one self-contained HTML report
     consensus.csv, clusters.csv, consensus.png   with --consensus (--runs N random runs)
 --checkpoint FILE saves the state every --checkpoint-every iterations; --resume FILE continues it.
