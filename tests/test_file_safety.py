@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import nmfkit
-from nmfkit import Factorization, checkpoint, report
+from nmfkit import Factorization, checkpoint, plots, report
 from nmfkit._files import TEMP_PREFIX, atomic_write
 from nmfkit.cli import main
 from nmfkit.io import read_matrix, write_matrix
@@ -234,12 +234,22 @@ def test_interrupted_save_report_and_checkpoint_keep_the_old_files(tmp_path, X, 
         checkpoint.save(ckpt, fingerprint={}, iteration=1, seconds=0.0, W=result.W, Ht=result.H.T,
                         best=(1.0, result.W, result.H.T, 1), history={}, solver_state={}, rng_state=None)
 
-    def interrupted_render(*args):
+    def interrupted_sync(path):          # the new text is written, then Ctrl-C before the rename
         raise KeyboardInterrupt
-    monkeypatch.setattr(report, "render_html", interrupted_render)
+    monkeypatch.setattr("nmfkit._files._sync", interrupted_sync)
     with pytest.raises(KeyboardInterrupt):
         report.write_html(html, "second", [])
     assert _snapshot(tmp_path) == before                   # old files intact, no temporary file left
+    figure = tmp_path / "f.png"
+    plots.save(plots.convergence(result.history), figure)
+    before = _snapshot(tmp_path)
+
+    class Interrupted(type(plots.convergence(result.history))):
+        def savefig(self, fh, **kwargs):
+            _partial_then_interrupt(fh)
+    with pytest.raises(KeyboardInterrupt):
+        plots.save(Interrupted(), figure)
+    assert _snapshot(tmp_path) == before
     monkeypatch.undo()
     assert Factorization.load(model).W.shape == (12, 2)
 

@@ -20,6 +20,8 @@ import os
 
 import numpy as np
 
+from ._files import save_figure as atomic_save_figure
+
 # seed 000's legend names, in its order; other tracked columns follow with their own names
 SEED_LEGEND = {
     "objective": "||M-UV||^2",
@@ -54,8 +56,7 @@ def save(fig, path, dpi=120) -> str:
     ext = os.path.splitext(path)[1].lower().lstrip(".")
     if ext not in ("png", "svg", "pdf"):
         raise ValueError(f"cannot tell the image format of {path!r}: use a .png, .svg or .pdf name")
-    fig.savefig(path, format=ext, dpi=dpi)
-    return path
+    return atomic_save_figure(fig, path, dpi=dpi)      # a temporary file renamed into place
 
 
 def _history_columns(history):

@@ -28,7 +28,7 @@ import numpy as np
 import nmfkit
 
 from .. import io
-from .._files import atomic_path, atomic_write, save_figure
+from .._files import atomic_write, save_figure
 from ..registry import LOSSES, SOLVERS
 from ._output import OutputFolder
 
@@ -121,8 +121,7 @@ def run(args) -> int:
     out.finish(files)
     if not args.quiet:
         print(repr(survey))
-        print(f"cophenetic drop suggests rank {survey.best_rank('cophenetic')}"
-              + (f"; cross-validation ({cv.rule}) picks rank {cv.best_rank}" if cv is not None else ""))
+        print(survey.verdict(cv).text)
         print(f"wrote {len(files)} files to {args.out}")
     return 0
 
@@ -146,8 +145,7 @@ def _survey(args, data, ranks):
 def write_outputs(survey, cv, data, args, out) -> list:
     """Every file written atomically into the OutputFolder `out`; returns their names."""
     from ..rank.plots import consensus_heatmap, cv_plot, survey_plot
-    with atomic_path(out.path("survey.csv")) as tmp:
-        survey.to_csv(tmp)
+    survey.to_csv(out.path("survey.csv"))
     files = ["survey.csv"]
     figures = {"survey.png": survey_plot(survey)}
     n = data.shape[1]

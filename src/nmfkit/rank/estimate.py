@@ -111,10 +111,11 @@ class RankSurvey:
         return pd.DataFrame.from_records(records)
 
     def to_csv(self, path) -> str:
-        """Write the table as CSV (no pandas needed)."""
+        """Write the table as CSV (no pandas needed), atomically."""
+        from .._files import atomic_write
         records = self.records()
         names = list(records[0])
-        with open(path, "w", encoding="utf-8") as fh:
+        with atomic_write(path, "w", encoding="utf-8") as fh:
             fh.write(",".join(names) + "\n")
             for r in records:
                 fh.write(",".join(repr(float(r[k])) if isinstance(r[k], (float, np.floating)) else str(r[k])
