@@ -22,7 +22,7 @@ import numpy as np
 
 from .fit import fit as nmf_fit
 from .project import project as project_matrix
-from .validation import check_sparse_structure, is_sparse
+from .validation import precheck
 
 
 def _keys(key_added):
@@ -96,8 +96,7 @@ def project(adata, reference, layer=None, *, key_added=None, loss=None, **projec
         raise ValueError(f"{len(missing)} reference genes are not in the query (first: {missing[0]!r}); "
                          "the query must measure every gene of the programs")
     X = _matrix(adata, layer)
-    if is_sparse(X):   # before the gene selection reads its indices
-        check_sparse_structure(X, "adata.X" if layer is None else f"adata.layers[{layer!r}]")
+    precheck(X, "adata.X" if layer is None else f"adata.layers[{layer!r}]")   # before selecting genes
     cols = np.fromiter((position[g] for g in ref_genes), dtype=np.int64, count=len(ref_genes))
     X = X[:, cols]
     if loss is None:

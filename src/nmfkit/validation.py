@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from .engines import array_ops, is_dask, is_sparse, is_torch
+from .engines.sparse import canonical_csr
 
 
 def _as_array(X, name, allow_nan=False):
@@ -27,7 +28,16 @@ def _as_array(X, name, allow_nan=False):
     return A
 
 
-def _unmasked(X, name, allow_nan):
+def precheck(X, name: str = "X", hint: str | None = None) -> None:
+    """The checks that must run before another library's converter sees X (scikit-learn's
+    `check_array`, AnnData slicing): a sparse matrix's structure, a masked array's mask."""
+    if is_sparse(X):
+        check_sparse_structure(X, name)
+    elif isinstance(X, np.ma.MaskedArray):
+        _unmasked(X, name, False, hint)
+
+
+def _unmasked(X, name, allow_nan, hint=None):
     """A masked array's masked entries are missing values: NaN (in a copy) where missing
     entries are allowed, else refused."""
     hidden = np.ma.getmaskarray(X)
@@ -35,9 +45,10 @@ def _unmasked(X, name, allow_nan):
         return np.asarray(X.data)
     first = tuple(int(v) for v in np.argwhere(hidden)[0])
     if not allow_nan:
+        hint = hint or ("Pass missing='mask' to treat them as missing (solvers that support it), "
+                        f"or fill them first with {name}.filled(value)")
         raise ValueError(f"{name} has {int(hidden.sum())} masked entries (a NumPy masked array); the first is "
-                         f"at {first}. Pass missing='mask' to treat them as missing (solvers that support it), "
-                         f"or fill them first with {name}.filled(value)")
+                         f"at {first}. {hint}")
     A = X.data.astype(resolve_dtype(X.dtype, name))    # a copy: the caller's array is untouched
     A[hidden] = np.nan
     return A
@@ -128,7 +139,7 @@ def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool =
     _check_shape(tuple(A.shape), name)
     dtype = resolve_dtype(A.dtype, name)
     if is_sparse(A):
-        A = check_sparse_structure(A, name).tocsr().astype(dtype, copy=False)
+        A = canonical_csr(check_sparse_structure(A, name).astype(dtype, copy=False))
         values = A.data
     else:
         A = A.astype(dtype, copy=False)

@@ -40,15 +40,23 @@ def _spmm(X, B):
     return np.asarray(X @ B)
 
 
+def canonical_csr(X):
+    """X as a CSR matrix with sorted indices, no duplicates and no explicit zeros: X itself (or a
+    matrix sharing its arrays) when it already is, else a tidied copy; the caller's arrays are never
+    changed (SciPy's `sum_duplicates` and `eliminate_zeros` work in place)."""
+    X = sp.csr_matrix(X)
+    if not X.has_canonical_format or not X.data.all():
+        X = X.copy()
+        X.sum_duplicates()
+        X.eliminate_zeros()
+    return X
+
+
 class SparseEngine(Engine):
     kind = "sparse"
 
     def __init__(self, X, Xt=None):
-        X = sp.csr_matrix(X)                # may share the caller's arrays: never change them
-        if not X.has_canonical_format or not X.data.all():
-            X = X.copy()                    # duplicates, unsorted indices or explicit zeros: our own copy
-            X.sum_duplicates()
-            X.eliminate_zeros()
+        X = canonical_csr(X)
         self.X = X
         self.Xt = sp.csr_matrix(X.T) if Xt is None else Xt
         self.shape = X.shape
