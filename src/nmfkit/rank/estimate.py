@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..validation import check_matrix, check_positive_int, check_seed
-from .consensus import ConsensusResult, RunPool, consensus
+from ..validation import check_matrix, check_seed
+from .consensus import ConsensusResult, RunPool, check_consensus_runs, consensus
 
 MEASURES = ("cophenetic", "dispersion", "silhouette", "rss", "evar", "sparseness_W", "sparseness_H",
             "objective_mean", "objective_min", "seconds")
@@ -174,7 +174,7 @@ def estimate_rank(X, ranks, n_runs=30, solver="mu", loss="kl", seed=None, random
     """
     X = check_matrix(X, "X")
     ranks = parse_ranks(ranks, X.shape)
-    n_runs = check_positive_int(n_runs, "n_runs")
+    n_runs = check_consensus_runs(n_runs)
     sqnorm = float(X.multiply(X).sum() if sp.issparse(X) else np.einsum("ij,ij->", X, X, dtype=np.float64))
     seed = check_seed(seed)
     seed_seq = np.random.SeedSequence(seed)
