@@ -6,7 +6,11 @@ not support before any work is done.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .validation import choose
 
@@ -55,8 +59,9 @@ def register_init(name):
 def resolve_loss(loss, beta=None) -> tuple[str, float]:
     """Return (loss name, β).  `beta=` overrides and names the loss 'beta'."""
     if beta is not None:
-        return ("beta", float(beta)) if float(beta) not in (0.0, 1.0, 2.0) else (
-            {2.0: "frobenius", 1.0: "kl", 0.0: "is"}[float(beta)], float(beta))
+        beta = check_beta(beta)
+        return ("beta", beta) if beta not in (0.0, 1.0, 2.0) else (
+            {2.0: "frobenius", 1.0: "kl", 0.0: "is"}[beta], beta)
     aliases = {"euclidean": "frobenius", "kullback-leibler": "kl", "itakura-saito": "is"}
     if isinstance(loss, str):
         loss = aliases.get(loss.lower(), loss.lower())
@@ -65,6 +70,15 @@ def resolve_loss(loss, beta=None) -> tuple[str, float]:
                          "(0 = Itakura-Saito, 1 = KL, 2 = Frobenius)")
     loss = choose(loss, LOSSES, "loss")
     return loss, LOSSES[loss]
+
+
+def check_beta(beta) -> float:
+    """β of a β-divergence as a float: a finite real number (not a bool or a string)."""
+    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, numbers.Real):
+        raise ValueError(f"beta must be a finite number (0 = Itakura-Saito, 1 = KL, 2 = Frobenius); got {beta!r}")
+    if not math.isfinite(float(beta)):
+        raise ValueError(f"beta must be a finite number (0 = Itakura-Saito, 1 = KL, 2 = Frobenius); got {beta!r}")
+    return float(beta)
 
 
 def solver_spec(solver: str, loss: str, engine_kind: str) -> SolverSpec:
