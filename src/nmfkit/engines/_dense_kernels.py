@@ -44,7 +44,11 @@ _VECTORISE = {"reassoc", "contract"}   # lets LLVM vectorise the row sums; no ot
 
 def kl_divergence_terms(X, WH, Q, pos) -> float:
     """D_KL(X‖WH) = Σ x log(x/wh) − x + wh from WH and Q = X/WH, with 0·log 0 = 0."""
-    logs = np.log(Q, where=pos, out=np.zeros_like(Q))
+    with np.errstate(divide="ignore"):
+        logs = np.log(Q, where=pos, out=np.zeros_like(Q))
+    under = pos & (Q == 0)               # x/λ underflowed (a subnormal x): log x − log λ keeps the term finite
+    if under.any():
+        logs[under] = np.log(X[under]) - np.log(WH[under])
     return float(np.sum(X * logs, dtype=np.float64) - np.sum(X, dtype=np.float64)
                  + np.sum(WH, dtype=np.float64))
 
@@ -96,7 +100,7 @@ if numba is not None:
                     if want_loss:
                         loss += lam - x
                         if x > 0:
-                            loss += x * math.log(q)
+                            loss += x * (math.log(q) if q > 0 else math.log(x) - math.log(lam))
                 if want_xh:
                     for a in range(k):
                         XH[i, a] = xh[a]
@@ -177,7 +181,8 @@ if numba is not None:
                             for j in range(n):
                                 loss += max(lam[j], tiny) - x[j]
                                 if x[j] > 0:
-                                    loss += x[j] * math.log(q[j])
+                                    loss += x[j] * (math.log(q[j]) if q[j] > 0
+                                                    else math.log(x[j]) - math.log(max(lam[j], tiny)))
             loss_parts[b] = loss
 
     def kl_w_step(X, W, Ht, den, l2, floor, need, Ht_next=None, update=True):

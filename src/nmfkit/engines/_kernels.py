@@ -127,10 +127,20 @@ def kl_w_step_scipy(indptr, indices, data, W, Ht, den, l2, floor, need, Ht_next=
             out["XW"] = np.asarray(Q.T @ Wn)
         if "loss" in need:
             x = data.astype(np.float64)
-            out["loss"] = float(np.dot(x, np.log(x / lam)) - x.sum()
+            out["loss"] = float(np.dot(x, log_ratio(x, lam)) - x.sum()
                                 + Wn.sum(axis=0, dtype=np.float64) @ Hn.sum(axis=0, dtype=np.float64))
     return out
 
+
+
+def log_ratio(x, lam):
+    """log(x/λ) for x > 0, finite even where x/λ underflows to 0 (a subnormal x): log x − log λ there."""
+    with np.errstate(divide="ignore"):
+        r = np.log(x / lam)
+    under = np.isneginf(r)
+    if under.any():
+        r[under] = np.log(x[under]) - np.log(lam[under])
+    return r
 
 if numba is not None:
 
@@ -233,7 +243,14 @@ if numba is not None:
                 if want_loss:
                     for p in range(lo, hi):
                         x = np.float64(data[p])
-                        loss += x * math.log(np.float64(q[p - lo])) - x
+                        qp = np.float64(q[p - lo])
+                        if qp > 0:
+                            loss += x * math.log(qp) - x
+                        elif x > 0:                  # x/λ underflowed (a subnormal x): log x − log λ
+                            lam = 0.0
+                            for a in range(k):
+                                lam += np.float64(Wn[i, a]) * np.float64(Hn[indices[p], a])
+                            loss += x * (math.log(x) - math.log(max(lam, tiny))) - x
             loss_parts[b] = loss
 
     @numba.njit(parallel=True, cache=True)

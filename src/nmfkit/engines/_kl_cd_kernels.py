@@ -50,7 +50,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernels import balanced_blocks
+from ._kernels import balanced_blocks, log_ratio
 
 try:
     import numba
@@ -122,7 +122,8 @@ def kl_cd_dense_numpy(X, F, O, steps, floor, want_loss=False):
     if not want_loss:
         return Fn, None
     lam = np.maximum(Fn.astype(np.float64) @ O64.T, TINY)
-    logs = np.log(np.divide(X64, lam, where=pos, out=np.ones_like(X64)))
+    logs = np.zeros_like(X64)
+    logs[pos] = log_ratio(X64[pos], lam[pos])
     return Fn, float(np.sum(X64 * logs) - X64.sum() + lam.sum())
 
 
@@ -158,7 +159,7 @@ def kl_cd_csr_numpy(indptr, indices, data, F, O, steps, floor, want_loss=False):
         return Fn, None
     lam = np.maximum(lam_of(Fn.astype(np.float64)), TINY)
     total = float(Fn.sum(axis=0, dtype=np.float64) @ S)
-    return Fn, float(np.dot(x, np.log(x / lam)) - x.sum() + total)
+    return Fn, float(np.dot(x, log_ratio(x, lam)) - x.sum() + total)
 
 
 if numba is not None:
@@ -237,7 +238,8 @@ if numba is not None:
         loss = 0.0
         for j in range(L):
             if x[j] > 0:
-                loss += x[j] * math.log(x[j] / max(lam[j], TINY)) - x[j]
+                q = x[j] / max(lam[j], TINY)
+                loss += x[j] * (math.log(q) if q > 0 else math.log(x[j]) - math.log(max(lam[j], TINY))) - x[j]
         return loss
 
     @numba.njit(parallel=True, cache=True, fastmath=_VECTORISE, error_model="numpy")

@@ -9,6 +9,7 @@ import numpy as np
 
 from ._dense_kernels import (FUSED_MAX_RANK, FUSED_STEP_MAX_RANK, column_sums, kl_products, kl_products_numpy,
                              kl_w_step)
+from ._kernels import log_ratio
 from .base import Engine
 
 
@@ -126,7 +127,8 @@ def beta_divergence_dense(X, L, beta) -> float:
         return 0.5 * float(np.sum((X - L) ** 2))
     if beta == 1:
         pos = X > 0
-        logs = np.log(np.divide(X, L, where=pos, out=np.ones_like(X)))
+        logs = np.zeros_like(X)
+        logs[pos] = log_ratio(X[pos], L[pos])
         return float(np.sum(X * logs - X + L))
     if beta == 0:
         R = X / L

@@ -120,13 +120,24 @@ def transpose_csr(X):
     return _csr(t_crow, rows[perm], vals[perm], (n, m)), perm.to(crow.dtype)   # int32 where it fits
 
 
+def xlog_ratio(x, q, lam):
+    """x·log q for q = x/λ (0·log 0 = 0), kept finite where q underflowed to 0 (a subnormal x) by
+    x·(log x − log λ) there; `lam` (λ, or a function making it) is used only then."""
+    t = torch.xlogy(x, q)
+    under = (q == 0) & (x > 0)
+    if bool(under.any()):
+        lam = lam() if callable(lam) else lam
+        t = torch.where(under, x * (torch.log(x) - torch.log(lam)), t)
+    return t
+
+
 def beta_divergence(X, L, beta) -> float:
     """D_β(X‖L) of two dense blocks, in float64 (β = 2: ½ Frobenius, 1: KL, 0: Itakura–Saito)."""
     X, L = X.to(torch.float64), L.to(torch.float64)
     if beta == 2:
         return 0.5 * float(((X - L) ** 2).sum())
     if beta == 1:
-        return float((torch.xlogy(X, X / L) - X + L).sum())
+        return float((xlog_ratio(X, X / L, L) - X + L).sum())
     if beta == 0:
         R = X / L
         return float((R - torch.log(R) - 1.0).sum())
@@ -214,7 +225,7 @@ class TorchEngine(Engine):
             if "XW" in need:
                 out["XW"].addmm_(Q.T, W[s:e])
             if "loss" in need:
-                loss += float(torch.xlogy(Xb, Q).sum(dtype=torch.float64))
+                loss += float(xlog_ratio(Xb, Q, lambda: W[s:e] @ Ht.T).sum(dtype=torch.float64))
         if "loss" in need:
             out["loss"] = loss - self._total + self._colsum_dot(W, Ht)
         return out
@@ -229,7 +240,7 @@ class TorchEngine(Engine):
         if "XW" in need:
             out["XW"] = _csr(self.Xt.crow_indices(), self.Xt.col_indices(), q[self._perm], self.shape[::-1]) @ W
         if "loss" in need:
-            out["loss"] = float((x * torch.log(q)).sum(dtype=torch.float64)) - self._total + self._colsum_dot(W, Ht)
+            out["loss"] = float(xlog_ratio(x, q, wh).sum(dtype=torch.float64)) - self._total + self._colsum_dot(W, Ht)
         return out
 
     def kl_divergence(self, W, Ht):
