@@ -163,6 +163,9 @@ def test_zero_start_entries_are_safe():
     f = np.asarray(res.history["objective"])
     assert np.all(np.isfinite(f)) and np.all(np.diff(f) <= 1e-12 * f[:-1])
     W0, H0 = np.zeros((50, 4)), np.zeros((4, 40))
+    with pytest.raises(ValueError, match="all zeros"):   # W = H = 0 is refused as a start
+        nmfkit.fit(X, 4, solver="ccd", loss="kl", init=(W0, H0), max_iter=30, tol=0)
+    W0[0, 0] = H0[0, 0] = 1.0                            # exact zeros everywhere else
     res = nmfkit.fit(X, 4, solver="ccd", loss="kl", init=(W0, H0), max_iter=30, tol=0)
     assert np.isfinite(res.loss) and res.loss < kl(X, np.full((50, 4), 1e-3), np.full((40, 4), 1e-3))
 

@@ -107,8 +107,23 @@ def load(path) -> dict:
 
 
 def check_fingerprint(saved: dict, current: dict, path) -> None:
-    """Refuse to resume a checkpoint made for another problem."""
+    """Refuse to resume a checkpoint made for another problem: another shape, rank, solver, loss or
+    dtype, other data (`data`: a digest of X's values), or other solver options (`options`)."""
+    path = os.fspath(path)
     for key in FINGERPRINT_KEYS:
         a, b = saved.get(key), current.get(key)
         if (list(a) if isinstance(a, (list, tuple)) else a) != (list(b) if isinstance(b, (list, tuple)) else b):
-            raise ValueError(f"{os.fspath(path)}: the checkpoint is for {key}={a!r}, but this fit has {key}={b!r}")
+            raise ValueError(f"{path}: the checkpoint is for {key}={a!r}, but this fit has {key}={b!r}")
+    for key in ("data", "options"):
+        if key in current and key not in saved:
+            raise ValueError(f"{path}: the checkpoint does not record the {'data' if key == 'data' else 'solver options'} "
+                             "it was made for (an older nmfkit wrote it), so resuming could mix two problems")
+    if "data" in current and saved["data"] != current["data"]:
+        raise ValueError(f"{path}: the checkpoint was made for other data of the same shape "
+                         "(the digests of X's values differ); resume with the matrix it was made for")
+    if "options" in current:
+        old, new = saved["options"] if isinstance(saved["options"], dict) else {}, current["options"]
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) != new.get(name):
+                raise ValueError(f"{path}: the checkpoint is for {name}={old.get(name)!r}, "
+                                 f"but this fit has {name}={new.get(name)!r}")

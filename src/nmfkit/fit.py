@@ -7,17 +7,21 @@
 """
 from __future__ import annotations
 
+import hashlib
+import math
+import numbers
 import time
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import solvers  # noqa: F401  (fills the solver registry)
 from . import checkpoint as _checkpoint
 from . import init as _init  # noqa: F401  (fills the init registry)
 from .diagnostics import Tracker
 from .driver import run
-from .engines import make_engine
+from .engines import is_dask, is_torch, make_engine
 from .penalties import Penalty
 from .registry import INITS, auto_solver, resolve_loss, solver_spec
 from .result import Factorization
@@ -25,6 +29,10 @@ from .validation import (check_factors, check_fit_memory, check_matrix, check_no
                          check_rank, check_seed, choose)
 
 DETERMINISTIC_INITS = ("nndsvd", "nndsvda")
+LOSS_EXPONENT = {"frobenius": 2.0, "kl": 1.0, "is": 0.0}   # D(sX‖sY) = s^p D(X‖Y); β-divergences: p = β
+# Solver options measured in X's units: they cannot follow an internal rescaling of X.
+UNIT_OPTIONS = ("alpha_W", "alpha_H", "l2", "target_error", "step", "learning_rate")
+BASE_OPTIONS = {"alpha_W": 0.0, "alpha_H": "same", "l1_ratio": 0.0}   # Solver.__init__'s defaults
 
 
 def _labels(X):
@@ -81,6 +89,9 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     rank = check_rank(rank, X.shape)
     seed = check_seed(seed)
     engine = make_engine(X, mask=mask, nan_is_missing=missing == "mask")
+    scale_log2 = data_scale_log2(X, engine)
+    if scale_log2:                    # fit X / 2^e: X's magnitude would overflow or underflow the products
+        engine = make_engine(times_power_of_two(X, -scale_log2), mask=mask, nan_is_missing=missing == "mask")
     check_fit_memory(engine.shape, rank, engine.dtype, dense=engine.kind in ("dense", "masked"))
     loss, beta_value = resolve_loss(loss, beta)
     if solver == "auto":
@@ -88,6 +99,8 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         solver = auto_solver(loss, engine.kind, Penalty.from_options(engine.shape, **asked).active)
     spec = solver_spec(solver, loss, engine.kind)
     solver = spec.name
+    if scale_log2:
+        _check_unit_options(solver_options, scale_log2, engine.dtype)
     max_iter = spec.max_iter if max_iter is None else check_positive_int(max_iter, "max_iter")
     tol = check_nonneg_float(tol, "tol")
     time_limit = check_nonneg_float(time_limit, "time_limit", allow_none=True)
@@ -103,6 +116,9 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
 
     fingerprint = {"shape": list(X.shape), "rank": rank, "solver": solver, "loss": loss, "beta": beta_value,
                    "dtype": str(engine.dtype)}
+    if checkpoint is not None or resume is not None:
+        fingerprint["data"] = data_digest(X, mask)
+        fingerprint["options"] = effective_options(spec, solver_options)
     resumed = None
     if checkpoint is not None or resume is not None:
         if n_runs > 1:
@@ -129,6 +145,10 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         init_name = init
     else:
         given = check_factors(init, X.shape, rank, engine.dtype)
+        check_nonzero_start(*given)
+        if scale_log2:
+            half = -scale_log2 // 2
+            given = times_power_of_two(given[0], half), times_power_of_two(given[1], half)
         init_name = "given"
         if n_runs > 1:
             raise ValueError(f"n_runs={n_runs} needs a random init; (W0, H0) gives every run the same start")
@@ -150,14 +170,17 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         if r > 0:
             solver_obj = spec.cls(engine, loss, beta_value, **solver_options)
         solver_obj.rng = rng          # stochastic solvers (sgd) draw from the run's stream
+        solver_obj.given_start = given is not None
         label = f"{solver} run {r + 1}/{n_runs}" if n_runs > 1 else solver
         out = run(solver_obj, W0, Ht0, max_iter=max_iter, tol=tol, time_limit=time_limit,
-                  callback=callback, monotone=spec.monotone and getattr(solver_obj, "monotone", True), progress=verbose, label=label,
+                  callback=_unscaled_callback(callback, scale_log2, loss, beta_value),
+                  monotone=spec.monotone and getattr(solver_obj, "monotone", True), progress=verbose, label=label,
                   tracker=(track if r == 0 else track.fresh()) if track else None,
                   checkpoint=ckpt, resume=resumed,
                   objective_every=(solver_obj.objective_every if objective_every is None
                                    else check_positive_int(objective_every, "objective_every")))
-        runs.append({"run": r, "seed": int(child.generate_state(1)[0]), "loss": out.objective,
+        runs.append({"run": r, "seed": int(child.generate_state(1)[0]),
+                     "loss": in_data_units(out.objective, scale_log2, loss, beta_value),
                      "n_iter": out.n_iter, "stop_reason": out.stop_reason, "seconds": out.seconds})
         if best is None or out.objective < best.objective:
             best = out
@@ -166,18 +189,36 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
             break
 
     W, H = best.W, engine.ops.contiguous(best.Ht.T)
-    rel = relative_error(engine, best.W, best.Ht)
+    rel = relative_error(engine, best.W, best.Ht)      # scale-invariant
+    loss_value, history = best.objective, best.history
+    if scale_log2:
+        W, H = times_power_of_two(W, scale_log2 // 2), times_power_of_two(H, scale_log2 // 2)
+        loss_value = in_data_units(best.objective, scale_log2, loss, beta_value)
+        history = {**history, "objective": np.array([in_data_units(v, scale_log2, loss, beta_value)
+                                                     for v in history["objective"]])}
+        if (math.isinf(loss_value) or loss_value == 0) and math.isfinite(best.objective) and best.objective > 0:
+            warnings.warn(f"the loss in X's units is {'above' if loss_value else 'below'} the float64 range: X was "
+                          f"fitted as X/2^{scale_log2}, where the loss is {best.objective:.6g}; Factorization.loss "
+                          f"is reported as {loss_value}", RuntimeWarning, stacklevel=2)
+    dead = set(engine.ops.to_numpy(engine.ops.zero_columns(best.W)).tolist()) | set(
+        engine.ops.to_numpy(engine.ops.zero_columns(best.Ht)).tolist())
+    if len(dead) == rank:
+        warnings.warn("the result is the zero factorization (W H = 0): with penalties strong enough it is the "
+                      "optimum (lower alpha_W/alpha_H), otherwise the solver stopped at a stationary point "
+                      "(try another init or solver)", RuntimeWarning, stacklevel=2)
     options = {"solver": solver, "loss": loss, "beta": beta_value, "init": init_name, "max_iter": max_iter,
                "tol": tol, "seed": seed, "n_runs": n_runs, "time_limit": time_limit,
                "dtype": str(engine.dtype), "engine": engine.kind, **solver_options}
+    if scale_log2:
+        options["scale_log2"] = scale_log2
     if engine.kind == "masked":
         options["n_missing"] = engine.shape[0] * engine.shape[1] - engine.n_observed
     if interrupted and n_runs > 1:
         warnings.warn(f"interrupted after {len(runs)} of {n_runs} runs; returning the best so far",
                       RuntimeWarning, stacklevel=2)
-    return Factorization(W=W, H=H, loss=best.objective, relative_error=rel, n_iter=best.n_iter,
+    return Factorization(W=W, H=H, loss=loss_value, relative_error=rel, n_iter=best.n_iter,
                          converged=best.converged, stop_reason="interrupted" if interrupted else best.stop_reason,
-                         history=best.history, options=options, runs=runs,
+                         history=history, options=options, runs=runs,
                          seconds=time.perf_counter() - started, row_names=row_names, col_names=col_names,
                          monotonicity=best.monotonicity)
 
@@ -198,3 +239,150 @@ def relative_error(engine, W, Ht) -> float:
     """‖X − W H‖_F / ‖X‖_F, exact for dense data."""
     sq = 2.0 * engine.frobenius_exact(W, Ht)
     return float(np.sqrt(max(sq, 0.0) / engine.sqnorm))
+
+
+# -- data far outside the working dtype's comfortable range -------------------------------------------
+
+def data_scale_log2(X, engine) -> int:
+    """e ≠ 0 (even) when X must be fitted as X / 2^e: its largest entry is above 1/eps² or below eps² of
+    the working dtype, where ‖X‖², the products or the objective overflow or underflow; 0 otherwise.
+
+    NMF is scale-equivariant (X/s = (W/√s)(H/√s)), and dividing by a power of two is exact, so
+    the fit of X / 2^e maps back to X's units exactly.  Data inside the range is left alone."""
+    eps = float(np.finfo(engine.dtype).eps)
+    lo, hi = eps * eps, 1.0 / (eps * eps)
+    norm = math.sqrt(engine.sqnorm) if math.isfinite(engine.sqnorm) else math.inf
+    m, n = engine.shape
+    if norm <= hi and norm >= lo * math.sqrt(m * n):   # lo ≤ ‖X‖/√(mn) ≤ max ≤ ‖X‖ ≤ hi: no need to look
+        return 0
+    top = max_entry(X)
+    if lo <= top <= hi or top == 0:
+        return 0
+    e = math.frexp(top)[1]
+    return e - (e % 2)            # even, so √(2^e) is a power of two too
+
+
+def max_entry(X) -> float:
+    """The largest entry of validated X (NaN entries, i.e. missing ones, ignored)."""
+    if is_torch(X):
+        import torch
+        values = X if X.layout == torch.strided else X.values()
+        return float(values.max()) if values.numel() else 0.0
+    if is_dask(X):
+        import dask.array as da
+        return float(da.nanmax(X).compute())
+    values = X.data if sp.issparse(X) else X
+    return float(np.nanmax(values)) if values.size else 0.0
+
+
+def times_power_of_two(A, e: int):
+    """A · 2^e as a new array of A's family and dtype (exact while the result stays normal);
+    steps of at most 2^60 keep every multiplier representable in float32."""
+    while e:
+        step = max(-60, min(60, e))
+        A = A * (2.0 ** step)
+        e -= step
+    return A
+
+
+def in_data_units(value, scale_log2: int, loss: str, beta: float) -> float:
+    """A loss of X / 2^e in X's units: times 2^(e·p), p the loss's degree of homogeneity
+    (inf when that is beyond the float64 range)."""
+    if not scale_log2:
+        return value
+    power = scale_log2 * LOSS_EXPONENT.get(loss, beta)
+    whole = math.floor(power)
+    try:
+        return math.ldexp(float(value) * 2.0 ** (power - whole), whole)
+    except OverflowError:
+        return math.inf
+
+
+def _unscaled_callback(callback, scale_log2, loss, beta):
+    """The user's callback, shown the iterate and objective in X's units."""
+    if callback is None or not scale_log2:
+        return callback
+    half = scale_log2 // 2
+
+    def shown(state):
+        return callback(type(state)(state.iteration, times_power_of_two(state.W, half),
+                                    times_power_of_two(state.Ht, half),
+                                    in_data_units(state.objective, scale_log2, loss, beta),
+                                    state.seconds, state.history))
+    return shown
+
+
+def _check_unit_options(solver_options, scale_log2, dtype):
+    """Refuse options in X's units when X is fitted rescaled (they would mean something else there)."""
+    for name in UNIT_OPTIONS:
+        value = solver_options.get(name)
+        if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and value != 0:
+            raise ValueError(f"X's entries are too {'large' if scale_log2 > 0 else 'small'} for {dtype} "
+                             f"arithmetic, so nmfkit fits X / 2^{scale_log2}; {name}={value!r} is in X's units "
+                             f"and cannot follow: divide X by a constant yourself and scale {name} to match")
+
+
+# -- a start that cannot move -------------------------------------------------------------------------
+
+def check_nonzero_start(W0, H0):
+    """Refuse a given start whose product W0 H0 is zero: a stationary point of every solver."""
+    for name, F in (("W0", W0), ("H0", H0)):
+        if not np.any(F):
+            raise ValueError(f"{name} is all zeros: W = H = 0 is a stationary point where every solver stays; "
+                             "give a start with non-zero entries (or use init='nndsvda'/'random')")
+    if not np.any(np.any(W0, axis=0) & np.any(H0, axis=1)):
+        raise ValueError("the product W0 H0 is zero (each component has a zero column of W0 or a zero row "
+                         "of H0): a stationary point where every solver stays; give a start with W0 H0 ≠ 0")
+
+
+# -- what a checkpoint is tied to ---------------------------------------------------------------------
+
+def data_digest(X, mask=None) -> str:
+    """A BLAKE2b digest of X's values (and of `mask`), so a checkpoint resumes only on the same data.
+
+    Dense NumPy data: its values in row-major order; SciPy sparse: the canonical CSR (sorted
+    indices, duplicates summed, explicit zeros dropped; a copy), indices as int64; a torch tensor:
+    its values copied to host memory; a dask array: dask's token of its task graph (the same
+    source and operations give the same token; the values are not read)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(tuple(X.shape)).encode())
+    if is_dask(X):
+        from dask.base import tokenize
+        h.update(b"dask:" + tokenize(X).encode())
+    elif is_torch(X):
+        import torch
+        dense = X.to_dense() if X.layout != torch.strided else X
+        h.update(np.ascontiguousarray(dense.detach().cpu().numpy()).tobytes())
+    elif sp.issparse(X):
+        C = sp.csr_matrix(X, copy=True)
+        C.sum_duplicates()
+        C.eliminate_zeros()
+        h.update(b"csr")
+        for part in (C.indptr.astype(np.int64), C.indices.astype(np.int64), C.data):
+            h.update(np.ascontiguousarray(part).tobytes())
+    else:
+        A = np.asarray(X)
+        rows = max(1, (1 << 24) // max(1, A.itemsize * (A.shape[1] if A.ndim > 1 else 1)))
+        for i in range(0, A.shape[0], rows):          # blocks of ~16 MB: no full copy of X
+            h.update(np.ascontiguousarray(A[i:i + rows]).tobytes())
+    if mask is not None:
+        h.update(b"mask")
+        h.update(np.packbits(np.asarray(mask, dtype=bool)).tobytes())
+    return h.hexdigest()
+
+
+def effective_options(spec, solver_options) -> dict:
+    """The solver options a fit runs with (defaults filled in), as JSON-ready values."""
+    merged = {**BASE_OPTIONS, **spec.options, **solver_options}
+    out = {}
+    for key, value in sorted(merged.items()):
+        if isinstance(value, (bool, np.bool_)):
+            value = bool(value)
+        elif isinstance(value, numbers.Integral):
+            value = int(value)
+        elif isinstance(value, numbers.Real):
+            value = float(value)
+        elif value is not None and not isinstance(value, str):
+            value = repr(value)
+        out[key] = value
+    return out

@@ -62,6 +62,8 @@ class Solver:
     # the default interval the driver uses for them (1: always evaluated).
     want_objective = True
     objective_every = 1
+    # Set by fit(): True when the start is the user's (W0, H0), which `prepare` must not make worse.
+    given_start = False
 
     def __init__(self, engine, loss: str, beta: float, *, alpha_W=0.0, alpha_H="same", l1_ratio=0.0,
                  **options):

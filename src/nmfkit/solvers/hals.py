@@ -38,9 +38,15 @@ Dead components: a column of W (or of Ht) that a half-step sets entirely to
 zero is revived at sqrt(mean(X)/k), and the matching column of the other
 factor — about to be recomputed — is zeroed, so the product W Htᵀ and the
 objective are unchanged and G_jj > 0 at the next half-step.  Dead columns in
-the initial factors are revived in `prepare`.  Under an L1/L2 penalty a zero
+a generated start are revived in `prepare`.  Under an L1/L2 penalty a zero
 component can be the penalised optimum, so only the start is revived; the
 kernel never divides by G_jj = 0.
+
+A given start (W0, H0) is used as given: its dead columns are left to the
+kernel and the in-run revival, and the optimal rescaling of the start
+(s = ⟨X, W Htᵀ⟩ / ‖W Htᵀ‖², applied to generated starts) is applied only when it
+does not raise the penalised objective, so restarting from a previous result
+never starts above it.
 
 Options: inner_alpha (α, 0 = plain HALS, one sweep), inner_delta (δ),
 extrapolate (True).
@@ -137,7 +143,8 @@ class HALS(Solver):
         k = W.shape[1]
         self.sweeps_W, self.sweeps_H = inner_sweeps(self.engine, k, self.inner_alpha)
         level = revival_level(self.engine, k)
-        for F in (W, Ht):                  # dead columns of the start are always revived
+        given = getattr(self, "given_start", False)
+        for F in (W, Ht) if not given else ():   # dead columns of a generated start are revived
             dead = dead_columns(F)
             F[:, dead] = level
             self.revived += len(dead)
@@ -150,10 +157,19 @@ class HALS(Solver):
         den = ops.vdot(ops.to64(W.T @ W), ops.to64(Ht.T @ Ht))
         if num > 0 and den > 0 and np.isfinite(num / den):
             root = float(np.sqrt(num / den).astype(self.engine.dtype))   # rounded as W's dtype
-            W *= root
-            Ht *= root
+            if not given or self._scaling_helps(W, Ht, root, num, den):
+                W *= root
+                Ht *= root
         self._state = None
         return W, Ht
+
+    def _scaling_helps(self, W, Ht, root, num, den) -> bool:
+        """Whether scaling (W, Ht) by `root` does not raise the penalised objective (num = ⟨W, X Ht⟩,
+        den = ⟨WᵀW, HtᵀHt⟩).  Without penalties it never does; with them it can."""
+        s, sq, p = root * root, self.engine.sqnorm, self.penalty
+        before = 0.5 * (sq - 2.0 * num + den) + p.value(W, Ht)
+        after = 0.5 * (sq - 2.0 * s * num + s * s * den) + p.value(W * root, Ht * root)
+        return after <= before
 
     def _revive(self, F, other):
         F, other, count = revive(F, other, self.revive_level)
