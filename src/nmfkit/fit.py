@@ -71,7 +71,9 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         `diagnostics.Tracker`, selects them.
     mask : boolean m×n array, True = observed: the loss counts observed entries
         only (solvers "mu", "pgd", "sgd"; the data is then held densely).
-    missing : "error" (NaN in X is refused) or "mask" (NaN entries are missing).
+    missing : "error" (NaN in X is refused) or "mask" (NaN entries are missing).  The
+        masked entries of a `numpy.ma.MaskedArray` and the NA of a DataFrame's nullable
+        columns count as missing too: refused with "error", left out of the loss with "mask".
     checkpoint : path of a checkpoint file written every `checkpoint_every`
         iterations (and on Ctrl-C), atomically; see `nmfkit.checkpoint`.
     resume : path of a checkpoint to continue from (same X, rank, solver, loss);
