@@ -94,3 +94,65 @@ def test_malformed_inputs_fail_clearly_or_fit_cleanly(X, rank):
         return
     assert np.all(np.isfinite(res.W)) and np.all(np.isfinite(res.H))
     assert res.W.min() >= 0 and res.H.min() >= 0
+
+
+# -- masked arrays, DataFrame columns, all-missing data ---------------------------------------------
+def _masked():
+    hidden = np.zeros(GOOD.shape, dtype=bool)
+    hidden[1, 2] = hidden[4, 0] = True
+    return np.ma.masked_array(GOOD, mask=hidden)
+
+
+def test_masked_array_is_refused_without_missing_mask():
+    with pytest.raises(ValueError, match=r"^X has 2 masked entries \(a NumPy masked array\); the first is at "
+                                         r"\(1, 2\)\. Pass missing='mask'.*X\.filled\(value\)$"):
+        nmfkit.fit(_masked(), 2)
+
+
+def test_masked_entries_are_missing_values_with_missing_mask():
+    """Masked entries are left out of the loss exactly as NaN entries are (the same float64 fit)."""
+    X = _masked()
+    with_nan = GOOD.copy()
+    with_nan[X.mask] = np.nan
+    a = nmfkit.fit(X, 2, solver="mu", missing="mask", seed=0, max_iter=50)
+    b = nmfkit.fit(with_nan, 2, solver="mu", missing="mask", seed=0, max_iter=50)
+    assert a.options["n_missing"] == 2
+    np.testing.assert_array_equal(a.W, b.W)
+    c = nmfkit.fit(np.ma.masked_array(GOOD, mask=False), 2, solver="mu", seed=0, max_iter=50)   # nothing masked
+    np.testing.assert_array_equal(c.W, nmfkit.fit(GOOD, 2, solver="mu", seed=0, max_iter=50).W)
+
+
+def test_masked_array_refused_by_entry_points_without_missing_entries():
+    with pytest.raises(ValueError, match="X_new has 2 masked entries"):
+        nmfkit.project(np.ones((6, 2)), _masked())
+    pytest.importorskip("sklearn")
+    with pytest.raises(ValueError, match=r"X has 2 masked entries.*nmfkit\.NMF has no missing entries"):
+        nmfkit.NMF(2).fit(_masked())
+
+
+def test_dataframe_text_column_is_named():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(GOOD[:, :3], columns=["a", "b", "c"], index=[f"s{i}" for i in range(6)])
+    df.insert(1, "label", ["x", "y", "z", "x", "y", "z"])
+    with pytest.raises(TypeError, match=r"^X column 'label' is not numeric \(dtype object, e\.g\. 'x' in row 's0'\); "
+                                        "NMF needs numbers: drop the column or make it the index$"):
+        nmfkit.fit(df, 2)
+
+
+def test_dataframe_nullable_column_with_na_is_named_and_allowed_with_missing_mask():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(GOOD, columns=list("abcde"), index=[f"s{i}" for i in range(6)])
+    df["c"] = pd.array([1, 2, None, 4, None, 6], dtype="Int64")
+    with pytest.raises(ValueError, match=r"^X column 'c' holds 2 missing values \(NA\); the first is in row 's2'\. "
+                                         "Pass missing='mask'"):
+        nmfkit.fit(df, 2)
+    result = nmfkit.fit(df, 2, solver="mu", missing="mask", seed=0, max_iter=20)
+    assert result.options["n_missing"] == 2 and result.row_names[2] == "s2" and result.col_names[2] == "c"
+    full = df.assign(c=pd.array([1, 2, 3, 4, 5, 6], dtype="Int64"))      # NA-free nullable ints: plain numbers
+    assert nmfkit.fit(full, 2, max_iter=5).W.dtype == np.float64
+
+
+@pytest.mark.parametrize("X", [np.full((4, 3), np.nan), np.ma.masked_all((4, 3))], ids=["all NaN", "all masked"])
+def test_all_missing_says_every_entry_is_missing(X):
+    with pytest.raises(ValueError, match="^X: every entry is missing \\(NaN\\); there is nothing to factorize$"):
+        nmfkit.fit(X, 1, missing="mask")
