@@ -225,6 +225,7 @@ def test_interrupted_save_report_and_checkpoint_keep_the_old_files(tmp_path, X, 
     html = report.write_html(tmp_path / "r.html", "first", [("a", "b")])
     ckpt = tmp_path / "fit.ckpt.npz"
     nmfkit.fit(X, 2, solver="mu", seed=0, max_iter=10, tol=0, checkpoint=ckpt, checkpoint_every=5)
+    figure = plots.save(plots.convergence(result.history), tmp_path / "f.png")
     before = _snapshot(tmp_path)
     monkeypatch.setattr(np, "savez_compressed", _partial_then_interrupt)
     monkeypatch.setattr(np, "savez", _partial_then_interrupt)
@@ -239,18 +240,14 @@ def test_interrupted_save_report_and_checkpoint_keep_the_old_files(tmp_path, X, 
     monkeypatch.setattr("nmfkit._files._sync", interrupted_sync)
     with pytest.raises(KeyboardInterrupt):
         report.write_html(html, "second", [])
-    assert _snapshot(tmp_path) == before                   # old files intact, no temporary file left
-    figure = tmp_path / "f.png"
-    plots.save(plots.convergence(result.history), figure)
-    before = _snapshot(tmp_path)
+    monkeypatch.undo()
 
     class Interrupted(type(plots.convergence(result.history))):
         def savefig(self, fh, **kwargs):
             _partial_then_interrupt(fh)
     with pytest.raises(KeyboardInterrupt):
         plots.save(Interrupted(), figure)
-    assert _snapshot(tmp_path) == before
-    monkeypatch.undo()
+    assert _snapshot(tmp_path) == before                   # old files intact, no temporary file left
     assert Factorization.load(model).W.shape == (12, 2)
 
 
