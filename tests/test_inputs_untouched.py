@@ -102,6 +102,26 @@ def _sklearn_custom(X, W0, H0):
     return NMF(K, init="custom", solver="hals", max_iter=5).fit_transform(X, W=W0, H=H0)
 
 
+def _sklearn_api(name):
+    from nmfkit import sklearn as sk
+    if not hasattr(sk, name):
+        pytest.skip(f"nmfkit.sklearn has no {name}")
+    return getattr(sk, name)
+
+
+def _minibatch(X):
+    est = _sklearn_api("MiniBatchNMF")(K, max_iter=3, random_state=0)
+    W = est.fit_transform(X)
+    est.partial_fit(X)
+    return W
+
+
+def _nnf(X, W0=None, H0=None):
+    init = None if W0 is None else "custom"
+    return _sklearn_api("non_negative_factorization")(X, W0, H0, n_components=K, init=init, max_iter=5,
+                                                      random_state=0)
+
+
 def _anndata_fit(X):
     adata = types.SimpleNamespace(X=X, layers={}, obsm={}, varm={}, uns={},
                                   obs_names=[f"r{i}" for i in range(M)], var_names=[f"c{j}" for j in range(N)])
@@ -138,6 +158,9 @@ ENTRIES = {
     "project kl": (lambda X, W0: nmfkit.project(W0, X, loss="kl", max_iter=5), ("W0",), False),
     "NMF fit_transform/transform/inverse_transform": (_sklearn_round_trip, (), False),
     "NMF init=custom": (_sklearn_custom, ("W0", "H0"), False),
+    "MiniBatchNMF fit_transform/partial_fit": (_minibatch, (), False),
+    "non_negative_factorization": (_nnf, (), False),
+    "non_negative_factorization init=custom": (_nnf, ("W0", "H0"), False),
     "r_api.nmf": (lambda X: r_api.nmf(X, K, "brunet", seed=1, maxIter=5), (), False),
     "r_api.nmf given start": (lambda X, W0, H0: r_api.nmf(X, K, "lee", seed=(W0, H0), maxIter=5),
                               ("W0", "H0"), False),
@@ -149,7 +172,9 @@ ENTRIES = {
                             (), False),
     "anndata.fit": (_anndata_fit, (), False),
 }
-NEEDS_SKLEARN = ("NMF fit_transform/transform/inverse_transform", "NMF init=custom")
+NEEDS_SKLEARN = ("NMF fit_transform/transform/inverse_transform", "NMF init=custom",
+                 "MiniBatchNMF fit_transform/partial_fit", "non_negative_factorization",
+                 "non_negative_factorization init=custom")
 
 
 @pytest.mark.parametrize("kind", list(INPUTS))

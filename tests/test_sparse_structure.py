@@ -166,6 +166,7 @@ def _entry_points():
         "estimate_rank": lambda X: nmfkit.estimate_rank(X, [1, 2], n_runs=2, n_jobs=1, max_iter=3),
         "cross_validate_rank": lambda X: nmfkit.cross_validate_rank(X, [1, 2], n_splits=1, max_iter=3),
         "randomize": lambda X: r_api.randomize(X, seed=0),
+        "heldout_error": lambda X: nmfkit.rank.heldout_error(X, np.ones((3, 2)), np.ones((2, 6)), np.eye(3, 6) == 0),
         "anndata.fit": lambda X: nmfkit.anndata.fit(query(X), 2, max_iter=3),
         "anndata.project": lambda X: anndata_project(query(X), reference),
     }
