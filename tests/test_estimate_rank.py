@@ -181,3 +181,66 @@ def test_rank_command_writes_table_figures_and_report(tmp_path):
             "report.html"} <= names
     assert len(open(out / "survey.csv").read().splitlines()) == 5          # header + 2 real + 2 random
     assert cli.main(["rank", str(path), "--ranks", "x", "--out", str(out)]) == 2
+
+
+# -- the verdict ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+def test_verdict_names_the_planted_rank_over_seeds_and_noise(k):
+    for noise in (0.05, 0.3):
+        for seed in (0, 1):
+            X, _ = planted(m=40, n=30, k=k, noise=noise, seed=seed)
+            survey = nmfkit.estimate_rank(X, range(max(2, k - 1), k + 3), n_runs=5, solver="hals", loss="frobenius",
+                                          seed=seed, n_jobs=1, progress=False)
+            verdict = survey.verdict()
+            assert verdict.rank == k, (noise, seed, verdict.text)
+            assert verdict.confidence in ("high", "moderate")
+            assert verdict.text.startswith(f"Rank {k} (")
+            assert {v.measure for v in verdict.votes} == {"fit vs random", "RSS bend", "cophenetic", "dispersion"}
+
+
+def test_verdict_is_not_fooled_by_a_flat_cophenetic_curve():
+    # three groups, KL as the CLI's default: cophenetic is 1.0 at ranks 2-4, so the
+    # "largest drop" rule alone picks rank 2 or 4; the randomised baseline supports 3
+    X, _ = planted(m=40, n=30, k=3, noise=0.01, seed=0)
+    survey = nmfkit.estimate_rank(X, range(2, 6), n_runs=5, seed=0, n_jobs=1, progress=False, max_iter=300)
+    verdict = survey.verdict()
+    assert verdict.rank == 3, verdict.text
+    votes = {v.measure: v for v in verdict.votes}
+    assert votes["fit vs random"].rank == 3
+    if votes["cophenetic"].rank is None:
+        assert "singles out no rank" in votes["cophenetic"].reason
+    elif votes["cophenetic"].rank != 3:
+        assert "The measures disagree: cophenetic points to rank" in verdict.text
+        assert verdict.confidence != "high"
+
+
+def _fake_survey(ranks, rss, random_rss, cophenetic, dispersion):
+    rows = [{"rank": k, "rss": r, "cophenetic": c, "dispersion": d}
+            for k, r, c, d in zip(ranks, rss, cophenetic, dispersion)]
+    random_rows = None if random_rss is None else [{"rank": k, "rss": r, "cophenetic": 0.8, "dispersion": 0.5}
+                                                    for k, r in zip(ranks, random_rss)]
+    return nmfkit.rank.RankSurvey(ranks=list(ranks), rows=rows, random_rows=random_rows)
+
+
+def test_verdict_says_when_measures_disagree_and_how_sure_it_is():
+    agree = _fake_survey([2, 3, 4, 5], [100, 10, 9.5, 9.0], [50, 40, 31, 23], [0.99, 1.0, 0.90, 0.85],
+                         [0.6, 1.0, 0.8, 0.7]).verdict()
+    assert (agree.rank, agree.confidence, agree.agree) == (3, "high", True)
+    assert "disagree" not in agree.text
+    split = _fake_survey([2, 3, 4, 5], [100, 10, 9.5, 9.0], [50, 40, 31, 23], [1.0, 1.0, 1.0, 0.9],
+                         [1.0, 0.9, 0.8, 0.7]).verdict()
+    assert split.rank == 3 and split.confidence == "moderate" and not split.agree
+    assert "The measures disagree: cophenetic points to rank 4; dispersion points to rank 2." in split.text
+    edge = _fake_survey([2, 3, 4], [100, 60, 30], [50, 45, 40], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]).verdict()
+    assert edge.confidence == "low" and "Survey larger ranks" in edge.text
+
+
+def test_verdict_with_cross_validation_and_without_baseline():
+    survey = _fake_survey([2, 3, 4, 5], [100, 10, 9.5, 9.0], None, [1.0, 1.0, 1.0, 1.0], [0.6, 1.0, 0.99, 0.99])
+    cv = CrossValidation(ranks=[2, 3, 4, 5], errors=np.ones((4, 3)), rule="min", best_rank=3, loss="frobenius",
+                         seconds=1.0)
+    verdict = survey.verdict(cv)
+    assert verdict.rank == 3 and verdict.confidence == "high", verdict.text
+    assert {v.measure: v.rank for v in verdict.votes} == {"cross-validation": 3, "RSS bend": 3, "cophenetic": None,
+                                                         "dispersion": 3}
+    assert "chance baseline is missing" in verdict.text

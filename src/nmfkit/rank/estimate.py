@@ -123,12 +123,21 @@ class RankSurvey:
         return str(path)
 
     def best_rank(self, measure="cophenetic") -> int:
-        """Brunet et al.'s rule for cophenetic/dispersion: the last rank before the largest drop."""
+        """Brunet et al.'s rule for cophenetic/dispersion: the last rank before the largest drop.
+
+        One measure alone can mislead (cophenetic is often 1.0 over several ranks); `verdict()`
+        weighs every measure against the randomised baseline."""
         values = self.column(measure)
         if len(values) < 2:
             return int(self.ranks[0])
         drops = values[:-1] - values[1:]
         return int(self.ranks[int(np.nanargmax(drops))])
+
+    def verdict(self, cv=None):
+        """One conclusion from every measure computed (and a `CrossValidation`, if given): the rank,
+        how sure, one paragraph saying why and where the measures disagree (`nmfkit.rank.verdict`)."""
+        from .verdict import rank_verdict
+        return rank_verdict(self, cv)
 
     def plot(self, **kwargs):
         from .plots import survey_plot
@@ -170,7 +179,7 @@ def estimate_rank(X, ranks, n_runs=30, solver="mu", loss="kl", seed=None, random
     randomized : also survey `randomize(X)` (seeded from `seed`), the chance baseline.
     keep_consensus : keep each rank's ConsensusResult (n×n matrix and best fit).
     Other arguments go to `consensus` and `nmfkit.fit`.
-    Returns a `RankSurvey` (`.to_frame()`, `.plot()`, `.best_rank()`).
+    Returns a `RankSurvey` (`.verdict()`, `.to_frame()`, `.plot()`).
     """
     X = check_matrix(X, "X")
     ranks = parse_ranks(ranks, X.shape)
