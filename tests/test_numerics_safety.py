@@ -225,8 +225,20 @@ def test_random_starts_do_not_end_at_zero(solver):
     assert (f.W @ f.H).max() > 0.1
 
 
-def test_a_zero_result_is_reported():
+def test_a_zero_result_is_reported(monkeypatch):
+    from nmfkit import registry
+    from nmfkit.solvers.base import Solver
+
+    class Collapse(Solver):          # a solver that falls into W = H = 0 after one step
+        def step(self, W, Ht):
+            W, Ht = np.zeros_like(W), np.zeros_like(Ht)
+            return W, Ht, self.objective(W, Ht)
+
+    monkeypatch.setitem(registry.SOLVERS, "collapse", registry.SolverSpec("collapse", Collapse, ("frobenius",)))
     with pytest.warns(RuntimeWarning, match="zero factorization"):
+        nmfkit.fit(X, 3, solver="collapse", seed=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)     # under penalties W H = 0 can be the optimum
         f = nmfkit.fit(X, 3, solver="hals", alpha_W=0.5, alpha_H=0.5, l1_ratio=1.0, seed=0, max_iter=50)
     assert not (f.W @ f.H).any()
 

@@ -5,8 +5,8 @@
 
 A checkpoint holds the current and best iterates, the history, the iteration
 count, the solver's own state (`Solver.get_state`) and its random stream, plus
-a fingerprint of the problem (shape, rank, solver, loss, dtype) that `resume`
-checks.  It is written to a temporary file in the same folder and renamed over
+a fingerprint of the problem (shape, rank, solver, loss, dtype, a digest of X's
+values and the solver options) that `resume` checks.  It is written to a temporary file in the same folder and renamed over
 the old one (atomic on POSIX), so a kill during the write leaves the previous
 checkpoint intact.  Format: one .npz of arrays plus a JSON string; no pickle.
 For solvers whose state is fully saved (mu, pgd, anls, lee, brunet, sgd), a

@@ -76,7 +76,8 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         columns count as missing too: refused with "error", left out of the loss with "mask".
     checkpoint : path of a checkpoint file written every `checkpoint_every`
         iterations (and on Ctrl-C), atomically; see `nmfkit.checkpoint`.
-    resume : path of a checkpoint to continue from (same X, rank, solver, loss);
+    resume : path of a checkpoint to continue from (same X, rank, solver, loss and solver
+        options: a digest of X's values and the options are compared, and a mismatch is refused);
         the iteration count continues, so `max_iter` is the total.
     objective_every : evaluate a KL/β objective (a logarithm per entry: as costly as
         the rest of an iteration) only every this many iterations; `history` and
@@ -84,6 +85,15 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         multiplicative updates, 1 where the objective comes free); `track=True`
         evaluates every iteration.
     solver_options : passed to the solver (see its documentation).
+
+    Data whose largest entry lies above 1/eps² or below eps² of its dtype (float64: 2e31 and
+    5e-32; float32: 7e13 and 1.4e-14), where ‖X‖², the products or the objective would overflow
+    or underflow, is fitted as X / 2^e, an exact division; W and H are returned times 2^(e/2)
+    and the loss, history and callback objective in X's units (a loss beyond the float64 range
+    is reported as inf or 0 with a warning).  Options in X's units (alpha_W, alpha_H, l2,
+    target_error, a numeric step or learning_rate) are then refused; `track` columns other
+    than the objective describe X / 2^e.  A given start (W0, H0) whose product is zero is
+    refused: it is a stationary point of every solver.
     """
     row_names, col_names = _labels(X)
     missing = choose(missing, ("error", "mask"), "missing")
@@ -204,10 +214,10 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
                           f"is reported as {loss_value}", RuntimeWarning, stacklevel=2)
     dead = set(engine.ops.to_numpy(engine.ops.zero_columns(best.W)).tolist()) | set(
         engine.ops.to_numpy(engine.ops.zero_columns(best.Ht)).tolist())
-    if len(dead) == rank:
-        warnings.warn("the result is the zero factorization (W H = 0): with penalties strong enough it is the "
-                      "optimum (lower alpha_W/alpha_H), otherwise the solver stopped at a stationary point "
-                      "(try another init or solver)", RuntimeWarning, stacklevel=2)
+    penalised = solver_obj.penalty.active or getattr(solver_obj, "l2", 0)   # then W H = 0 can be the optimum
+    if len(dead) == rank and not penalised:
+        warnings.warn(f"{solver}: the result is the zero factorization (W H = 0), a stationary point where the "
+                      "solver stopped; try another init, step or solver", RuntimeWarning, stacklevel=2)
     options = {"solver": solver, "loss": loss, "beta": beta_value, "init": init_name, "max_iter": max_iter,
                "tol": tol, "seed": seed, "n_runs": n_runs, "time_limit": time_limit,
                "dtype": str(engine.dtype), "engine": engine.kind, **solver_options}
