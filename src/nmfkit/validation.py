@@ -174,16 +174,17 @@ def check_sparse_structure(A, name: str = "X", error=ValueError):
     non-decreasing, ending at most at the number of stored indices and values, and every stored
     index in range; COO: row and column indices in range; LIL, DOK and DIA are converted to CSR
     (SciPy's conversions of these check or clip their indices) and the result is checked.
-    O(nnz), nothing is copied for valid input.  Returns A itself for CSR/CSC/COO, else a new CSR.
+    O(nnz), nothing is copied for valid input.  Returns A itself for CSR/CSC/COO with signed
+    indices, else a new matrix (unsigned indices become int64; other formats become CSR).
     Raises `error` (a ValueError by default) whose one-line message starts with `name` and names
     the first offending entry; the caller's matrix is never modified."""
     fmt = A.format
     if fmt in _AXES:
         _check_compressed(A, fmt, name, error)
-        return A if fmt != "bsr" else _converted(A, name, error)
+        return _signed(A) if fmt != "bsr" else _converted(A, name, error)
     if fmt == "coo":
         _check_coo(A, name, error)
-        return A
+        return _signed(A)
     if fmt == "lil":
         rows, data = np.asarray(A.rows), np.asarray(A.data)
         if rows.shape != (A.shape[0],) or data.shape != (A.shape[0],):
@@ -193,6 +194,18 @@ def check_sparse_structure(A, name: str = "X", error=ValueError):
             if len(r) != len(d):
                 raise error(f"{name}: row {i} of the LIL matrix has {len(r)} column indices but {len(d)} values")
     return _converted(A, name, error)
+
+
+def _signed(A):
+    """A with signed index arrays (SciPy's routines refuse unsigned ones): A itself, or a matrix
+    over the same values with int64 copies of its (checked, so in range) indices."""
+    if A.format == "coo":
+        if A.row.dtype.kind == "i" and A.col.dtype.kind == "i":
+            return A
+        return type(A)((A.data, (A.row.astype(np.int64), A.col.astype(np.int64))), shape=A.shape)
+    if A.indices.dtype.kind == "i" and A.indptr.dtype.kind == "i":
+        return A
+    return type(A)((A.data, A.indices.astype(np.int64), A.indptr.astype(np.int64)), shape=A.shape)
 
 
 def _converted(A, name, error):
