@@ -201,3 +201,20 @@ def test_cli_fit_on_a_broken_npz_exits_2_with_one_line(tmp_path, case):
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("nmfkit: error:")
     assert path in proc.stderr and csr_message in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_unsigned_indices_are_accepted_without_touching_the_caller(tmp_path):
+    """SciPy's routines refuse unsigned index arrays; the check hands on int64 copies instead.
+    (3×5: every row and column holds an entry, as R's brunet needs.)"""
+    signed = sp.csr_matrix((DATA, INDICES, INDPTR), shape=(3, 5))
+    A = sp.csr_matrix((3, 5))
+    A.data, A.indices, A.indptr = DATA.copy(), INDICES.astype(np.uint32), INDPTR.astype(np.uint64)
+    B = check_sparse_structure(A, "X")
+    assert B.indices.dtype.kind == "i" and A.indices.dtype == np.uint32 and A.indptr.dtype == np.uint64
+    for solver, loss in SOLVERS:
+        a = nmfkit.fit(A, 2, solver=solver, loss=loss, max_iter=3, seed=0)
+        np.testing.assert_array_equal(a.W, nmfkit.fit(signed, 2, solver=solver, loss=loss, max_iter=3, seed=0).W)
+    path = tmp_path / "unsigned.npz"
+    np.savez(path, format=np.array(b"csr"), shape=np.array((3, 5)), data=DATA, indices=INDICES.astype(np.uint32),
+             indptr=INDPTR.astype(np.uint32))
+    np.testing.assert_array_equal(read_matrix(path).X.toarray(), signed.toarray())
