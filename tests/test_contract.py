@@ -35,6 +35,10 @@ BUDGET = {
 }
 DEFAULT = {"max_iter": 500, "excess": 3.0}
 OTHER_LOSS_ITER = 150        # non-Frobenius losses are checked for a good fit, not recovery
+# Constrained models cannot recover the planted rank-4 matrix: nsnmf fits W S H with
+# R's smoothing θ = 0.5, offset spends one of the 4 components on the offset.  They are
+# checked for a fit within this relative error instead.
+CONSTRAINED = {"nsnmf": 0.25, "offset": 0.2}
 ALL_LOSSES = (*LOSSES, "beta")
 
 
@@ -111,7 +115,9 @@ def test_contract(name, loss, kind, dtype):
         rises = np.diff(obj)
         assert rises.max() <= slack, f"objective rose by {rises.max():.3g} at iteration {rises.argmax() + 1}"
 
-    if loss == "frobenius":
+    if name in CONSTRAINED:
+        assert fit.relative_error < CONSTRAINED[name]
+    elif loss == "frobenius":
         assert fit.relative_error <= budget["excess"] * noise + 1e-3, (fit.relative_error, noise)
     else:
         assert fit.relative_error < 0.1

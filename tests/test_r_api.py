@@ -19,15 +19,50 @@ def V():
     return R.rmatrix(12, 9, seed=3) + 0.05
 
 
+#: parameters R requires (or that make the method meaningful) for each R method
+METHOD_ARGS = {"pe-nmf": {"alpha": 0.1, "beta": 0.05}, "siNMF": {"groups": ["a", "b", "c"] * 3},
+               "ls-nmf": {"weight": 2.0}}
+
+
 def test_methods_map_to_solvers_and_losses(V):
+    assert list(R.METHODS) == ["brunet", "KL", "lee", "Frobenius", "offset", "nsNMF", "ls-nmf", "pe-nmf",
+                               "siNMF", "snmf/r", "snmf/l"]        # R 0.25's nmfAlgorithm()
     for method, (solver, loss) in R.METHODS.items():
-        fit = R.nmf(V, 2, method=method, seed=1, max_iter=50)
+        fit = R.nmf(V, 2, method=method, seed=1, max_iter=50, **METHOD_ARGS.get(method, {}))
         assert fit.fit.options["solver"] == solver and fit.fit.options["loss"] == loss
-        assert R.basis(fit).shape == (12, 2) and R.coef(fit).shape == (2, 9)
+        extra = 3 if method == "siNMF" else 0       # siNMF keeps its group components, as R
+        assert R.basis(fit).shape == (12, 2 + extra) and R.coef(fit).shape == (2 + extra, 9)
+        assert np.all(np.isfinite(R.fitted(fit)))
     hals = R.nmf(V, 2, method="hals", seed=1)
     assert hals.fit.options["solver"] == "hals"
-    with pytest.raises(ValueError, match="choose one of"):
+    with pytest.raises(ValueError, match="choose one of") as err:
         R.nmf(V, 2, method="nope")
+    listed = str(err.value).split("choose one of: ")[1].split(", ")
+    assert len(listed) == len(set(listed)) and {"brunet", "lee", "snmf/r", "pe-nmf"} <= set(listed)
+
+
+def test_method_parameters_reach_the_solvers(V):
+    with pytest.raises(ValueError, match="'pe-nmf' needs alpha= and beta="):
+        R.nmf(V, 2, "pe-nmf", seed=1)
+    with pytest.raises(ValueError, match="'siNMF' needs groups="):
+        R.nmf(V, 2, "siNMF", seed=1)
+    pe = R.nmf(V, 2, "pe-nmf", seed=1, alpha=0.3, beta=0.2, **{".stop": 5})
+    assert pe.fit.options["alpha"] == 0.3 and pe.fit.options["sparsity"] == 0.2 and pe.niter == 5
+    ns = R.nmf(V, 2, "nsNMF", seed=1, theta=0.3, max_iter=20)
+    assert ns.theta == 0.3
+    np.testing.assert_allclose(R.fitted(ns), R.basis(ns) @ R.smoothing(ns) @ R.coef(ns))
+    np.testing.assert_allclose(R.smoothing(ns), 0.7 * np.eye(2) + 0.15)
+    off = R.nmf(V, 2, "offset", seed=1, max_iter=20)
+    assert R.offset(off).shape == (12,) and R.offset(off).min() > 0
+    np.testing.assert_allclose(R.fitted(off), R.basis(off) @ R.coef(off) + R.offset(off)[:, None])
+    assert R.rss(off, V) == pytest.approx(2 * R.residuals(off), rel=1e-8)
+    with pytest.raises(ValueError, match="no offset"):
+        R.offset(ns)
+    l_fit = R.nmf(V, 2, "snmf/l", seed=1, eta=0.5, beta=0.02, maxIter=30)
+    assert l_fit.fit.options["version"] == "l" and l_fit.fit.options["sparsity"] == 0.02
+    assert l_fit.fit.options["tol"] == 0.0 and l_fit.niter <= 30        # Kim & Park's own stop
+    si = R.nmf(V, 2, "siNMF", seed=1, groups=np.repeat([1, 2, 3], 3), max_iter=10)
+    np.testing.assert_array_equal(R.coef(si)[2:], np.repeat(np.eye(3), 3, axis=1))
 
 
 def test_seed_forms(V):

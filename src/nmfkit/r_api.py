@@ -37,11 +37,22 @@ from .rank.estimate import hoyer_sparseness, randomize as _randomize
 from .rank.features import feature_score, select_features
 from .registry import SOLVERS
 from .result import Factorization
+from .solvers.r_variants import smoothing_matrix
 from .validation import check_matrix, check_seed, choose
 
-#: R method name -> (nmfkit solver, loss)
-METHODS = {"brunet": ("brunet", "kl"), "lee": ("lee", "frobenius"), "KL": ("mu", "kl"),
-           "Frobenius": ("mu", "frobenius")}
+#: R method name (every one of R's `nmfAlgorithm()`) -> (nmfkit solver, loss).
+#: "KL" and "Frobenius" are R's brunet and lee updates with R's "stationary" stop
+#: instead of its "connectivity" one; with a fixed iteration count they are identical.
+METHODS = {"brunet": ("brunet", "kl"), "KL": ("brunet", "kl"), "lee": ("lee", "frobenius"),
+           "Frobenius": ("lee", "frobenius"), "offset": ("offset", "frobenius"), "nsNMF": ("nsnmf", "kl"),
+           "ls-nmf": ("lsnmf", "frobenius"), "pe-nmf": ("penmf", "frobenius"), "siNMF": ("sinmf", "frobenius"),
+           "snmf/r": ("snmf", "frobenius"), "snmf/l": ("snmf", "frobenius")}
+#: fixed solver options of an R method
+METHOD_OPTIONS = {"snmf/r": {"version": "r"}, "snmf/l": {"version": "l"}}
+#: R's parameter names -> the solver's, per method (R's `beta` is not nmfkit's β-divergence)
+METHOD_RENAMES = {"pe-nmf": {"beta": "sparsity"}, "snmf/r": {"beta": "sparsity"}, "snmf/l": {"beta": "sparsity"}}
+#: parameters R requires for a method
+METHOD_REQUIRED = {"pe-nmf": ("alpha", "beta"), "siNMF": ("groups",)}
 #: R-style option names accepted by `nmf` -> nmfkit.fit keywords
 R_OPTIONS = {"maxIter": "max_iter", ".stop": "max_iter"}
 
@@ -53,6 +64,8 @@ class NMFModel:
     H: np.ndarray
     row_names: list | None = None
     col_names: list | None = None
+    offset: np.ndarray | None = None      # method "offset": V ≈ W H + offset 1ᵀ
+    theta: float | None = None            # method "nsNMF": V ≈ W S(θ) H
 
     @property
     def rank(self) -> int:
@@ -102,28 +115,70 @@ def _init_from_seed(seed, rank):
 def nmf(x, rank, method="brunet", seed=None, nrun=1, **opts) -> NMFfit:
     """Fit V ≈ W H as R's `nmf(x, rank, method, seed, nrun, ...)`.
 
-    method : R's "brunet" (default, KL), "lee" (Frobenius), "KL", "Frobenius", or
-        any nmfkit solver name (then `loss=` may be given, default Frobenius).
+    method : any of R's `nmfAlgorithm()`: "brunet" (default, KL), "KL", "lee"
+        (Frobenius), "Frobenius", "offset", "nsNMF", "ls-nmf", "pe-nmf", "siNMF",
+        "snmf/r", "snmf/l" (each R-exact from the same start), or any nmfkit solver
+        name (then `loss=` may be given, default Frobenius).
     seed : "random" (default), "nndsvd", an integer (random seeding with that
         seed), or an initial model (NMFModel, Factorization, or a (W, H) pair).
     nrun : number of runs; the best fit (lowest objective) is returned.
-    opts : nmfkit.fit keywords (tol, max_iter, …); R's `maxIter` and `.stop`
-        (an iteration count) are accepted for max_iter.
+    opts : nmfkit.fit keywords (tol, max_iter, …); R's `maxIter`, and `.stop` (an
+        iteration count: exactly that many iterations, tol=0).  The methods' own
+        parameters, with R's names: nsNMF `theta` (0.5); offset `offset` (start
+        vector, default the row means); ls-nmf `weight` (matrix or number); pe-nmf
+        `alpha` and `beta` (required, as in R); siNMF `groups` (one label per
+        column: R's formula `V ~ groups`; required), `beta0`, `scale`; snmf/r and
+        snmf/l `eta` (default max V), `beta` (0.01), `eps_conv`, `bi_conv`.
     """
-    method = choose(method, list(METHODS) + list(SOLVERS), "method")
+    names = list(dict.fromkeys(list(METHODS) + list(SOLVERS)))
+    method = choose(method, names, "method")
     if method in METHODS:
         solver, loss = METHODS[method]
         loss = opts.pop("loss", loss)
+        missing = [p for p in METHOD_REQUIRED.get(method, ()) if p not in opts]
+        if missing:
+            raise ValueError(f"method {method!r} needs {' and '.join(f'{p}=' for p in missing)} (R requires "
+                             f"{'it' if len(missing) == 1 else 'them'} too)")
+        for r_name, name in METHOD_RENAMES.get(method, {}).items():
+            if r_name in opts:
+                opts[name] = opts.pop(r_name)
+        opts.update(METHOD_OPTIONS.get(method, {}))
     else:
         solver = method
         spec = SOLVERS[method]
         loss = opts.pop("loss", "frobenius" if "frobenius" in spec.losses else spec.losses[0])
+    if ".stop" in opts:
+        opts.setdefault("tol", 0.0)          # R's integer .stop: exactly that many iterations
+    if solver == "snmf":
+        opts.setdefault("tol", 0.0)          # Kim & Park's own stopping rule, as R
     for r_name, name in R_OPTIONS.items():
         if r_name in opts:
             opts[name] = opts.pop(r_name)
     init, seed_value = _init_from_seed(seed, rank)
-    result = nmf_fit(x, rank, solver=solver, loss=loss, init=init, seed=seed_value, n_runs=nrun, **opts)
-    return NMFfit(W=result.W, H=result.H, row_names=result.row_names, col_names=result.col_names,
+    extra = 0
+    if solver == "offset":
+        extra = 1
+        if not isinstance(init, str):
+            W0, H0 = (np.asarray(f, dtype=np.float64) for f in init)
+            init = (np.hstack([W0, np.zeros((W0.shape[0], 1))]), np.vstack([H0, np.ones((1, H0.shape[1]))]))
+    elif solver == "sinmf" and opts.get("groups") is not None:
+        extra = len(np.unique(np.asarray(opts["groups"])))
+        if not isinstance(init, str):
+            W0, H0 = (np.asarray(f, dtype=np.float64) for f in init)
+            if W0.shape[1] != rank + extra:
+                raise ValueError(f"siNMF's start W needs {rank} + {extra} columns (one per group level, as R's "
+                                 f"formula model); got {W0.shape[1]}")
+            if H0.shape[0] == rank:
+                H0 = np.vstack([H0, np.zeros((extra, H0.shape[1]))])   # the group rows are set by the solver
+            init = (W0, H0)
+    result = nmf_fit(x, rank + extra, solver=solver, loss=loss, init=init, seed=seed_value, n_runs=nrun, **opts)
+    W, H, offset, theta = result.W, result.H, None, None
+    if solver == "offset":
+        W, H, offset = W[:, :rank], H[:rank], W[:, rank]
+    elif solver == "nsnmf":
+        theta = float(opts.get("theta", 0.5))
+        H = np.linalg.solve(smoothing_matrix(rank, theta), np.asarray(H, dtype=np.float64)).astype(H.dtype)
+    return NMFfit(W=W, H=H, row_names=result.row_names, col_names=result.col_names, offset=offset, theta=theta,
                   fit=result, method=method, seed=seed, nrun=nrun, runs=result.runs)
 
 
@@ -148,9 +203,25 @@ coefficients = coef
 
 
 def fitted(x) -> np.ndarray:
-    """The fitted matrix W H (dense)."""
+    """The fitted matrix (dense): W H, W S H for nsNMF, W H + offset 1ᵀ for offset."""
     W, H = _factors(x)
-    return W @ H
+    theta, off = getattr(x, "theta", None), getattr(x, "offset", None)
+    F = W @ (smoothing_matrix(W.shape[1], theta) @ H) if theta is not None else W @ H
+    return F + off[:, None] if off is not None else F
+
+
+def smoothing(x, theta=None) -> np.ndarray:
+    """nsNMF's smoothing matrix S = (1 − θ) I + (θ/k) 1 1ᵀ of a model (θ: the model's, or given)."""
+    theta = getattr(x, "theta", None) if theta is None else theta
+    return smoothing_matrix(_factors(x)[0].shape[1], 0.0 if theta is None else theta)
+
+
+def offset(x) -> np.ndarray:
+    """The offset vector of an "offset" fit (R's `offset`)."""
+    off = getattr(x, "offset", None)
+    if off is None:
+        raise ValueError("this model has no offset: fit it with method='offset'")
+    return off
 
 
 def _target(target):
@@ -294,6 +365,6 @@ def randomize(x, seed=None):
     return _randomize(x, seed=seed)
 
 
-__all__ = ["nmf", "NMFModel", "NMFfit", "METHODS", "basis", "coef", "coefficients", "fitted", "residuals",
+__all__ = ["nmf", "NMFModel", "NMFfit", "METHODS", "smoothing", "offset", "basis", "coef", "coefficients", "fitted", "residuals",
            "rss", "evar", "sparseness", "featureScore", "extractFeatures", "predict", "nmfModel", "rmatrix",
            "randomize"]
