@@ -184,3 +184,52 @@ def test_connectivity_stop_follows_r_rule():
     assert np.all(res.n_iter >= 410) and same_partition(res.sample_clusters, groups)
     with pytest.raises(ValueError, match="stop"):
         nmfkit.consensus(X, 3, n_runs=2, n_jobs=1, stop="never")
+
+
+# -- plain scripts: worker processes would rerun a script's unguarded top level -----------------------
+_SCRIPT = """
+import numpy as np
+import nmfkit
+rng = np.random.default_rng(0)
+X = rng.random((20, 2)) @ np.kron(np.eye(2), np.ones((1, 5))) + 0.01 * rng.random((20, 10))
+print("top level")
+{call}
+"""
+
+
+def _run_script(tmp_path, code):
+    import os
+    import subprocess
+    import sys
+    script = tmp_path / "plain.py"
+    script.write_text(code)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.path.join(root, "src")}
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=300)
+
+
+def test_script_without_main_guard_runs_inline_with_a_notice(tmp_path):
+    done = _run_script(tmp_path, _SCRIPT.format(
+        call="res = nmfkit.consensus(X, 2, n_runs=4, seed=0, n_jobs=2, progress=False)\nprint('done', round(res.cophenetic, 6))"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("top level") == 1 and "done 1.0" in done.stdout
+    notice = [line for line in done.stderr.splitlines() if line.startswith("nmfkit:")]
+    assert len(notice) == 1 and "plain.py" in notice[0] and 'if __name__ == "__main__":' in notice[0]
+    assert "line 7" in notice[0]
+
+
+def test_script_with_main_guard_uses_worker_processes(tmp_path):
+    done = _run_script(tmp_path, _SCRIPT.format(
+        call="if __name__ == '__main__':\n"
+             "    res = nmfkit.consensus(X, 2, n_runs=4, seed=0, n_jobs=2, progress=False)\n"
+             "    print('done', round(res.cophenetic, 6))"))
+    assert done.returncode == 0, done.stderr
+    assert "done 1.0" in done.stdout and "nmfkit:" not in done.stderr
+    # worker processes import the script again (its top level, not the guarded call): proof they were started
+    assert done.stdout.count("top level") > 1 and done.stdout.count("done") == 1
+
+
+def test_unguarded_line_is_none_outside_a_script():
+    from nmfkit.rank.consensus import unguarded_script_line
+    assert unguarded_script_line() is None        # pytest's __main__ finished its top level long ago
