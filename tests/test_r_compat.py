@@ -307,3 +307,140 @@ def test_every_r_method_matches_r(r_results, data_name, method):
         worst = max(worst, *errors)
         assert max(errors) <= 1e-10, (data_name, method, n_iter, errors, r_results["versions"])
     print(f"{data_name} {method}: worst rel. Frobenius difference from R {worst:.2e}")
+
+
+# --- the other R methods, without R: written-out formulas and refusals -----------------
+
+def _offset_reference(X, W, H, n_iter, eps=LEE_EPS):
+    off = X.mean(axis=1)
+    for _ in range(n_iter):
+        H = np.maximum(H * (W.T @ X), eps) / (W.T @ W @ H + (W.T @ off)[:, None] + eps)
+        W = np.maximum(W * (X @ H.T), eps) / (W @ H @ H.T + off[:, None] * H.sum(axis=1)[None, :] + eps)
+        off = off * np.maximum(X.sum(axis=1), eps) / ((W @ H + off[:, None]).sum(axis=1) + eps)
+    return W, H, off
+
+
+def _nsnmf_reference(X, W, H, n_iter, theta):
+    k = W.shape[1]
+    S = (1 - theta) * np.eye(k) + theta / k
+    for _ in range(n_iter):
+        WS = W @ S
+        H = H * (WS.T @ (X / (WS @ H))) / WS.sum(axis=0)[:, None]
+        SH = S @ H
+        W = W * ((X / (W @ SH)) @ SH.T) / SH.sum(axis=1)[None, :]
+        W = W / W.sum(axis=0)
+    return W, H
+
+
+def _penmf_reference(X, W, H, n_iter, alpha, beta):
+    M = np.ones((W.shape[1],) * 2) - np.eye(W.shape[1])
+    for _ in range(n_iter):
+        H = H * (W.T @ X) / (W.T @ W @ H + beta)
+        W = W * (X @ H.T) / (W @ H @ H.T + alpha * W @ M)
+    return W, H
+
+
+def _lsnmf_reference(X, W, H, n_iter, weight, eps=LEE_EPS):
+    for _ in range(n_iter):
+        H = np.maximum(H * (W.T @ (weight * X)), eps) / (W.T @ (weight * (W @ H)) + eps)
+        W = np.maximum(W * ((weight * X) @ H.T), eps) / ((weight * (W @ H)) @ H.T + eps)
+    return W, H
+
+
+def _snmf_r_reference(X, W, H, n_iter, eta, beta):
+    """Kim & Park's SNMF/R by brute-force NNLS (SciPy's Lawson–Hanson) on the stacked systems."""
+    from scipy.optimize import nnls
+    k = W.shape[1]
+    W = W / np.sqrt((W ** 2).sum(axis=0))
+    for _ in range(n_iter):
+        C = np.vstack([W, np.sqrt(beta) * np.ones((1, k))])
+        H = np.column_stack([nnls(C, np.append(X[:, j], 0.0))[0] for j in range(X.shape[1])])
+        C = np.vstack([H.T, eta * np.eye(k)])
+        W = np.vstack([nnls(C, np.append(X[i], np.zeros(k)))[0] for i in range(X.shape[0])])
+    return W, H
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_offset_nsnmf_penmf_match_written_out_formulas(kind):
+    X, W0, H0 = _sparse_data(50, 20, 3, 0.3, seed=15)
+    Xd = X.toarray()
+    data = X if kind == "sparse" else Xd
+    W, H, off = _offset_reference(Xd, W0, H0, 15)
+    fit = r_api.nmf(data, 3, "offset", seed=(W0, H0), **{".stop": 15})
+    for got, want in ((fit.W, W), (fit.H, H), (r_api.offset(fit), off)):
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+    raw = nmfkit.fit(data, 4, solver="offset", init=(np.hstack([W0, W0[:, :1]]), np.vstack([H0, H0[:1]])),
+                     max_iter=15, tol=0)      # nmfkit's form: the offset is the last component
+    np.testing.assert_allclose(raw.W[:, 3], off, rtol=1e-10)
+    np.testing.assert_array_equal(raw.H[3], 1.0)
+    np.testing.assert_allclose(raw.loss, 0.5 * np.sum((Xd - W @ H - off[:, None]) ** 2), rtol=1e-9)
+
+    W, H = _nsnmf_reference(Xd, W0, H0, 15, 0.3)
+    fit = r_api.nmf(data, 3, "nsNMF", seed=(W0, H0), theta=0.3, **{".stop": 15})
+    np.testing.assert_allclose(fit.W, W, rtol=1e-10)
+    np.testing.assert_allclose(fit.H, H, rtol=1e-10)
+    raw = nmfkit.fit(data, 3, solver="nsnmf", loss="kl", theta=0.3, init=(W0, H0), max_iter=15, tol=0)
+    np.testing.assert_allclose(raw.W @ raw.H, W @ r_api.smoothing(fit) @ H, rtol=1e-10)   # nmfkit: W (S H)
+
+    W, H = _penmf_reference(Xd, W0, H0, 15, 0.4, 0.2)
+    fit = r_api.nmf(data, 3, "pe-nmf", seed=(W0, H0), alpha=0.4, beta=0.2, **{".stop": 15})
+    np.testing.assert_allclose(fit.W, W, rtol=1e-10)
+    np.testing.assert_allclose(fit.H, H, rtol=1e-10)
+
+
+def test_lsnmf_and_snmf_match_written_out_formulas():
+    X, W0, H0 = _sparse_data(40, 15, 3, 0.4, seed=16)
+    Xd = X.toarray()
+    weight = np.random.default_rng(3).uniform(0.5, 1.5, Xd.shape)
+    W, H = _lsnmf_reference(Xd, W0, H0, 12, weight)
+    fit = r_api.nmf(Xd, 3, "ls-nmf", seed=(W0, H0), weight=weight, **{".stop": 12})
+    np.testing.assert_allclose(fit.W, W, rtol=1e-10)
+    np.testing.assert_allclose(fit.H, H, rtol=1e-10)
+    with pytest.raises(ValueError, match="does not run on sparse data"):
+        r_api.nmf(X, 3, "ls-nmf", seed=(W0, H0), weight=weight)
+    with pytest.raises(ValueError, match="weight must be one number or a matrix"):
+        r_api.nmf(Xd, 3, "ls-nmf", seed=(W0, H0), weight=weight[:5])
+
+    eta = float(Xd.max())
+    W, H = _snmf_r_reference(Xd, W0, H0, 6, eta, 0.01)
+    fit = r_api.nmf(X, 3, "snmf/r", seed=(W0, H0), maxIter=6, bi_conv=(0, 1e9))
+    np.testing.assert_allclose(fit.W, W, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fit.H, H, rtol=1e-9, atol=1e-12)
+    # SNMF/L is SNMF/R on the transpose, with the roles of W and H swapped
+    fit_l = r_api.nmf(X.T, 3, "snmf/l", seed=(H0.T, W0.T), maxIter=6, bi_conv=(0, 1e9))
+    np.testing.assert_allclose(fit_l.W, H.T, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fit_l.H, W.T, rtol=1e-9, atol=1e-12)
+
+
+def test_snmf_is_monotone_and_stops_by_kim_park_rule():
+    X, _, _ = _sparse_data(60, 25, 3, 0.3, seed=17)
+    fit = nmfkit.fit(X, 3, solver="snmf", seed=2, tol=0)
+    f = fit.history["objective"]
+    assert np.all(np.diff(f) <= 1e-9 * f[0])
+    assert fit.stop_reason == "target" and fit.n_iter < 20000 and fit.n_iter % 5 == 0
+    assert (fit.H == 0).mean() > 0.05                       # sparse H
+    with pytest.raises(ValueError, match="sparsity .R's beta. must be a positive number"):
+        nmfkit.fit(X, 3, solver="snmf", sparsity=0)
+    with pytest.raises(ValueError, match="version must be 'r'"):
+        nmfkit.fit(X, 3, solver="snmf", version="x")
+
+
+def test_sinmf_groups_and_refusals():
+    X, W0, H0 = _sparse_data(30, 12, 2, 0.5, seed=18)
+    groups = np.array(["x", "y"] * 6)
+    fit = nmfkit.fit(X, 4, solver="sinmf", groups=groups, max_iter=30, seed=0)
+    np.testing.assert_array_equal(fit.H[2:], (groups[None, :] == np.array([["x"], ["y"]])).astype(float))
+    np.testing.assert_allclose(np.linalg.norm(fit.W[:, :2], axis=0), 1.0, rtol=1e-12)
+    with pytest.raises(ValueError, match="rank must exceed 2"):
+        nmfkit.fit(X, 2, solver="sinmf", groups=groups)
+    with pytest.raises(ValueError, match="one label per column of X"):
+        nmfkit.fit(X, 4, solver="sinmf", groups=groups[:5])
+    with pytest.raises(ValueError, match=r"theta must be in \[0, 1\)"):
+        nmfkit.fit(X, 2, solver="nsnmf", loss="kl", theta=1.0)
+    Xz = X.toarray()
+    Xz[3] = 0
+    for solver, loss in (("nsnmf", "kl"), ("penmf", "frobenius")):
+        with pytest.raises(ValueError, match="all-zero row"):
+            nmfkit.fit(Xz, 2, solver=solver, loss=loss)
+    with pytest.raises(ValueError, match="offset must be a finite non-negative vector of length 30"):
+        nmfkit.fit(X, 3, solver="offset", offset=np.ones(4))
