@@ -253,3 +253,15 @@ def test_check_agrees_with_scipys_full_check(data):
             assert np.isfinite(nmfkit.fit(A, 1, solver="hals", max_iter=2).loss)
     else:
         assert not scipy_ok or np.any(np.diff(indptr) < 0)
+
+
+def test_read_matrix_refuses_a_broken_h5ad_naming_the_file(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    h5py = pytest.importorskip("h5py")
+    path = str(tmp_path / "bad.h5ad")
+    anndata.AnnData(sp.csr_matrix((DATA, INDICES, INDPTR), shape=(3, 6))).write_h5ad(path)
+    with h5py.File(path, "r+") as f:
+        f["X/indices"][3] = 40
+    with pytest.raises(DataFileError, match=re.escape(f"{path}: column index 40 at entry 3 (row 2) is out of range "
+                                                      "for 6 columns")):
+        read_matrix(path)
