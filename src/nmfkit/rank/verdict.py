@@ -73,9 +73,9 @@ def fit_vs_random_vote(ranks, rss, random_rss) -> Vote:
     gains, random_gains = -np.diff(rss), -np.diff(random_rss)
     for i in range(len(gains)):
         if gains[i] <= random_gains[i]:
-            change = f"lowers the RSS by {gains[i]:.4g}" if gains[i] > 0 else "does not lower the RSS"
-            return Vote(name, int(ranks[i]), f"a component beyond rank {ranks[i]} {change}, no more than on randomised "
-                        f"data ({random_gains[i]:.4g})", WEIGHTS[name])
+            change = f"lowers the RSS by only {gains[i]:.4g}" if gains[i] > 0 else "does not lower the RSS"
+            return Vote(name, int(ranks[i]), f"a component beyond rank {ranks[i]} {change}, where on randomised data "
+                        f"it lowers it by {random_gains[i]:.4g}", WEIGHTS[name])
     return Vote(name, None, f"every added component up to rank {ranks[-1]} lowers the RSS more than on "
                 "randomised data: the rank may be larger than the survey's range", WEIGHTS[name])
 
