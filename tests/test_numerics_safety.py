@@ -294,6 +294,22 @@ def test_resume_with_other_solver_options_is_refused(tmp_path):
     assert f.n_iter == 20
 
 
+@pytest.mark.parametrize("family", ["dask", "torch"])
+def test_resume_compares_dask_and_torch_data(tmp_path, family):
+    if family == "dask":
+        da = pytest.importorskip("dask.array")
+        make = lambda A: da.from_array(A, chunks=(10, 20))      # noqa: E731  (compared by dask's token)
+    else:
+        torch = pytest.importorskip("torch")
+        make = torch.tensor                                     # compared by value
+    path = tmp_path / "fit.ckpt.npz"
+    nmfkit.fit(make(X), 3, solver="mu", seed=0, max_iter=20, tol=0, checkpoint=path, checkpoint_every=5,
+               callback=lambda s: s.iteration == 12)
+    assert nmfkit.fit(make(X.copy()), 3, solver="mu", seed=0, max_iter=20, tol=0, resume=path).n_iter == 20
+    with pytest.raises(ValueError, match="other data"):
+        nmfkit.fit(make(X * 1.5), 3, solver="mu", seed=0, max_iter=20, tol=0, resume=path)
+
+
 def test_checkpoint_without_a_data_digest_is_refused(tmp_path):
     saved = {"shape": [30, 20], "rank": 3, "solver": "mu", "loss": "frobenius", "beta": 2.0, "dtype": "float64"}
     current = {**saved, "data": "abc", "options": {}}

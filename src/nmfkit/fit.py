@@ -100,7 +100,8 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     X = check_matrix(X, "X", allow_nan=missing == "mask" or mask is not None)
     rank = check_rank(rank, X.shape)
     seed = check_seed(seed)
-    engine = make_engine(X, mask=mask, nan_is_missing=missing == "mask")
+    with np.errstate(over="ignore", under="ignore"):     # ‖X‖² of extreme data: handled by the rescaling
+        engine = make_engine(X, mask=mask, nan_is_missing=missing == "mask")
     scale_log2 = data_scale_log2(X, engine)
     if scale_log2:                    # fit X / 2^e: X's magnitude would overflow or underflow the products
         engine = make_engine(times_power_of_two(X, -scale_log2), mask=mask, nan_is_missing=missing == "mask")
