@@ -164,7 +164,8 @@ def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool =
 
 
 # -- sparse structure ---------------------------------------------------------------------------
-_AXES = {"csr": ("row", "column"), "csc": ("column", "row"), "bsr": ("block row", "block column")}
+_AXES = {"csr": ("row", "column"), "csc": ("column", "row"), "bsr": ("block row", "block column"),
+         "bsc": ("block column", "block row")}     # BSC: torch tensors only
 
 
 def check_sparse_structure(A, name: str = "X", error=ValueError):
@@ -227,15 +228,16 @@ def _index_array(v, what, name, error):
 
 def _check_compressed(A, fmt, name, error):
     major_axis, minor_axis = _AXES[fmt]
-    R, C = A.blocksize if fmt == "bsr" else (1, 1)
-    m, n = A.shape
-    major, minor = (m // R, n // C) if fmt != "csc" else (n, m)
+    R, C = A.blocksize if fmt in ("bsr", "bsc") else (1, 1)
+    rows, cols = A.shape[0] // R, A.shape[1] // C
+    major, minor = (cols, rows) if fmt in ("csc", "bsc") else (rows, cols)
     indptr = _index_array(A.indptr, "indptr", name, error)
     indices = _index_array(A.indices, f"the {minor_axis} indices", name, error)
     data = np.asarray(A.data)
-    if data.ndim != (3 if fmt == "bsr" else 1):
+    blocked = fmt in ("bsr", "bsc")
+    if data.ndim != (3 if blocked else 1):
         raise error(f"{name}: the stored values form a {data.ndim}-D array; a {fmt.upper()} matrix needs "
-                    f"{'a 3-D' if fmt == 'bsr' else 'a 1-D'} one")
+                    f"{'a 3-D' if blocked else 'a 1-D'} one")
     if len(indptr) != major + 1:
         raise error(f"{name}: indptr has {len(indptr)} entries; a {fmt.upper()} matrix with {major} "
                     f"{major_axis}s needs {major + 1}")
@@ -304,6 +306,10 @@ def _check_torch(X, name, allow_nan, allow_zero):
     NumPy), dense or CSR (other sparse layouts become CSR, never dense); the same messages."""
     from .engines import torch_engine as te
     _check_shape(tuple(X.shape), name)
+    structure = te.sparse_structure(X)
+    if structure is not None:
+        fmt, arrays = structure
+        (_check_coo(arrays, name, ValueError) if fmt == "coo" else _check_compressed(arrays, fmt, name, ValueError))
     A = te.as_float_tensor(X, resolve_dtype(te.tensor_dtype(X), name))
     n_nan, n_inf, n_neg, any_nonzero = te.count_flags(A)
     if n_inf or (n_nan and not allow_nan):

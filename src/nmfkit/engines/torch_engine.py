@@ -19,6 +19,7 @@ HALS and PGD run unchanged.  Cost per product: m·n·k (dense) or nnz·k (CSR) f
 """
 from __future__ import annotations
 
+import types
 import warnings
 
 import numpy as np
@@ -36,6 +37,31 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 
 
 # -- validation helpers (validation.py composes the messages) -----------------------------------
+def sparse_structure(X):
+    """(format, index arrays) of a sparse tensor for validation's structure check, before any
+    torch kernel reads through them (torch does not check them by default): the arrays are
+    NumPy copies on the CPU under SciPy's attribute names, the values only a stand-in of their
+    shape.  None for a dense tensor."""
+    if X.layout == torch.strided:
+        return None
+    values = X._values() if X.layout == torch.sparse_coo else X.values()
+    shape = tuple(values.shape)
+    data = np.lib.stride_tricks.as_strided(np.zeros(1, dtype=bool), shape=shape, strides=(0,) * len(shape))
+
+    def cpu(t):
+        return t.detach().cpu().numpy()
+    if X.layout == torch.sparse_coo:
+        rows, cols = cpu(X._indices())
+        return "coo", types.SimpleNamespace(row=rows, col=cols, data=data, shape=tuple(X.shape))
+    by_rows = X.layout in (torch.sparse_csr, torch.sparse_bsr)
+    blocked = X.layout in (torch.sparse_bsr, torch.sparse_bsc)
+    fmt = ("b" if blocked else "c") + ("sr" if by_rows else "sc")
+    indptr = cpu(X.crow_indices() if by_rows else X.ccol_indices())
+    indices = cpu(X.col_indices() if by_rows else X.row_indices())
+    return fmt, types.SimpleNamespace(indptr=indptr, indices=indices, data=data, shape=tuple(X.shape),
+                                      blocksize=shape[1:3] if blocked else (1, 1))
+
+
 def tensor_dtype(X) -> np.dtype:
     """X's dtype as NumPy understands it (bfloat16 and other small floats count as float16)."""
     try:
