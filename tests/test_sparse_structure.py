@@ -265,3 +265,25 @@ def test_read_matrix_refuses_a_broken_h5ad_naming_the_file(tmp_path):
     with pytest.raises(DataFileError, match=re.escape(f"{path}: column index 40 at entry 3 (row 2) is out of range "
                                                       "for 6 columns")):
         read_matrix(path)
+
+
+@pytest.mark.parametrize("layout", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("case", BROKEN[:3], ids=IDS[:3])
+def test_fit_refuses_a_broken_sparse_tensor(case, layout):
+    """torch does not check a sparse tensor's indices unless asked; nmfkit checks them before any kernel."""
+    torch = pytest.importorskip("torch")
+    _, indices, indptr, csr_message, csc_message = case
+    values = torch.tensor(DATA)
+    col, ptr = torch.tensor(np.asarray(indices, dtype=np.int64)), torch.tensor(np.asarray(indptr, dtype=np.int64))
+    if layout == "csr":
+        X, message = torch.sparse_csr_tensor(ptr, col, values, size=(3, 6)), csr_message
+    elif layout == "csc":
+        X, message = torch.sparse_csc_tensor(ptr, col, values, size=(6, 3)), csc_message
+    else:
+        if case[0] == "decreasing indptr":
+            pytest.skip("a COO tensor has no indptr")
+        rows = torch.tensor([0, 0, 1, 2, 2])
+        X = torch.sparse_coo_tensor(torch.stack([rows, col]), values, size=(3, 6))
+        message = csr_message.split(" (row")[0]
+    with pytest.raises(ValueError, match="^X: " + re.escape(message)):
+        nmfkit.fit(X, 2, max_iter=3)
