@@ -142,6 +142,16 @@ def test_fit_refuses_a_broken_matrix_before_any_kernel(case, solver, loss):
         nmfkit.fit(_broken(indices, indptr), 2, solver=solver, loss=loss, max_iter=3)
 
 
+@pytest.mark.parametrize("solver, loss", SOLVERS)
+@pytest.mark.parametrize("case", BROKEN[:3], ids=IDS[:3])
+def test_fit_refuses_a_broken_npz_loaded_with_scipy(tmp_path, case, solver, loss):
+    """The reported crash: scipy.sparse.load_npz accepts these files; fit must refuse what it returns."""
+    _, indices, indptr, csr_message, _ = case
+    X = sp.load_npz(_write_npz(tmp_path / "bad.npz", indices, indptr))
+    with pytest.raises(ValueError, match="^X: " + re.escape(csr_message)):
+        nmfkit.fit(X, 2, solver=solver, loss=loss, max_iter=3)
+
+
 def _entry_points():
     from nmfkit import r_api
     from nmfkit.anndata import project as anndata_project
