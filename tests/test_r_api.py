@@ -76,7 +76,13 @@ def test_seed_forms(V):
     g2 = R.nmf(V, 2, "KL", seed=(model.W, model.H), max_iter=1, tol=0)
     np.testing.assert_allclose(R.coef(g), R.coef(g2))
     with pytest.raises(ValueError, match="seed method"):
-        R.nmf(V, 2, seed="ica")
+        R.nmf(V, 2, seed="nope")
+    # R's seed="none": the model passed as rank (or seed) is the start, as given
+    n = R.nmf(V, model, "KL", seed="none", max_iter=1, tol=0)
+    assert n.rank == 2 and n.fit.options["init"] == "given"
+    np.testing.assert_allclose(R.coef(n), R.coef(g))
+    with pytest.raises(ValueError, match="seed='none' uses the start as given"):
+        R.nmf(V, 2, seed="none")
     with pytest.raises(TypeError, match="seed must be"):
         R.nmf(V, 2, seed=1.5)
 
@@ -198,3 +204,99 @@ def test_accessors_match_R(tmp_path):
     assert R.rss(model, V) == pytest.approx(ref["rss"], rel=1e-10)
     assert R.predict(model).tolist() == ref["predict"]
     assert R.predict(model, "features").tolist() == ref["predict_features"]
+
+
+def test_ica_seed_is_fastica_floored_at_eps(V):
+    pytest.importorskip("sklearn")
+    import warnings
+    from sklearn.decomposition import FastICA
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # FastICA may not converge on 12×9 data; the seed is still defined
+        fit = R.nmf(V, 2, "lee", seed="ica", max_iter=1, tol=0, ica_seed=4)
+        ica = FastICA(n_components=2, whiten="unit-variance", random_state=4, max_iter=1000)
+        S = ica.fit_transform(V)
+    eps = np.finfo(float).eps
+    W0, H0 = np.maximum(S, eps), np.maximum(ica.mixing_.T, eps)
+    one = R.nmf(V, 2, "lee", seed=(W0, H0), max_iter=1, tol=0)
+    np.testing.assert_allclose(R.basis(fit), R.basis(one), rtol=1e-12)
+
+
+def test_options_string(V, capsys):
+    fit = R.nmf(V, 2, "lee", seed=1, max_iter=3, tol=0, **{".options": "vt"})
+    assert "3/3 iterations" in capsys.readouterr().err              # "v": progress lines
+    assert set(fit.fit.history) > {"iteration", "seconds", "objective"}   # "t": tracked diagnostics
+    quiet = R.nmf(V, 2, "lee", seed=1, max_iter=3, tol=0, **{".options": "-vt"})
+    assert capsys.readouterr().err == "" and set(quiet.fit.history) > {"iteration", "objective"}
+    with pytest.raises(ValueError, match="unknown letter 'z' in .options='vz'; known: v .verbose."):
+        R.nmf(V, 2, seed=1, **{".options": "vz"})
+
+
+def test_rank_survey_is_r_nmf_rank(V):
+    est = R.nmf(V, range(2, 4), "brunet", nrun=3, seed=1, maxIter=60)
+    assert isinstance(est, R.NMFrank) and est.ranks == [2, 3]
+    cols = ["rank", "sparseness.basis", "sparseness.coef", "rss", "evar", "silhouette.consensus",
+            "cophenetic", "dispersion", "residuals", "niter", "cpu"]
+    for m, k in zip(est.measures, (2, 3)):
+        assert list(m) == cols and m["rank"] == k
+        best = est.fit[k]
+        assert m["rss"] == pytest.approx(R.rss(best, V), rel=1e-8)
+        assert m["evar"] == pytest.approx(R.evar(best, V), rel=1e-8)
+        assert m["residuals"] == pytest.approx(R.residuals(best), rel=1e-12)
+        assert m["cophenetic"] == pytest.approx(R.cophcor(best), rel=1e-12)
+        assert m["dispersion"] == pytest.approx(R.dispersion(best), rel=1e-12)
+        assert m["sparseness.basis"] == pytest.approx(R.sparseness(best)["basis"], rel=1e-12)
+        assert est.consensus[k].shape == (9, 9) and len(best.runs) == 3
+    assert R.cophcor(est) == {m["rank"]: m["cophenetic"] for m in est.measures}
+    assert R.nmfEstimateRank(V, range(2, 4), nrun=3, seed=1, maxIter=60).measures[0]["rss"] == est.measures[0]["rss"]
+    pytest.importorskip("matplotlib")
+    assert len(est.plot().axes) == 6
+    rand = R.nmf(R.randomize(V, seed=2), range(2, 4), nrun=3, seed=1, maxIter=60)
+    assert len(est.plot(rand).axes[0].lines) == 2               # data and randomised data overlaid
+    figs = R.consensusmap(est, annCol=["a", "b", "c"] * 3)
+    assert set(figs) == {2, 3}
+    with pytest.raises(ValueError, match="not offered"):
+        R.nmf(V, [2, 3], "offset", nrun=2)
+    with pytest.raises(TypeError, match="rank must be an integer, a range/list"):
+        R.nmf(V, "3")
+
+
+def test_purity_entropy_match_r_definitions():
+    clusters = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    classes = np.array(["a", "a", "b", "b", "b", "b", "c", "a"])
+    # table: cluster 0 = (a2, b1), 1 = (b3), 2 = (a1, c1)
+    assert R.purity(clusters, classes) == pytest.approx((2 + 3 + 1) / 8)
+    want = -(2 * np.log2(2 / 3) + np.log2(1 / 3) + 0 + 2 * np.log2(1 / 2)) / (8 * np.log2(3))
+    assert R.entropy(clusters, classes) == pytest.approx(want)
+    assert R.purity(classes, classes) == 1.0 and R.entropy(classes, classes) == 0.0
+    model = R.nmfModel(W=np.ones((3, 2)), H=np.array([[1.0, 0, 2], [0, 1, 1]]))
+    assert R.purity(model, ["x", "y", "x"]) == 1.0           # via predict(model) = [0, 1, 0]
+    with pytest.raises(ValueError, match="got 2 classes for 3 samples"):
+        R.purity(model, ["x", "y"])
+
+
+def test_model_helpers():
+    A = np.array([[1.0, 2, 0], [3, 0, 0], [0, 1, 4]])
+    m1 = R.nmfModel(W=A, H=A.T)
+    m2 = R.nmfModel(W=A.copy(), H=A.T * (1 + 1e-12))
+    assert R.nmf_equal(m1, m1) and not R.nmf_equal(m1, m2) and R.nmf_equal(m1, m2, identical=False)
+    assert getattr(R, "nmf.equal") is R.nmf_equal
+    np.testing.assert_allclose(R.scoef(m1), A.T / A.T.sum(axis=0))
+    np.testing.assert_allclose(R.scoef(m1, scale=2).sum(axis=0), 2.0)
+    np.testing.assert_allclose(R.basiscor(m1), np.corrcoef(A.T))
+    np.testing.assert_allclose(R.profcor(m1, m2), np.corrcoef(A.T, A.T)[:3, 3:], rtol=1e-9, atol=1e-12)
+    r = R.rnmf(3, A * 5, seed=0)
+    assert r.W.shape == (3, 3) and r.H.shape == (3, 3) and r.W.max() <= 20 and r.W.min() >= 0
+    V, W, H, off, sample_group, feature_group = R.syntheticNMF(30, [4, 5, 6], None, noise=False, factors=True,
+                                                              seed=3)
+    assert V.shape == (30, 15) and off is None
+    np.testing.assert_allclose(V, W @ H)
+    np.testing.assert_array_equal(H.sum(axis=0), 1.0)
+    np.testing.assert_array_equal(sample_group, np.repeat([0, 1, 2], [4, 5, 6]))
+    assert np.all((W > 0).sum(axis=1) == 1)                   # each feature in one block
+    noisy = R.syntheticNMF(20, 2, 10, offset=0.5, seed=1)
+    assert noisy.shape == (20, 10) and noisy.min() >= 0
+    pytest.importorskip("matplotlib")
+    fit = R.nmfModel(W=np.abs(np.random.default_rng(0).random((10, 2))), H=np.ones((2, 4)))
+    assert R.basismap(fit) is not None and R.coefmap(fit, annCol=list("abab")) is not None
+    with pytest.raises(ValueError, match="consensusmap needs an nmf.. result with nrun > 1"):
+        R.consensusmap(fit)

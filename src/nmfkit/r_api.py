@@ -80,6 +80,7 @@ class NMFfit(NMFModel):
     seed: object = None
     nrun: int = 1
     runs: list = field(default_factory=list)
+    consensus: object = None     # nrun > 1: the runs' `ConsensusResult` (consensus matrix, cophenetic, …)
 
     @property
     def niter(self) -> int:
@@ -132,6 +133,21 @@ def nmf(x, rank, method="brunet", seed=None, nrun=1, **opts) -> NMFfit:
     """
     names = list(dict.fromkeys(list(METHODS) + list(SOLVERS)))
     method = choose(method, names, "method")
+    opts = _parse_options(opts)
+    if hasattr(rank, "W") and hasattr(rank, "H"):        # R: nmf(x, model): the model is the start
+        model, rank = rank, _factors(rank)[0].shape[1]
+        if seed is None or (isinstance(seed, str) and seed == "none"):
+            seed = model
+    elif isinstance(seed, str) and seed == "none":
+        raise ValueError("seed='none' uses the start as given: pass an NMF model as rank (nmf(x, model, "
+                         "seed='none')) or the model itself as seed")
+    if not isinstance(rank, numbers.Integral) or isinstance(rank, bool):
+        if isinstance(rank, (str, bytes)) or not np.iterable(rank):
+            raise TypeError(f"rank must be an integer, a range/list of ranks (a rank survey) or an NMF model; "
+                            f"got {rank!r}")
+        return _rank_survey(x, rank, method, seed, nrun, opts)
+    if isinstance(seed, str) and seed == "ica":
+        seed = _ica_seed(x, int(rank), opts.pop("ica_seed", None))
     if method in METHODS:
         solver, loss = METHODS[method]
         loss = opts.pop("loss", loss)
@@ -155,6 +171,8 @@ def nmf(x, rank, method="brunet", seed=None, nrun=1, **opts) -> NMFfit:
         if r_name in opts:
             opts[name] = opts.pop(r_name)
     init, seed_value = _init_from_seed(seed, rank)
+    if nrun > 1 and isinstance(init, str):
+        return _consensus_fit(x, rank, method, solver, loss, init, seed, seed_value, nrun, opts)
     extra = 0
     if solver == "offset":
         extra = 1
@@ -171,7 +189,13 @@ def nmf(x, rank, method="brunet", seed=None, nrun=1, **opts) -> NMFfit:
             if H0.shape[0] == rank:
                 H0 = np.vstack([H0, np.zeros((extra, H0.shape[1]))])   # the group rows are set by the solver
             init = (W0, H0)
+    opts.pop("n_jobs", None)
     result = nmf_fit(x, rank + extra, solver=solver, loss=loss, init=init, seed=seed_value, n_runs=nrun, **opts)
+    return _to_nmffit(result, rank, method, solver, opts, seed, nrun, result.runs)
+
+
+def _to_nmffit(result, rank, method, solver, opts, seed, nrun, runs, consensus=None) -> NMFfit:
+    """R's view of an nmfkit result: the offset and nsNMF's smoothing taken out of W, H."""
     W, H, offset, theta = result.W, result.H, None, None
     if solver == "offset":
         W, H, offset = W[:, :rank], H[:rank], W[:, rank]
@@ -179,7 +203,80 @@ def nmf(x, rank, method="brunet", seed=None, nrun=1, **opts) -> NMFfit:
         theta = float(opts.get("theta", 0.5))
         H = np.linalg.solve(smoothing_matrix(rank, theta), np.asarray(H, dtype=np.float64)).astype(H.dtype)
     return NMFfit(W=W, H=H, row_names=result.row_names, col_names=result.col_names, offset=offset, theta=theta,
-                  fit=result, method=method, seed=seed, nrun=nrun, runs=result.runs)
+                  fit=result, method=method, seed=seed, nrun=nrun, runs=runs, consensus=consensus)
+
+
+#: R's `.options` letters -> what they do here
+OPTION_LETTERS = {"v": "verbose", "t": "track", "p": "parallel", "P": "parallel (required)", "k": "keep all runs",
+                  "-": "negates the next letter"}
+
+
+def _parse_options(opts):
+    """R's `.options` string ("v" verbose, "t" track the objective, "p"/"P" parallel runs, "k" keep
+    every run; "-x" turns x off; a digit after "v" is the verbosity level) -> nmfkit keywords."""
+    text = opts.pop(".options", None)
+    if text is None:
+        return opts
+    if not isinstance(text, str):
+        raise TypeError(f".options must be a string of letters such as 'vt' or 'p'; got {text!r}")
+    i, on = 0, True
+    while i < len(text):
+        c = text[i]
+        if c == "-":
+            on = False
+        elif c == "v":
+            opts["verbose"] = on
+            while i + 1 < len(text) and text[i + 1].isdigit():
+                i += 1
+        elif c == "t":
+            opts["track"] = on          # the objective is always recorded; "t" adds nmfkit's diagnostics
+        elif c in "pP":
+            opts["n_jobs"] = -1 if on else 1
+        elif c == "k":
+            pass                        # every run's objective and iteration count are always kept
+        elif c != " ":
+            raise ValueError(f"unknown letter {c!r} in .options={text!r}; known: "
+                             + ", ".join(f"{k} ({v})" for k, v in OPTION_LETTERS.items()))
+        if c != "-":
+            on = True
+        i += 1
+    return opts
+
+
+def _ica_seed(x, rank, seed):
+    """R's seed="ica": FastICA's sources and mixing matrix, floored at machine epsilon
+    (W = max(S, eps), H = max(A, eps)); scikit-learn's FastICA, not R's fastICA numbers."""
+    try:
+        from sklearn.decomposition import FastICA
+    except ImportError:
+        raise ImportError("seed='ica' needs scikit-learn (pip install scikit-learn)") from None
+    V = _target(x)
+    ica = FastICA(n_components=rank, whiten="unit-variance", random_state=seed, max_iter=1000)
+    S = ica.fit_transform(V)
+    eps = np.finfo(np.float64).eps
+    return np.maximum(S, eps), np.maximum(ica.mixing_.T, eps)
+
+
+def _stop_options(method, opts):
+    """R's default stop for consensus runs: "connectivity" for the methods that use it in R."""
+    if method in ("brunet", "lee", "offset", "nsNMF", "siNMF") and "tol" not in opts:
+        return {"stop": "connectivity"}
+    return {}
+
+
+def _consensus_fit(x, rank, method, solver, loss, init, seed, seed_value, nrun, opts):
+    """nrun > 1 runs as R's NMFfitX: the best fit plus the consensus matrix over the runs."""
+    if solver in ("offset", "sinmf"):
+        raise ValueError(f"method {method!r} with nrun > 1 is not offered: its extra components (offset, "
+                         "group rows) would enter the consensus; run it once per seed instead")
+    from .rank.consensus import consensus
+    kw = dict(opts)
+    n_jobs = kw.pop("n_jobs", 1)
+    kw.pop("verbose", None)
+    res = consensus(x, rank, n_runs=nrun, solver=solver, loss=loss, seed=seed_value, n_jobs=n_jobs,
+                    progress=False, init=init, **_stop_options(method, kw), **kw)
+    runs = [{"run": i, "loss": float(o), "n_iter": int(t)} for i, (o, t) in enumerate(zip(res.objectives, res.n_iter))]
+    return _to_nmffit(res.best, rank, method, solver, opts, seed, nrun, runs, consensus=res)
 
 
 # -- accessors -------------------------------------------------------------------
@@ -365,6 +462,338 @@ def randomize(x, seed=None):
     return _randomize(x, seed=seed)
 
 
-__all__ = ["nmf", "NMFModel", "NMFfit", "METHODS", "smoothing", "offset", "basis", "coef", "coefficients", "fitted", "residuals",
+# -- rank survey (R's NMF.rank) ------------------------------------------------------
+#: R's measure names -> nmfkit's survey columns
+RANK_MEASURES = {"sparseness.basis": "sparseness_W", "sparseness.coef": "sparseness_H", "rss": "rss",
+                 "evar": "evar", "silhouette.consensus": "silhouette", "cophenetic": "cophenetic",
+                 "dispersion": "dispersion", "residuals": "objective_min", "cpu": "seconds"}
+
+
+@dataclass
+class NMFrank:
+    """R's `NMF.rank`: a survey of ranks (`nmf(x, ranks, nrun=)`, `nmfEstimateRank`).
+
+    `measures` has R's columns (rank, sparseness.basis, sparseness.coef, rss, evar,
+    silhouette.consensus, cophenetic, dispersion, residuals, niter, cpu); `fit[rank]` is
+    each rank's best fit (an NMFfit with its consensus); `consensus[rank]` the n×n matrix."""
+    survey: object
+    fit: dict
+    method: str = ""
+
+    @property
+    def ranks(self) -> list:
+        return list(self.survey.ranks)
+
+    @property
+    def consensus(self) -> dict:
+        return {k: f.consensus.consensus for k, f in self.fit.items()}
+
+    @property
+    def measures(self) -> list:
+        out = []
+        for row, k in zip(self.survey.rows, self.survey.ranks):
+            rec = {"rank": int(k)}
+            rec.update({r_name: float(row[name]) for r_name, name in RANK_MEASURES.items() if r_name != "cpu"})
+            rec["niter"] = int(self.fit[k].niter)
+            rec["cpu"] = float(row["seconds"])
+            out.append(rec)
+        return out
+
+    def summary(self):
+        """The measures as a pandas DataFrame (a list of dicts without pandas), one row per rank."""
+        try:
+            import pandas as pd
+        except ImportError:
+            return self.measures
+        return pd.DataFrame.from_records(self.measures)
+
+    def plot(self, random=None, **kwargs):
+        """R's plot(estim.r[, estim.r.random]): every measure against rank; a second survey
+        (e.g. on `randomize(x)`) is drawn dashed, as R overlays it."""
+        from .rank.estimate import RankSurvey
+        from .rank.plots import survey_plot
+        survey = self.survey
+        if random is not None:
+            other = getattr(random, "survey", random)
+            if list(other.ranks) != list(survey.ranks):
+                raise ValueError(f"the two surveys cover different ranks: {survey.ranks} and {other.ranks}")
+            survey = RankSurvey(survey.ranks, survey.rows, other.rows, options=survey.options)
+        return survey_plot(survey, **kwargs)
+
+    def __repr__(self):
+        head = f"<NMF.rank: method {self.method!r}, ranks {self.ranks}, {self.survey.options.get('n_runs')} runs each>"
+        rows = [f"  rank {m['rank']}: cophenetic {m['cophenetic']:.4f}, dispersion {m['dispersion']:.4f}, "
+                f"evar {m['evar']:.4f}, rss {m['rss']:.6g}" for m in self.measures]
+        return "\n".join([head] + rows)
+
+
+def _rank_survey(x, ranks, method, seed, nrun, opts) -> NMFrank:
+    from .rank.estimate import estimate_rank
+    if method not in METHODS and method not in SOLVERS:
+        raise ValueError(f"unknown method {method!r}")
+    solver, loss = METHODS.get(method, (method, None))
+    if solver in ("offset", "sinmf"):
+        raise ValueError(f"a rank survey with method {method!r} is not offered: its extra components "
+                         "(offset, group rows) would enter the consensus")
+    if loss is None:
+        spec = SOLVERS[method]
+        loss = opts.pop("loss", "frobenius" if "frobenius" in spec.losses else spec.losses[0])
+    else:
+        loss = opts.pop("loss", loss)
+    for r_name, name in METHOD_RENAMES.get(method, {}).items():
+        if r_name in opts:
+            opts[name] = opts.pop(r_name)
+    opts.update(METHOD_OPTIONS.get(method, {}))
+    if ".stop" in opts:
+        opts.setdefault("tol", 0.0)
+    for r_name, name in R_OPTIONS.items():
+        if r_name in opts:
+            opts[name] = opts.pop(r_name)
+    if seed is not None and not (isinstance(seed, str) and seed == "random"):
+        init, seed_value = _init_from_seed(seed, 1)
+        if not isinstance(init, str):
+            raise ValueError("a rank survey needs random starts: seed must be 'random' or an integer")
+    else:
+        seed_value = None
+    n_jobs = opts.pop("n_jobs", 1)
+    opts.pop("verbose", None)
+    survey = estimate_rank(x, ranks, n_runs=nrun, solver=solver, loss=loss, seed=seed_value, randomized=False,
+                           n_jobs=n_jobs, progress=False, **_stop_options(method, opts), **opts)
+    fits = {k: _to_nmffit(c.best, k, method, solver, opts, seed, nrun,
+                          [{"run": i, "loss": float(o), "n_iter": int(t)}
+                           for i, (o, t) in enumerate(zip(c.objectives, c.n_iter))], consensus=c)
+            for k, c in survey.consensus.items()}
+    return NMFrank(survey=survey, fit=fits, method=method)
+
+
+def nmfEstimateRank(x, range, method="brunet", nrun=30, seed=None, **opts) -> NMFrank:   # noqa: N802, A002
+    """R's `nmfEstimateRank(x, range, method, nrun)`: `nmf(x, range, method, nrun=nrun)`."""
+    return nmf(x, list(range), method=method, seed=seed, nrun=nrun, **opts)
+
+
+# -- clustering quality and consensus measures -----------------------------------------
+def _clusters(x):
+    if hasattr(x, "W") and hasattr(x, "H"):
+        return predict(x)
+    return np.asarray(x)
+
+
+def _table(x, classes):
+    cl, truth = _clusters(x), np.asarray(classes)
+    if cl.shape[0] != truth.shape[0]:
+        raise ValueError(f"got {truth.shape[0]} classes for {cl.shape[0]} samples")
+    _, ci = np.unique(cl, return_inverse=True)
+    _, ti = np.unique(truth, return_inverse=True)
+    T = np.zeros((ci.max() + 1, ti.max() + 1))
+    np.add.at(T, (ci, ti), 1)
+    return T
+
+
+def purity(x, classes) -> float:
+    """Purity of the clusters of `x` (a fit: its `predict`; or cluster labels) against known classes:
+    (1/n) Σ_q max_j n_qj (1 is perfect)."""
+    T = _table(x, classes)
+    return float(T.max(axis=1).sum() / T.sum())
+
+
+def entropy(x, classes) -> float:
+    """Entropy of the clusters against known classes (R's definition):
+    −1/(n log₂ c) Σ_q Σ_j n_qj log₂(n_qj / n_q), c classes (0 is perfect)."""
+    T = _table(x, classes)
+    if T.shape[1] < 2:
+        return 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(T > 0, T * np.log2(T / T.sum(axis=1, keepdims=True)), 0.0)
+    return float(-terms.sum() / (T.sum() * np.log2(T.shape[1])))
+
+
+def _consensus_of(x):
+    if isinstance(x, NMFrank):
+        return None
+    c = getattr(x, "consensus", None)
+    if c is not None and hasattr(c, "consensus"):
+        return c.consensus
+    A = np.asarray(x, dtype=np.float64) if not hasattr(x, "W") else None
+    if A is None or A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError("needs a consensus: an nmf() result with nrun > 1, a rank survey, or a square "
+                         "consensus matrix")
+    return A
+
+
+def cophcor(x):
+    """Cophenetic correlation of a consensus (Brunet et al. 2004); a survey: {rank: value}."""
+    from .rank.consensus import cophenetic_correlation
+    if isinstance(x, NMFrank):
+        return {m["rank"]: m["cophenetic"] for m in x.measures}
+    return cophenetic_correlation(_consensus_of(x))
+
+
+def dispersion(x):
+    """Dispersion of a consensus, Σ 4 (c − ½)² / n² (Kim & Park 2007); a survey: {rank: value}."""
+    from .rank.consensus import dispersion as _dispersion
+    if isinstance(x, NMFrank):
+        return {m["rank"]: m["dispersion"] for m in x.measures}
+    return _dispersion(_consensus_of(x))
+
+
+def consensus(x) -> np.ndarray:
+    """The n×n consensus matrix of an nmf() result with nrun > 1 (R's `consensus`)."""
+    return _consensus_of(x)
+
+
+# -- heatmaps ----------------------------------------------------------------------------
+def consensusmap(x, annCol=None, labCol=None):   # noqa: N803 (R's names)
+    """R's consensusmap: the consensus matrix ordered by its average-linkage dendrogram, with
+    the consensus clusters (and `annCol`, known classes) as annotation bars and a 0–1 colour
+    scale.  A rank survey gives one figure per rank ({rank: figure})."""
+    from .rank.plots import consensus_heatmap
+    if isinstance(x, NMFrank):
+        return {k: consensus_heatmap(f.consensus, labels=annCol, sample_names=labCol) for k, f in x.fit.items()}
+    c = getattr(x, "consensus", None)
+    if c is None or not hasattr(c, "consensus"):
+        raise ValueError("consensusmap needs an nmf() result with nrun > 1 or a rank survey")
+    return consensus_heatmap(c, labels=annCol, sample_names=labCol)
+
+
+def _scaled_heatmap(A, axis, title, xlabel, ylabel, row_names=None, col_names=None, annotation=None):
+    from .plots import heatmap
+    A = np.asarray(A, dtype=np.float64)
+    sums = A.sum(axis=axis, keepdims=True)
+    A = np.divide(A, sums, out=np.zeros_like(A), where=sums > 0)
+    fig = heatmap(A, row_names=row_names, col_names=col_names, cmap="YlOrRd", title=title, xlabel=xlabel,
+                  ylabel=ylabel)
+    if annotation is not None:
+        fig.axes[0].set_title(f"{title} (annotation: dominant component)", fontsize="medium")
+    return fig
+
+
+def basismap(x, subsetRow=None):   # noqa: N803
+    """R's basismap: W with each row scaled to sum 1 (R's scale "r1"), rows ordered by their
+    dominant component.  subsetRow=True keeps Kim & Park's selected features, an integer array
+    those rows."""
+    W = basis(x)
+    rows = np.arange(W.shape[0])
+    if subsetRow is True:
+        rows = extractFeatures(x, format="combine")
+    elif subsetRow is not None and subsetRow is not False:
+        rows = np.asarray(subsetRow, dtype=np.int64)
+    W = W[rows]
+    order = np.lexsort((-W.max(axis=1), W.argmax(axis=1)))
+    names = getattr(x, "row_names", None)
+    names = None if names is None else [names[i] for i in rows[order]]
+    return _scaled_heatmap(W[order], 1, "basis (rows scaled to sum 1)", "component", "feature",
+                           row_names=names, col_names=[str(q + 1) for q in range(W.shape[1])])
+
+
+def coefmap(x, annCol=None):   # noqa: N803
+    """R's coefmap: H with each column scaled to sum 1 (R's scale "c1"), columns ordered by their
+    dominant component; `annCol` known classes are shown in the column labels."""
+    H = coef(x)
+    order = np.lexsort((-H.max(axis=0), H.argmax(axis=0)))
+    names = getattr(x, "col_names", None)
+    labels = [str(i) if names is None else str(names[i]) for i in order]
+    if annCol is not None:
+        ann = np.asarray(annCol)
+        if ann.shape[0] != H.shape[1]:
+            raise ValueError(f"annCol has {ann.shape[0]} entries for {H.shape[1]} samples")
+        labels = [f"{lab} ({ann[i]})" for lab, i in zip(labels, order)]
+    return _scaled_heatmap(H[:, order], 0, "mixture coefficients (columns scaled to sum 1)", "sample",
+                           "component", row_names=[str(q + 1) for q in range(H.shape[0])], col_names=labels)
+
+
+# -- models and comparisons ----------------------------------------------------------------
+def rnmf(x, target, seed=None, dist=None) -> NMFModel:
+    """R's rnmf(rank, target): a random model with W, H ~ U(0, max(target)) (or `dist(rng, size)`)."""
+    V = _target(target) if np.ndim(target) == 2 else None
+    m, n = V.shape if V is not None else tuple(int(v) for v in target)
+    k = _factors(x)[0].shape[1] if hasattr(x, "W") else int(x)
+    rng = np.random.default_rng(seed)
+    top = float(V.max()) if V is not None else 1.0
+    draw = dist if dist is not None else (lambda g, size: g.uniform(0.0, top, size))
+    return NMFModel(np.asarray(draw(rng, (m, k)), dtype=np.float64), np.asarray(draw(rng, (k, n)), dtype=np.float64))
+
+
+def syntheticNMF(n, r, p, offset=None, noise=True, factors=False, seed=None):   # noqa: N802
+    """R's syntheticNMF: n features, r groups (or a list of group sizes) and p samples; each group
+    of samples is driven by its own block of features with |N(1, 1)| loadings, plus
+    N(0, noise) noise (clipped at 0) and an optional offset.  factors=True also returns
+    (W, H, offset, sample groups, feature groups)."""
+    rng = np.random.default_rng(seed)
+    if np.ndim(r) == 0:
+        r = int(r)
+        g = rng.multinomial(int(p), np.full(r, 1.0 / r))
+    else:
+        g = np.asarray(r, dtype=np.int64)
+        r, p = len(g), int(g.sum())
+    b = rng.multinomial(int(n), np.full(r, 1.0 / r)) if np.ndim(n) == 0 else np.asarray(n, dtype=np.int64)
+    n = int(b.sum())
+    sample_group = np.repeat(np.arange(r), g)
+    feature_group = np.repeat(np.arange(r), b)
+    H = (sample_group[None, :] == np.arange(r)[:, None]).astype(np.float64)
+    W = np.zeros((n, r))
+    W[np.arange(n), feature_group] = np.abs(rng.normal(1.0, 1.0, n))
+    V = W @ H
+    if offset is not None:
+        offset = rng.normal(0.0, float(offset), n) if np.ndim(offset) == 0 else np.asarray(offset, dtype=np.float64)
+        if offset.shape != (n,):
+            raise ValueError(f"offset must be one number (a standard deviation) or {n} values; got {offset.shape}")
+        V = V + offset[:, None]
+    if noise is not False and noise is not None:
+        sd = 1.0 if noise is True else float(noise)
+        V = np.maximum(V + rng.normal(0.0, sd, V.shape), 0.0)
+    if factors:
+        return V, W, H, offset, sample_group, feature_group
+    return V
+
+
+def nmf_equal(x, y, identical=True, tolerance=1.5e-8) -> bool:
+    """R's nmf.equal: the same factors (identical=True: exactly; else within a relative tolerance)."""
+    Wx, Hx = _factors(x)
+    Wy, Hy = _factors(y)
+    if Wx.shape != Wy.shape or Hx.shape != Hy.shape:
+        return False
+    if identical:
+        return bool(np.array_equal(Wx, Wy) and np.array_equal(Hx, Hy))
+    return bool(np.allclose(Wx, Wy, rtol=tolerance, atol=0) and np.allclose(Hx, Hy, rtol=tolerance, atol=0))
+
+
+def scoef(x, scale=1.0) -> np.ndarray:
+    """R's scoef: the coefficients with each column scaled to sum to `scale`."""
+    H = coef(x) if hasattr(x, "W") else np.asarray(x, dtype=np.float64)
+    sums = H.sum(axis=0, keepdims=True)
+    return np.divide(H * scale, sums, out=np.zeros_like(H, dtype=np.float64), where=sums > 0)
+
+
+def _cor(A, B):
+    A, B = np.asarray(A, dtype=np.float64), np.asarray(B, dtype=np.float64)
+    if A.shape[0] != B.shape[0]:
+        raise ValueError(f"the two sets of profiles have different lengths: {A.shape[0]} and {B.shape[0]}")
+    A = A - A.mean(axis=0)
+    B = B - B.mean(axis=0)
+    den = np.sqrt((A ** 2).sum(axis=0))[:, None] * np.sqrt((B ** 2).sum(axis=0))[None, :]
+    return np.divide(A.T @ B, den, out=np.full(den.shape, np.nan), where=den > 0)
+
+
+def basiscor(x, y=None) -> np.ndarray:
+    """R's basiscor: Pearson correlations between the basis vectors of x and of y (a model or a
+    matrix with the same rows; default x itself), k_x × k_y."""
+    Wx = basis(x) if hasattr(x, "W") else np.asarray(x)
+    Wy = Wx if y is None else (basis(y) if hasattr(y, "W") else np.asarray(y))
+    return _cor(Wx, Wy)
+
+
+def profcor(x, y=None) -> np.ndarray:
+    """R's profcor: Pearson correlations between the coefficient profiles (rows of H) of x and y."""
+    Hx = coef(x) if hasattr(x, "W") else np.asarray(x)
+    Hy = Hx if y is None else (coef(y) if hasattr(y, "W") else np.asarray(y))
+    return _cor(Hx.T, Hy.T)
+
+
+__all__ = ["nmf", "NMFModel", "NMFfit", "NMFrank", "METHODS", "smoothing", "offset", "nmfEstimateRank", "purity",
+           "entropy", "cophcor", "dispersion", "consensus", "consensusmap", "basismap", "coefmap", "rnmf",
+           "syntheticNMF", "nmf_equal", "scoef", "basiscor", "profcor", "basis", "coef", "coefficients", "fitted", "residuals",
            "rss", "evar", "sparseness", "featureScore", "extractFeatures", "predict", "nmfModel", "rmatrix",
            "randomize"]
+
+#: R spells it with a dot
+globals()["nmf.equal"] = nmf_equal
