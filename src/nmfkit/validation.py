@@ -75,8 +75,15 @@ def _frame_values(df, name, allow_nan):
             raise ValueError(f"{name} column {df.columns[j]!r} holds {int(na.sum())} missing values (NA); the "
                              f"first is in row {df.index[int(np.argmax(na))]!r}. Pass missing='mask' to treat "
                              "them as missing (solvers that support it), or fill them first (df.fillna(0))")
-    numpy_dtypes = [getattr(d, "numpy_dtype", d) for d in dtypes]
-    return df.to_numpy(dtype=resolve_dtype(np.result_type(*numpy_dtypes), name), na_value=np.nan)
+    return df.to_numpy(dtype=resolve_dtype(np.result_type(*map(_numpy_dtype, dtypes)), name), na_value=np.nan)
+
+
+def _numpy_dtype(dtype) -> np.dtype:
+    """The NumPy dtype behind a pandas column dtype (nullable Int64/Float32, Sparse[…], …)."""
+    for inner in (dtype, getattr(dtype, "numpy_dtype", None), getattr(dtype, "subtype", None)):
+        if isinstance(inner, np.dtype):
+            return inner
+    return np.dtype(np.float64)
 
 
 def resolve_dtype(dtype: np.dtype, name: str = "X") -> np.dtype:
