@@ -156,3 +156,14 @@ def test_dataframe_nullable_column_with_na_is_named_and_allowed_with_missing_mas
 def test_all_missing_says_every_entry_is_missing(X):
     with pytest.raises(ValueError, match="^X: every entry is missing \\(NaN\\); there is nothing to factorize$"):
         nmfkit.fit(X, 1, missing="mask")
+
+
+def test_dataframe_extension_columns_become_numbers():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"sparse": pd.arrays.SparseArray([0.0, 1.0, 0.0, 2.0]),
+                       "flag": pd.array([True, False, True, True], dtype="boolean"),
+                       "count": pd.array([1, 2, 3, 4], dtype="Int64")})
+    from nmfkit.validation import check_matrix
+    np.testing.assert_array_equal(check_matrix(df), [[0, 1, 1], [1, 0, 2], [0, 1, 3], [2, 1, 4]])
+    with pytest.raises(TypeError, match=r"^X column 'when' is not numeric \(dtype datetime64"):
+        check_matrix(df.assign(when=pd.date_range("2020-01-01", periods=4)))
