@@ -300,3 +300,42 @@ def test_model_helpers():
     assert R.basismap(fit) is not None and R.coefmap(fit, annCol=list("abab")) is not None
     with pytest.raises(ValueError, match="consensusmap needs an nmf.. result with nrun > 1"):
         R.consensusmap(fit)
+
+
+R_SURVEY_CODE = r"""
+suppressMessages(library(NMF))
+C <- as.matrix(read.csv("C.csv", header = FALSE)); dimnames(C) <- NULL
+cl <- scan("clusters.txt", what = integer(), quiet = TRUE)
+truth <- scan("classes.txt", what = character(), quiet = TRUE)
+out <- list(cophcor = cophcor(C), dispersion = dispersion(C),
+            purity = purity(factor(cl), truth), entropy = entropy(factor(cl), truth))
+cat(jsonlite::toJSON(out, digits = NA, auto_unbox = TRUE))
+"""
+
+
+@pytest.mark.r
+def test_survey_measures_match_R(tmp_path):
+    """The rank survey's consensus measures and the clustering scores, on the same inputs as R."""
+    why = _r_available()
+    if why:
+        pytest.skip(why)
+    from nmfkit.rank.consensus import connectivity
+    rng = np.random.default_rng(5)
+    base = np.repeat([0, 1, 2], [6, 5, 7])
+    runs = [np.where(rng.random(18) < 0.2, rng.integers(0, 3, 18), base) for _ in range(12)]
+    C = np.mean([connectivity(r) for r in runs], axis=0)
+    classes = np.array(["x", "y", "z"])[np.where(rng.random(18) < 0.25, rng.integers(0, 3, 18), base)]
+    np.savetxt(tmp_path / "C.csv", C, delimiter=",", fmt="%.17g")
+    (tmp_path / "clusters.txt").write_text("\n".join(str(v) for v in runs[0]))
+    (tmp_path / "classes.txt").write_text("\n".join(classes))
+    (tmp_path / "run.R").write_text(R_SURVEY_CODE)
+    proc = subprocess.run(["Rscript", "run.R"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 and "jsonlite" in proc.stderr:
+        pytest.skip("R package jsonlite not installed")
+    assert proc.returncode == 0, proc.stderr
+    ref = json.loads(proc.stdout)
+    assert R.cophcor(C) == pytest.approx(ref["cophcor"], abs=1e-10)
+    assert R.dispersion(C) == pytest.approx(ref["dispersion"], abs=1e-10)
+    assert R.purity(runs[0], classes) == pytest.approx(ref["purity"], abs=1e-12)
+    assert R.entropy(runs[0], classes) == pytest.approx(ref["entropy"], abs=1e-12)
+    assert 0 < ref["cophcor"] < 1 and 0 < ref["entropy"] < 1        # not a trivial case
