@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..validation import check_matrix, check_nonneg_float, check_positive_int, check_seed, choose, precheck
+from ..validation import check_matrix, check_nonneg_float, check_positive_int, check_seed, choose
 from .estimate import parse_ranks
 
 RULES = ("min", "1se")
@@ -65,7 +65,7 @@ def heldout_error(X, W, H, mask, loss="frobenius") -> float:
     """Mean loss on the hidden entries (mask False) of X, predicting (W H)_ij = W_i· H_·j.
 
     Costs O(h k) for h hidden entries: W H is never formed."""
-    precheck(X, "X")
+    X = check_matrix(X, "X", allow_zero=True)
     rows, cols = np.nonzero(~np.asarray(mask, dtype=bool))
     if rows.size == 0:
         raise ValueError("the mask hides no entries; nothing to test on")
