@@ -26,12 +26,13 @@ __all__ += ["consensus", "estimate_rank", "cross_validate_rank", "ConsensusResul
             "feature_score", "select_features", "top_features", "randomize"]
 from .project import project
 
-__all__ += ["project", "NMF"]
+__all__ += ["project", "NMF", "MiniBatchNMF", "non_negative_factorization"]
 
 
 def __getattr__(name):
-    """`nmfkit.NMF` is imported on first use, so nmfkit itself never needs scikit-learn."""
-    if name == "NMF":
-        from .sklearn import NMF
-        return NMF
+    """`nmfkit.NMF`, `MiniBatchNMF` and `non_negative_factorization` are imported on first use, so
+    nmfkit itself never needs scikit-learn."""
+    if name in ("NMF", "MiniBatchNMF", "non_negative_factorization"):
+        from . import sklearn
+        return getattr(sklearn, name)
     raise AttributeError(f"module 'nmfkit' has no attribute {name!r}")

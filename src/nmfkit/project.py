@@ -36,7 +36,7 @@ from .validation import check_matrix, check_nonneg_float, check_positive_int
 
 
 def _basis(W, dtype):
-    W = check_matrix(W, "W")
+    W = check_matrix(W, "W", allow_zero=True)
     W = W.toarray() if is_sparse(W) else W
     return np.ascontiguousarray(W, dtype=dtype)
 
@@ -47,7 +47,8 @@ def project(W, X_new, *, loss="frobenius", beta=None, tol=1e-6, max_iter=1000, a
 
     Parameters
     ----------
-    W : basis, m×k, non-negative (a Factorization's W).
+    W : basis, m×k, non-negative (a Factorization's W); a component whose column is all zero
+        gets coefficients 0.
     X_new : m×n non-negative NumPy array or SciPy sparse matrix (never densified);
         its rows are the same features as W's rows.
     loss, beta : "frobenius" (exact, by block principal pivoting), or "kl", "is", or
@@ -71,13 +72,36 @@ def project(W, X_new, *, loss="frobenius", beta=None, tol=1e-6, max_iter=1000, a
         raise ValueError(f"W has {W.shape[0]} rows but X_new has {m}; X_new must have the same features "
                          f"(rows) as the data W was fitted on, one column per new sample")
     penalty = Penalty.from_options((m, n), 0.0, alpha_H, l1_ratio)
+    if loss != "frobenius" and beta <= 0:
+        check_positive_data(engine, loss, beta)
+    return np.ascontiguousarray(solve_coefficients(engine, W, loss, beta, penalty, tol, max_iter).T)
+
+
+def solve_coefficients(engine, W, loss, beta, penalty, tol, max_iter, start=None):
+    """Ht (n×k) minimising the loss for the engine's X with the basis W fixed; `start` (n×k)
+    is where the multiplicative updates begin (default: the uniform start).  A component whose
+    basis vector is all zero does not change the fit: its coefficients are 0, the smallest
+    choice and the only penalised optimum."""
+    live = np.flatnonzero(W.any(axis=0))
+    Ht = np.zeros((engine.shape[1], W.shape[1]), dtype=engine.dtype)
+    if live.size == 0:
+        return Ht
+    W_live = W if live.size == W.shape[1] else np.ascontiguousarray(W[:, live])
     if loss == "frobenius":
-        Ht = _frobenius(engine, W, penalty)
+        Ht[:, live] = _frobenius(engine, W_live, penalty)
     else:
-        if beta <= 0:
-            check_positive_data(engine, loss, beta)
-        Ht = _multiplicative(engine, W, beta, penalty, tol, max_iter)
-    return np.ascontiguousarray(Ht.T)
+        start = None if start is None else np.ascontiguousarray(start[:, live], dtype=engine.dtype)
+        Ht[:, live] = _multiplicative(engine, W_live, beta, penalty, tol, max_iter, start)
+    return Ht
+
+
+def multiplicative_coefficients(engine, W, beta, penalty, tol, max_iter):
+    """`solve_coefficients` by β-multiplicative updates from the uniform start, for any β (also 2)."""
+    live = np.flatnonzero(W.any(axis=0))
+    Ht = np.zeros((engine.shape[1], W.shape[1]), dtype=engine.dtype)
+    if live.size:
+        Ht[:, live] = _multiplicative(engine, np.ascontiguousarray(W[:, live]), beta, penalty, tol, max_iter)
+    return Ht
 
 
 def _frobenius(engine, W, penalty):
@@ -85,7 +109,7 @@ def _frobenius(engine, W, penalty):
     return nnls_bpp(R, G).astype(engine.dtype, copy=False)
 
 
-def _multiplicative(engine, W, beta, penalty, tol, max_iter):
+def _multiplicative(engine, W, beta, penalty, tol, max_iter, start=None):
     l1, l2 = penalty.terms("H")
     floor = floor_of(engine.dtype)
     gamma = beta_exponent(beta)
@@ -94,9 +118,9 @@ def _multiplicative(engine, W, beta, penalty, tol, max_iter):
     if total <= 0:
         raise ValueError("W is all zeros; there is no basis to project on")
     n, k = engine.shape[1], W.shape[1]
-    # Uniform start whose fitted column sums match the data's column sums.
-    Ht = np.repeat((engine.col_sums() / total)[:, None], k, axis=1)
-    Ht = np.maximum(Ht, floor).astype(engine.dtype)
+    if start is None:   # the uniform start whose fitted column sums match the data's column sums
+        start = np.repeat((engine.col_sums() / total)[:, None], k, axis=1)
+    Ht = np.maximum(start, floor).astype(engine.dtype)
     active = np.ones(n, dtype=bool)
     for _ in range(max_iter):
         if beta == 1.0:      # KL: Wᵀ1 is the denominator; sparse data costs nnz·k
