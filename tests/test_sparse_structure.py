@@ -33,7 +33,8 @@ BROKEN = [
      "indptr decreases at row 1 (indptr[1] = 4 > indptr[2] = 3)",
      "indptr decreases at column 1 (indptr[1] = 4 > indptr[2] = 3)"),
     ("indptr too short", INDICES, [0, 2, 5],
-     "indptr has 3 entries; a CSR matrix with 3 rows needs 4", "indptr has 3 entries; a CSC matrix with 3 columns needs 4"),
+     "indptr has 3 entries; a CSR matrix with 3 rows needs 4",
+     "indptr has 3 entries; a CSC matrix with 3 columns needs 4"),
     ("indptr past the data", INDICES, [0, 2, 3, 7],
      "indptr ends at 7, but there are only 5 stored indices and 5 values",
      "indptr ends at 7, but there are only 5 stored indices and 5 values"),
@@ -116,7 +117,8 @@ def test_lil_with_mismatched_row_lists_is_refused():
 def test_read_matrix_refuses_a_broken_npz_naming_the_file(tmp_path, case, fmt):
     _, indices, indptr, csr_message, csc_message = case
     path = _write_npz(tmp_path / "bad.npz", indices, indptr, fmt)
-    with pytest.raises(DataFileError, match=re.escape(f"{path}: " + (csr_message if fmt == "csr" else csc_message))) as info:
+    message = f"{path}: " + (csr_message if fmt == "csr" else csc_message)
+    with pytest.raises(DataFileError, match=re.escape(message)) as info:
         read_matrix(path)
     assert "\n" not in str(info.value)
 
