@@ -183,6 +183,12 @@ def test_torch_kl_with_a_subnormal_entry_stays_finite():
     assert beta_divergence(torch.tensor(Y), torch.tensor(L), 1) == pytest.approx(kl_reference(Y, L), rel=1e-12)
 
 
+def test_dask_kl_with_a_subnormal_entry_stays_finite():
+    da = pytest.importorskip("dask.array")
+    f = nmfkit.fit(da.from_array(Y, chunks=(10, 20)), 3, loss="kl", solver="mu", seed=0, max_iter=20)
+    assert np.isfinite(f.loss) and f.stop_reason != "diverged"
+
+
 # -- 3. β ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("beta", [float("nan"), float("inf"), -float("inf"), "abc", True])
