@@ -193,6 +193,14 @@ def check_sparse_structure(A, name: str = "X", error=ValueError):
     if fmt == "coo":
         _check_coo(A, name, error)
         return _signed(A)
+    if fmt == "dia":
+        offsets = _index_array(A.offsets, "the diagonal offsets", name, error)
+        data = np.asarray(A.data)
+        if data.ndim != 2 or data.shape[0] != len(offsets):
+            raise error(f"{name}: a DIA matrix with {len(offsets)} diagonal offsets holds values of shape "
+                        f"{data.shape}; it needs one row of values per offset")
+        if len(np.unique(offsets)) != len(offsets):
+            raise error(f"{name}: the DIA matrix's diagonal offsets repeat a value; each must be distinct")
     if fmt == "lil":
         rows, data = np.asarray(A.rows), np.asarray(A.data)
         if rows.shape != (A.shape[0],) or data.shape != (A.shape[0],):
