@@ -300,3 +300,35 @@ def test_fit_refuses_a_broken_sparse_tensor(case, layout):
         message = csr_message.split(" (row")[0]
     with pytest.raises(ValueError, match="^X: " + re.escape(message)):
         nmfkit.fit(X, 2, max_iter=3)
+
+
+def _dia(change):
+    A = sp.dia_matrix(np.eye(4) + 1.0)           # 7 diagonals
+    change(A)
+    return A
+
+
+@pytest.mark.parametrize("A, message", [
+    (_dia(lambda A: setattr(A, "data", A.data[:1])),          # SciPy's conversion corrupts the heap on this
+     r"a DIA matrix with 7 diagonal offsets holds values of shape \(1, 4\); it needs one row of values per offset"),
+    (_dia(lambda A: setattr(A, "offsets", np.zeros(7, dtype=np.int32))),
+     "the DIA matrix's diagonal offsets repeat a value; each must be distinct"),
+    (_dia(lambda A: setattr(A, "offsets", np.zeros(7))), "the diagonal offsets must be a 1-D integer array"),
+], ids=["too few rows of values", "repeated offsets", "float offsets"])
+def test_broken_dia_is_refused_before_conversion(A, message):
+    with pytest.raises(ValueError, match="^X: " + message):
+        nmfkit.fit(A, 1, max_iter=3)
+
+
+def test_broken_dok_and_bsr_are_refused():
+    D = sp.dok_matrix((3, 4))
+    D[0, 1] = 1.0
+    dict.__setitem__(D._dict if hasattr(D, "_dict") else D, (5, 1), 3.0)
+    with pytest.raises(ValueError, match="^X: not a valid DOK sparse matrix .*index 5"):
+        nmfkit.fit(D, 1)
+    B = sp.bsr_matrix(np.ones((4, 4)), blocksize=(2, 2))
+    B.indices = B.indices.copy()
+    B.indices[1] = 7
+    with pytest.raises(ValueError, match=r"^X: block column index 7 at entry 1 \(block row 0\) is out of range for "
+                                         "2 block columns$"):
+        nmfkit.fit(B, 1)
