@@ -298,6 +298,8 @@ def test_resume_with_other_solver_options_is_refused(tmp_path):
         nmfkit.fit(X, 3, solver="mu", seed=0, max_iter=20, tol=0, resume=path, alpha_W=0.01, l1_ratio=0.5)
     f = nmfkit.fit(X, 3, solver="mu", seed=0, max_iter=20, tol=0, resume=path, alpha_W=0.01)
     assert f.n_iter == 20
+    with pytest.raises(TypeError, match="unknown options: alpha_w"):    # a typo is named as such
+        nmfkit.fit(X, 3, solver="mu", seed=0, max_iter=20, tol=0, resume=path, alpha_w=0.01)
 
 
 @pytest.mark.parametrize("family", ["dask", "torch"])

@@ -127,6 +127,7 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     elif track is not False and track is not None and not isinstance(track, Tracker):
         raise TypeError("track must be True/False, a list of quantity names, or a diagnostics.Tracker")
 
+    solver_obj = spec.cls(engine, loss, beta_value, **solver_options)  # fails early on bad options
     fingerprint = {"shape": list(X.shape), "rank": rank, "solver": solver, "loss": loss, "beta": beta_value,
                    "dtype": str(engine.dtype)}
     if checkpoint is not None or resume is not None:
@@ -166,7 +167,6 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
         if n_runs > 1:
             raise ValueError(f"n_runs={n_runs} needs a random init; (W0, H0) gives every run the same start")
 
-    solver_obj = spec.cls(engine, loss, beta_value, **solver_options)  # fails early on bad options
     seeds = np.random.SeedSequence(seed).spawn(n_runs)
     runs, best, interrupted = [], None, False
     started = time.perf_counter()
