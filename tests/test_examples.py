@@ -33,3 +33,16 @@ def test_topics_example(tmp_path):
 def test_golub_example(tmp_path):
     out = _run("golub.py", cwd=tmp_path)
     assert "rank 2:" in out and "rank 3:" in out and "misassigned" in out
+
+
+def test_r_vignette_example(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = _run("r_vignette.py", "--out", str(tmp_path / "figures"), cwd=tmp_path)
+    assert "> res <- nmf(esGolub, 3)" in out
+    for r_line in ("estim.r <- nmf(esGolub, 2:5, nrun = 10, seed = 123456)",
+                   "plot(estim.r)", "consensusmap(estim.r", "extractFeatures(res)", "predict(res)"):
+        assert r_line in out
+    assert "<NMF.rank: method 'brunet', ranks [2, 3, 4, 5], 3 runs each>" in out
+    figures = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {"rank_survey.png", "rank_survey_vs_random.png", "consensus_rank3.png",
+            "consensus_survey_rank2.png", "consensus_survey_rank5.png"} <= figures
