@@ -444,3 +444,15 @@ def test_sinmf_groups_and_refusals():
             nmfkit.fit(Xz, 2, solver=solver, loss=loss)
     with pytest.raises(ValueError, match="offset must be a finite non-negative vector of length 30"):
         nmfkit.fit(X, 3, solver="offset", offset=np.ones(4))
+
+
+def test_kl_only_solvers_default_to_their_loss():
+    """fit(X, k, solver="nsnmf", theta=0.5) needs no loss=: a solver without a Frobenius form
+    runs its own loss; an explicit wrong loss is still refused."""
+    X, _, _ = _sparse_data(30, 12, 2, 0.5, seed=19)
+    for solver, options in (("nsnmf", {"theta": 0.5}), ("brunet", {})):
+        fit = nmfkit.fit(X, 2, solver=solver, max_iter=5, seed=0, **options)
+        assert fit.options["loss"] == "kl"
+        with pytest.raises(ValueError, match="does not support loss 'frobenius'"):
+            nmfkit.fit(X, 2, solver=solver, loss="frobenius", **options)
+    assert nmfkit.fit(X, 2, solver="snmf", max_iter=5, seed=0).options["loss"] == "frobenius"

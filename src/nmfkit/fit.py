@@ -23,7 +23,7 @@ from .diagnostics import Tracker
 from .driver import run
 from .engines import is_dask, is_torch, make_engine
 from .penalties import Penalty
-from .registry import INITS, auto_solver, resolve_loss, solver_spec
+from .registry import INITS, SOLVERS, auto_solver, resolve_loss, solver_spec
 from .result import Factorization
 from .validation import (check_factors, check_fit_memory, check_matrix, check_nonneg_float, check_positive_int,
                          check_rank, check_seed, choose)
@@ -42,7 +42,7 @@ def _labels(X):
     return None, None
 
 
-def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max_iter=None,
+def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=None,
         tol=1e-4, seed=None, n_runs=1, callback=None, time_limit=None, verbose=False, track=False,
         mask=None, missing="error", checkpoint=None, checkpoint_every=50, resume=None,
         objective_every=None, **solver_options) -> Factorization:
@@ -56,7 +56,8 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     solver : "auto", or a registered name ("mu", "lee", "brunet", …; see
         `nmfkit.solvers_table()`).
     loss : "frobenius" (½‖X − WH‖²), "kl" (generalised Kullback–Leibler) or "is";
-        `beta=` selects a general β-divergence where the solver supports it.
+        `beta=` selects a general β-divergence where the solver supports it.  Default:
+        "frobenius", or the solver's own loss if it has no Frobenius form ("brunet", "nsnmf").
     init : "auto", "random", "nndsvd", "nndsvda", "nndsvdar", or a pair (W0, H0).
     max_iter : iteration cap (default: the solver's).
     tol : stop when the relative objective decrease per iteration, averaged over
@@ -106,6 +107,9 @@ def fit(X, rank, *, solver="auto", loss="frobenius", beta=None, init="auto", max
     if scale_log2:                    # fit X / 2^e: X's magnitude would overflow or underflow the products
         engine = make_engine(times_power_of_two(X, -scale_log2), mask=mask, nan_is_missing=missing == "mask")
     check_fit_memory(engine.shape, rank, engine.dtype, dense=engine.kind in ("dense", "masked"))
+    if loss is None:
+        own = SOLVERS.get(solver) if isinstance(solver, str) else None
+        loss = own.losses[0] if own is not None and beta is None and "frobenius" not in own.losses else "frobenius"
     loss, beta_value = resolve_loss(loss, beta)
     if solver == "auto":
         asked = {k: v for k, v in solver_options.items() if k in ("alpha_W", "alpha_H", "l1_ratio")}
