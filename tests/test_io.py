@@ -3,6 +3,7 @@ import gzip
 import os
 import pickle
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -366,3 +367,35 @@ def test_a_decreasing_indptr_names_the_file(tmp_path):
     np.savez(path, data=np.array([1.0, 2.0, 3.0]), indices=np.array([0, 1, 0], dtype=np.int32),
              indptr=np.array([0, 2, 1, 3], dtype=np.int32), format=np.array(b"csr"), shape=np.array([3, 2]))
     assert "indptr" in _error(path)
+
+
+MTX_CRASHES = {   # each crashed SciPy's Matrix Market parser (a read past its buffer) before the byte scan
+    "cut_in_exponent.mtx": b"%%MatrixMarket matrix array real general\n2 2\n1\n2\n8.1E-",
+    "cut_in_coordinate.mtx": b"%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 1\n2 2 8.1E-",
+    "nul_byte.mtx": b"%%MatrixMarket matrix array real general\n2 2\n1\n3.3\x005\n3\n4\n",
+}
+
+
+def test_matrix_market_files_that_crashed_the_parser_are_refused(tmp_path):
+    for name, data in MTX_CRASHES.items():
+        (tmp_path / name).write_bytes(data)
+    script = ("import sys\nfrom nmfkit.io import DataFileError, read_matrix\nfor p in sys.argv[1:]:\n"
+              "    try:\n        print('read', read_matrix(p).shape)\n    except DataFileError as e:\n"
+              "        print(e)\n")
+    proc = subprocess.run([sys.executable, "-c", script, *sorted(str(p) for p in tmp_path.iterdir())],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]         # -11 before: a segmentation fault
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3, lines                             # sorted: coordinate, exponent, NUL
+    assert lines[0] == "read (2, 2)" and "not a valid Matrix Market file" in lines[1]
+    assert "line 4: byte b'\\x00' cannot be part of a number" in lines[2]
+
+
+def test_matrix_market_text_after_a_number_is_refused(tmp_path):
+    (tmp_path / "x.mtx").write_text("%%MatrixMarket matrix array real general\n2 2\n1\n3.3x5\n3\n4\n")
+    assert "line 4: byte b'x' cannot be part of a number" in _error(tmp_path / "x.mtx")   # was read as 3.3
+
+
+def test_matrix_market_without_final_newline_is_read(tmp_path):
+    (tmp_path / "x.mtx").write_bytes(b"%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n4.5")
+    np.testing.assert_array_equal(read_matrix(tmp_path / "x.mtx").X, [[1.0, 3.0], [2.0, 4.5]])

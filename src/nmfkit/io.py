@@ -313,6 +313,14 @@ def _names(z, key, path):
     return [str(v) for v in arr.tolist()]
 
 
+def _numpy_error(path, exc, what):
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "pickle" in msg:
+        return DataFileError(f"{path}: holds pickled Python objects; nmfkit never unpickles data files "
+                             "(save a numeric array instead)")
+    return DataFileError(f"{path}: not a valid {what} ({msg})")
+
+
 def _read_numpy(path):
     with open(path, "rb") as fh:
         head = fh.read(6)
@@ -322,13 +330,8 @@ def _read_numpy(path):
         raise DataFileError(f"{path}: not a valid NumPy file ({what})")
     try:
         obj = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise DataFileError(f"{path}: holds pickled Python objects; nmfkit never unpickles data files "
-                                "(save a numeric array instead)") from None
-        raise DataFileError(f"{path}: not a valid NumPy file ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise DataFileError(f"{path}: not a valid NumPy file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged header raises ValueError, SyntaxError, TokenError, …
+        raise _numpy_error(path, exc, "NumPy file") from None
     if not hasattr(obj, "files"):
         return LabeledMatrix(_as_matrix(path, obj), None, None, path)
     with obj as z:
@@ -345,13 +348,8 @@ def _read_numpy(path):
             rows, cols = _names(z, "row_names", path), _names(z, "col_names", path)
         except DataFileError:
             raise
-        except ValueError as exc:
-            if "pickle" in str(exc):
-                raise DataFileError(f"{path}: holds pickled Python objects; nmfkit never unpickles data "
-                                    "files") from None
-            raise DataFileError(f"{path}: not a valid .npz matrix ({exc})") from None
-        except (OSError, EOFError, KeyError, NotImplementedError) as exc:
-            raise DataFileError(f"{path}: not a valid .npz matrix ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - zipfile, zlib, NumPy and SciPy raise many types
+            raise _numpy_error(path, exc, ".npz matrix") from None
     X = _as_matrix(path, X)
     for names, n, axis in ((rows, X.shape[0], "rows"), (cols, X.shape[1], "columns")):
         if names is not None and len(names) != n:
@@ -359,41 +357,57 @@ def _read_numpy(path):
     return LabeledMatrix(X, rows, cols, path)
 
 
-def _mtx_header(path, gz):
-    """(format, field, symmetry, sizes) from a Matrix Market banner and size line, or None."""
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[list(b"0123456789+-.eE \t\r\nnNaAiIfFtTyY")] = True   # numbers, inf, nan and spaces
+
+
+def _scan_mtx(path, gz):
+    """One pass over a Matrix Market file: (banner tokens, size-line tokens or None, whether the file ends
+    with a newline).  Refuses a byte after the comments that no number can hold: SciPy's parser reads
+    some (a NUL byte, a last line cut inside "1E-") past the end of its buffer."""
     with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
-        banner = fh.readline(1024).split()
+        banner = fh.readline(1 << 16)
+        if b"\0" in banner:
+            raise DataFileError(f"{path}: not a valid Matrix Market file (a NUL byte in line 1)")
+        lineno, size_line, last = 1, None, banner[-1:]
         for raw in iter(lambda: fh.readline(1 << 16), b""):
-            line = raw.strip()
-            if line and not line.startswith(b"%"):
+            lineno, last = lineno + 1, raw[-1:]
+            if b"\0" in raw:
+                raise DataFileError(f"{path}: not a valid Matrix Market file (a NUL byte in line {lineno})")
+            if raw.strip() and not raw.lstrip().startswith(b"%"):
+                size_line = raw
                 break
-        else:
-            return None
-    if len(banner) != 5 or not banner[0].lower().startswith(b"%%matrixmarket"):
-        return None
-    try:
-        sizes = [int(v) for v in line.split()]
-    except ValueError:
-        return None
-    return banner[2].lower().decode("ascii", "replace"), banner[3].lower(), banner[4].lower(), sizes
+        lines_before = lineno - 1
+        chunk = size_line or b""
+        while chunk:
+            codes = np.frombuffer(chunk, dtype=np.uint8)
+            bad = ~_NUMBER_BYTES[codes]
+            if bad.any():
+                p = int(np.argmax(bad))
+                line = lines_before + chunk.count(b"\n", 0, p) + 1
+                raise DataFileError(f"{path}: not a valid Matrix Market file (line {line}: byte "
+                                    f"{bytes(codes[p:p + 1])!r} cannot be part of a number)")
+            lines_before += chunk.count(b"\n")
+            last = chunk[-1:]
+            chunk = fh.read(1 << 22)
+    return banner.split(), (size_line.split() if size_line else None), last == b"\n"
 
 
-def _check_mtx_size(path, gz):
+def _check_mtx_size(path, gz, banner, size_tokens):
     """Refuse a Matrix Market header whose declared size the file cannot hold or memory cannot take,
     before the parser allocates for it."""
     from .validation import physical_memory
+    if len(banner) != 5 or size_tokens is None:
+        return                                   # the parser names what is wrong
+    layout, symmetric = banner[2].lower(), banner[4].lower() != b"general"
     try:
-        header = _mtx_header(path, gz)
-    except (OSError, EOFError, zlib.error):
-        return                                   # the parser reports a damaged file itself
-    if header is None:
+        sizes = [int(v) for v in size_tokens]
+    except ValueError:
         return
-    layout, _, symmetry, sizes = header
-    if any(v < 0 for v in sizes) or len(sizes) != (3 if layout == "coordinate" else 2):
+    if any(v < 0 for v in sizes) or len(sizes) != (3 if layout == b"coordinate" else 2):
         return
     m, n = sizes[:2]
-    symmetric = symmetry != b"general"
-    if layout == "coordinate":
+    if layout == b"coordinate":
         stored, min_bytes, needed = sizes[2], 4, (m + 1) * 8 + sizes[2] * 48 * (2 if symmetric else 1)
         if stored > m * n:
             raise DataFileError(f"{path}: the header declares {stored} entries for a {m}×{n} matrix")
@@ -411,9 +425,17 @@ def _check_mtx_size(path, gz):
 
 
 def _read_mtx(path, gz=False):
-    _check_mtx_size(path, gz)
     try:
-        M = scipy.io.mmread(path)
+        banner, size_tokens, ends_with_newline = _scan_mtx(path, gz)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataFileError(f"{path}: cannot read the file (damaged or truncated: {exc})") from None
+    _check_mtx_size(path, gz, banner, size_tokens)
+    try:
+        source = path
+        if not ends_with_newline:             # the parser would read past the end of the last line
+            with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+                source = _io.BytesIO(fh.read() + b"\n")
+        M = scipy.io.mmread(source)
     except Exception as exc:  # noqa: BLE001 - the parser raises many types; all mean "bad file"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataFileError(f"{path}: not a valid Matrix Market file ({msg})") from None
