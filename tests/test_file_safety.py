@@ -260,13 +260,30 @@ def test_second_ctrl_c_while_writing_outputs_leaves_whole_files(tmp_path, data_c
     def interrupt_on_H(path, X, *args):
         return real(path, _InterruptedRows(X) if str(path).endswith("H.csv") else X, *args)
     monkeypatch.setattr(nmfkit.io, "write_matrix", interrupt_on_H)
+    before = _snapshot(out)
     assert _fit(data_csv, "--rank", 3, "--out", out) == 130
     assert capsys.readouterr().err.strip().endswith("nmfkit: interrupted")
-    assert read_matrix(out / "W.csv").X.shape == (12, 3)   # written before the Ctrl-C, whole
-    assert (out / "H.csv").read_bytes() == old_H           # the old file, not a truncated new one
-    assert _no_temp_files(out)
+    assert _snapshot(out) == before                        # the previous run, whole: no new W beside an old H
+    assert (out / "H.csv").read_bytes() == old_H and _no_temp_files(out)
     monkeypatch.undo()
-    assert _fit(data_csv, "--rank", 3, "--out", out) == 0  # the interrupted folder is still nmfkit's own
+    assert _fit(data_csv, "--rank", 3, "--out", out) == 0  # the folder is still nmfkit's own
+    assert read_matrix(out / "H.csv").X.shape == (3, 8)
+
+
+def test_ctrl_c_while_outputs_are_moved_into_place_waits_until_they_are(tmp_path, data_csv, monkeypatch):
+    import signal
+    from nmfkit.cli import _output
+    real_replace = os.replace
+
+    def replace_and_interrupt(src, dst):     # a Ctrl-C arrives while the first output is moved in
+        real_replace(src, dst)
+        if dst == str(out / "W.csv"):
+            os.kill(os.getpid(), signal.SIGINT)
+    out = tmp_path / "o"
+    monkeypatch.setattr(_output.os, "replace", replace_and_interrupt)
+    assert _fit(data_csv, "--rank", 2, "--out", out) == 130
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["complete"] and sorted(os.listdir(out)) == sorted([MANIFEST, *manifest["files"]])
 
 
 # -- late errors become early errors --------------------------------------------------------------------------

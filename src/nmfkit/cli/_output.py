@@ -3,21 +3,28 @@
     out = OutputFolder(args.out, command="fit", inputs=[args.input], force=args.force)
     out.check(["W.csv", "H.csv", ...])   # before reading or fitting: refuses in one line
     ... work ...
-    out.begin()                           # from here on the folder is being written
-    write to out.path("W.csv") atomically (nmfkit._files) ...
-    out.finish(["W.csv", ...])            # stale files of the previous run go, the manifest is written
+    out.begin()                           # outputs now go to a hidden staging folder inside DIR
+    try:
+        write to out.path("W.csv") ...
+        out.finish(["W.csv", ...])        # moved into DIR, stale files removed, manifest written
+    finally:
+        out.discard()                     # an interrupted write leaves DIR as it was
 
 Rules: an output never replaces an input file (not even with --force); a file already in DIR is
 replaced only if nmfkit wrote it (it is listed in the manifest `.nmfkit-run.json` of the previous run)
 or with --force; a rerun removes the files of the previous run that it does not write again; the
-manifest is written last.  While the outputs are written the manifest also lists them, so an
-interrupted run is still recognised as nmfkit's own on the next run.
+manifest is written last.  The outputs are written in full to the staging folder and then renamed
+into DIR with Ctrl-C held back for those few renames, so DIR holds either the previous run or the
+new one, never a mixture or a truncated file.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
+import signal
+import tempfile
 
 from .. import __version__
 from .._files import TEMP_PREFIX, atomic_write, check_writable_folder
@@ -68,8 +75,14 @@ class OutputFolder:
         self.previous = set()
         self.created = None        # the topmost folder this command created, removed again if unused
         self.begun = False
+        self.staging = None        # while the outputs are written: the hidden folder they go to
 
     def path(self, name) -> str:
+        """Where output `name` is written now (the staging folder between begin and finish)."""
+        return os.path.join(self.staging or self.folder, name)
+
+    def final(self, name) -> str:
+        """Where output `name` ends up."""
         return os.path.join(self.folder, name)
 
     def check(self, planned) -> None:
@@ -83,7 +96,7 @@ class OutputFolder:
         if top and not os.path.isdir(parent or "."):
             raise ValueError(f"{where}: {parent} is a file, not a folder")
         for name in [*planned, MANIFEST]:
-            target = self.path(name)
+            target = self.final(name)
             for source in self.inputs:
                 if same_file(target, source):
                     raise ValueError(f"{where} would write {name} over the input file {source}; "
@@ -96,7 +109,7 @@ class OutputFolder:
                 raise ValueError(f"{where} holds a {MANIFEST} that nmfkit did not write; "
                                  "use --force to replace it, or choose another folder")
             previous = set()
-        foreign = [name for name in planned if os.path.lexists(self.path(name)) and name not in previous]
+        foreign = [name for name in planned if os.path.lexists(self.final(name)) and name not in previous]
         if foreign and not self.force:
             listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             raise ValueError(f"{where} already holds {listed}, which nmfkit did not write; "
@@ -126,24 +139,38 @@ class OutputFolder:
         return {e for e in os.listdir(self.folder) if e != MANIFEST and not e.startswith(TEMP_PREFIX)}
 
     def adopt(self, names) -> None:
-        """Record files an interrupted command wrote, so that the next run recognises them as its own."""
+        """Record files an interrupted command wrote into the folder itself, so that the next run
+        recognises them as its own."""
         if names:
-            self.begin(names)
+            self.begun = True
+            self._write_manifest(sorted(self.previous | set(names)), complete=False)
 
-    def begin(self, planned) -> None:
-        """Mark the folder as being written: the manifest lists the previous and the planned files."""
+    def begin(self) -> None:
+        """From here on `path(name)` is in a hidden staging folder inside the output folder."""
         self.begun = True
-        self._write_manifest(sorted(self.previous | set(planned)), complete=False)
+        self.staging = tempfile.mkdtemp(prefix=TEMP_PREFIX, suffix="-run", dir=self.folder)
 
     def finish(self, written) -> None:
-        """Remove the previous run's files not written again, then write the manifest (last)."""
+        """Move the staged outputs into the folder, remove the previous run's files not written again,
+        then write the manifest (last); Ctrl-C waits until this is done."""
         written = [os.path.basename(name) for name in written]
-        for name in sorted(self.previous - set(written)):
-            target = self.path(name)
-            if os.path.islink(target) or os.path.isfile(target):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(target)
-        self._write_manifest(written, complete=True)
+        with _sigint_held_back():
+            if self.staging:
+                for name in written:
+                    os.replace(os.path.join(self.staging, name), self.final(name))
+                self.discard()
+            for name in sorted(self.previous - set(written)):
+                target = self.final(name)
+                if os.path.islink(target) or os.path.isfile(target):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(target)
+            self._write_manifest(written, complete=True)
+
+    def discard(self) -> None:
+        """Remove the staging folder and whatever is in it (after finish: nothing to do)."""
+        if self.staging:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging = None
 
     def abandon(self) -> None:
         """After a failure before anything was written: remove the folder if this command created it
@@ -171,6 +198,23 @@ class OutputFolder:
     def _write_manifest(self, files, complete):
         manifest = {"format": MANIFEST_FORMAT, "command": self.command, "nmfkit": __version__,
                     "complete": complete, "files": list(files)}
-        with atomic_write(self.path(MANIFEST), "w", encoding="utf-8") as fh:
+        with atomic_write(self.final(MANIFEST), "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=2)
             fh.write("\n")
+
+
+@contextlib.contextmanager
+def _sigint_held_back():
+    """Run the block with Ctrl-C held back, then raise KeyboardInterrupt if one came (main thread only)."""
+    try:
+        caught = []
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    except ValueError:            # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

@@ -10,9 +10,10 @@ Reads INPUT with `nmfkit.io.read_matrix` (CSV/TSV/gzip, .npy, .npz, .mtx, .h5ad)
     report.html   with --report: one self-contained HTML report
     consensus.csv, clusters.csv, consensus.png   with --consensus (--runs N random runs)
 --checkpoint FILE saves the state every --checkpoint-every iterations; --resume FILE continues it.
-Every file is written under a temporary name and renamed into place; DIR's manifest `.nmfkit-run.json`
-lists the files of the run, so a rerun replaces them (and removes the previous run's files it does not
-write again) while files nmfkit did not write are never replaced without --force, and the input never.
+All files are written to a hidden folder in DIR and then renamed into place together; DIR's manifest
+`.nmfkit-run.json` lists the files of the run, so a rerun replaces them (and removes the previous run's
+files it does not write again) while files nmfkit did not write are never replaced without --force, and
+the input never.
 Everything that can be checked (DIR, the checkpoint's folder, --image-shape) is checked before the fit.
 Solver, loss and init choices are read from the registries, so a new solver appears here by itself.
 With `--lazy` (implied by a `.zarr` input or by `--scheduler ADDRESS`) a `.npy` file or Zarr store is
@@ -123,18 +124,22 @@ def run(args) -> int:
         out.abandon()                     # no empty folder left behind by a refused or failed run
         raise
     result.row_names, result.col_names = data.row_names, data.col_names
-    out.begin(planned)
-    if args.consensus:
-        files = write_consensus_outputs(cons, result, data, args, out)
-    else:
-        files = write_outputs(result, data, args, out)
-    if args.report:
-        title = f"nmfkit fit {os.path.basename(data.path)}"
+    out.begin()                           # all files are written, then moved into --out together
+    try:
         if args.consensus:
-            title += f" (best of {args.runs} runs)"
-        result.report(out.path("report.html"), title=title, image_shape=image_shape, feature_names=data.row_names)
-        files.append("report.html")
-    out.finish(files)
+            files = write_consensus_outputs(cons, result, data, args, out)
+        else:
+            files = write_outputs(result, data, args, out)
+        if args.report:
+            title = f"nmfkit fit {os.path.basename(data.path)}"
+            if args.consensus:
+                title += f" (best of {args.runs} runs)"
+            result.report(out.path("report.html"), title=title, image_shape=image_shape,
+                          feature_names=data.row_names)
+            files.append("report.html")
+        out.finish(files)
+    finally:
+        out.discard()                     # a Ctrl-C while writing leaves --out as it was
     if not args.quiet:
         if args.consensus:
             c = cons.summary()
@@ -178,7 +183,7 @@ def _check_checkpoint(args, out, planned):
     path = args.checkpoint
     if same_file(path, args.input):
         raise ValueError(f"--checkpoint {path} is the input file; choose another name")
-    if any(same_file(path, out.path(name)) for name in [*planned, MANIFEST]):
+    if any(same_file(path, out.final(name)) for name in [*planned, MANIFEST]):
         raise ValueError(f"--checkpoint {path} is one of the files written to --out {args.out}; "
                          "choose another name")
     _checkpoint.check_target(path)

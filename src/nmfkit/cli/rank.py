@@ -116,9 +116,12 @@ def run(args) -> int:
     except BaseException:
         out.abandon()
         raise
-    out.begin(planned)
-    files = write_outputs(survey, cv, data, args, out)
-    out.finish(files)
+    out.begin()                           # all files are written, then moved into --out together
+    try:
+        files = write_outputs(survey, cv, data, args, out)
+        out.finish(files)
+    finally:
+        out.discard()                     # a Ctrl-C while writing leaves --out as it was
     if not args.quiet:
         print(repr(survey))
         print(survey.verdict(cv).text)
