@@ -170,13 +170,12 @@ def run_suite(report_path, *pytest_args):
 
 
 # -- the test side --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory):
-    if not _suite_available():
-        pytest.skip(f"the installed scikit-learn does not ship its tests ({SUITE})")
-    tmp = tmp_path_factory.mktemp("sklearn_suite")
+def run_in_subprocess(tmp):
+    """Run the suite in a fresh interpreter; its report (groups and outcomes) and its log."""
     report = tmp / "report.json"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+               PYTHONDONTWRITEBYTECODE="1")       # no caches written into the installed scikit-learn
+    env.pop("PYTEST_ADDOPTS", None)               # the outer run's options (e.g. -n 2) are not the suite's
     code = "import sys, test_sklearn_suite as s; sys.exit(s.run_suite(sys.argv[1]))"
     out = subprocess.run([sys.executable, "-c", code, str(report)], cwd=tmp, env=env, capture_output=True,
                          text=True, timeout=900)
@@ -192,17 +191,18 @@ def counts(data, group):
     return Counter(outcome for nodeid, outcome in data["outcomes"].items() if group in data["groups"].get(nodeid, ()))
 
 
-@pytest.mark.parametrize("group", GROUPS + ("internal helpers",))
-def test_scikit_learn_suite_passes(suite, group):
-    tally = counts(suite, group)
-    print(f"{group}: {dict(tally)}")
-    failed = sorted(n for n, o in suite["outcomes"].items() if o == "failed" and group in suite["groups"].get(n, ()))
-    assert not failed, f"{len(failed)} of scikit-learn's tests fail for {group}:\n" + "\n".join(failed[:40]) + \
+def test_scikit_learn_suite_passes(tmp_path):
+    # one test, so that a parallel run (pytest -n) runs the suite once
+    if not _suite_available():
+        pytest.skip(f"the installed scikit-learn does not ship its tests ({SUITE})")
+    suite = run_in_subprocess(tmp_path)
+    failed = sorted(n for n, o in suite["outcomes"].items() if o == "failed")
+    for group in GROUPS + ("internal helpers",):
+        print(f"{group}: {dict(counts(suite, group))}")
+    assert not failed, f"{len(failed)} of scikit-learn's tests fail:\n" + "\n".join(failed[:40]) + \
         "\n" + suite["log"][-6000:]
-    assert tally["passed"] > 0 or group == "internal helpers"
-
-
-def test_every_expected_failure_is_still_collected(suite):
+    for group in GROUPS:
+        assert counts(suite, group)["passed"] > 0, f"no test of scikit-learn's suite ran {group}"
     names = {re.sub(r"^.*::", "", n) for n in suite["outcomes"]}
     stale = [key for key in EXPECTED_FAILURES.keys() | NOT_APPLICABLE.keys()
              if not any(n == key or n.split("[")[0] == key for n in names)]

@@ -79,7 +79,8 @@ def _check_given(A, shape, whom, X, allow_zero=False):
     return np.array(A, order="C")       # a copy: the caller's array is never written to
 
 
-NO_MISSING = "nmfkit.NMF has no missing entries: fill them first (X.filled(value)), or use nmfkit.fit(..., missing='mask')"
+NO_MISSING = ("nmfkit.NMF has no missing entries: fill them first (X.filled(value)), "
+              "or use nmfkit.fit(..., missing='mask')")
 
 def _clear_floor(F):
     """Entries at the multiplicative updates' floor δ = eps² (kept there so that they can still
@@ -169,8 +170,9 @@ class _BaseNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             raise ValueError(f"init must be None or one of {', '.join(map(repr, _INIT_NAMES))}; got {init!r}")
         return "nndsvda" if init is None else init
 
-    def _initial_factors(self, X, W, H, update_H=True, n_runs=1):
-        """(rank, W0, H0) for a fit; W0 is None when H is fixed, (None, None) when the fit draws them."""
+    def _initial_factors(self, X, W, H, update_H=True, draw=True):
+        """(rank, W0, H0) for a fit; W0 is None when H is fixed, both are None when `draw` is False
+        and init is not "custom" (the fit then draws each run's start itself)."""
         m, n = X.shape
         init = self._init_name()
         if not update_H:
@@ -195,9 +197,9 @@ class _BaseNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 raise ValueError("init='custom' needs both W and H passed to fit / fit_transform")
             whom = type(self).__name__
             return rank, _check_given(W, (m, rank), f"{whom} (input W)", X), _check_given(H, (rank, n), f"{whom} (input H)", X)
+        if not draw:
+            return rank, None, None
         seed = check_seed(self.random_state, "random_state")
-        if n_runs > 1:
-            return rank, None, (init, seed)
         engine = make_engine(X.tocsr() if issparse(X) else X)
         W0, Ht0 = INITS[init](engine, rank, np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]))
         return rank, np.ascontiguousarray(W0), np.ascontiguousarray(Ht0.T)
@@ -345,13 +347,13 @@ class NMF(_BaseNMF):
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise ValueError(f"shuffle must be True or False; got {self.shuffle!r}")
         self._check_data_for_loss(X, beta)
-        rank, W0, H0 = self._initial_factors(X, W, H, update_H, n_runs)
+        rank, W0, H0 = self._initial_factors(X, W, H, update_H, draw=n_runs == 1)
         if not update_H:
             return self._solve_W(X, H0), H0, 0
         penalties = {k: v for k, v in (("alpha_W", alpha_W), ("alpha_H", alpha_H), ("l1_ratio", l1_ratio)) if v}
         order = None
         if W0 is None:                    # n_runs > 1: the fit draws each run's start
-            init, seed = H0[0], H0[1]
+            init, seed = self._init_name(), check_seed(self.random_state, "random_state")
         else:
             init, seed = (W0, H0), None
             if self.shuffle and solver == "hals":
