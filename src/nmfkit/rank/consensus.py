@@ -275,10 +275,11 @@ def _fit_runs(X, rank, seeds, fit_kwargs):
 _NOTICED = set()
 
 
-def _notice(text):
-    """A one-line notice on stderr, once per process for each text."""
-    if text not in _NOTICED:
-        _NOTICED.add(text)
+def _notice(text, key=None):
+    """A one-line notice on stderr, once per process for each `key` (default: the text)."""
+    key = text if key is None else key
+    if key not in _NOTICED:
+        _NOTICED.add(key)
         print(f"nmfkit: {text}", file=sys.stderr, flush=True)
 
 
@@ -336,7 +337,7 @@ def resolve_jobs(n_jobs, n_tasks) -> int:
         if line is not None:
             _notice(f"running the runs in this process (n_jobs=1): worker processes would rerun "
                     f"{os.path.basename(sys.modules['__main__'].__file__)} from the top; to use {jobs} "
-                    f"processes, put line {line} and below under `if __name__ == \"__main__\":`")
+                    f"processes, put line {line} and below under `if __name__ == \"__main__\":`", key="unguarded")
             return 1
     return jobs
 
@@ -434,7 +435,7 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
                     collect(fut.result())
             except (BrokenProcessPool, OSError) as exc:
                 _notice(f"worker processes failed ({type(exc).__name__}: {exc}); "
-                        "running the remaining runs in this process")
+                        "running the remaining runs in this process", key="broken")
                 for item in seeds:
                     if item[0] not in finished:
                         collect(_fit_runs(X, rank, [item], kwargs))
