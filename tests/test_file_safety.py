@@ -86,6 +86,16 @@ def test_checkpoint_over_the_input_or_an_output_is_refused(tmp_path, X, no_fit, 
     assert not (tmp_path / "o").exists()          # a refused run leaves no empty folder behind
 
 
+def test_out_inside_an_input_store_is_refused(tmp_path, X, no_fit, capsys):
+    store = tmp_path / "x.zarr"
+    store.mkdir()
+    (store / ".zarray").write_text("{}")
+    before = _snapshot(store)
+    assert _fit(store, "--rank", 2, "--out", store / "fit", "--force") == 2
+    assert f"is inside the input {store}" in _error_line(capsys)
+    assert _snapshot(store) == before
+
+
 def test_subprocess_refuses_to_overwrite_its_input(tmp_path, X):
     proj = tmp_path / "proj"
     proj.mkdir()

@@ -58,6 +58,12 @@ def read_manifest(folder) -> set | None:
     return {name for name in files if _plain_name(name)}   # never act on a path outside the folder
 
 
+def _inside(path, folder) -> bool:
+    """Whether `path` is `folder` or lies under it."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def _plain_name(name) -> bool:
     return (isinstance(name, str) and name not in ("", ".", "..", MANIFEST) and os.sep not in name
             and "/" not in name and (os.altsep is None or os.altsep not in name))
@@ -95,6 +101,9 @@ class OutputFolder:
         parent = os.path.dirname(top) if top else self.folder
         if top and not os.path.isdir(parent or "."):
             raise ValueError(f"{where}: {parent} is a file, not a folder")
+        for source in self.inputs:
+            if os.path.isdir(source) and _inside(self.folder, source):
+                raise ValueError(f"{where} is inside the input {source}; choose another output folder")
         for name in [*planned, MANIFEST]:
             target = self.final(name)
             for source in self.inputs:
