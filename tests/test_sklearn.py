@@ -160,7 +160,8 @@ def test_nmfkit_imports_without_scikit_learn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "pip install nmfkit[sklearn]" in out.stdout
-    assert nmfkit.NMF is NMF
+    assert nmfkit.NMF is NMF and nmfkit.MiniBatchNMF is MiniBatchNMF
+    assert nmfkit.non_negative_factorization is non_negative_factorization
 
 
 # -- scikit-learn parity: solvers, warnings, verbose, ranks, zero solutions ---------------------------
@@ -368,3 +369,14 @@ def test_non_negative_factorization_matches_the_estimator():
         non_negative_factorization(X, W=W, H=H, update_H=False)
     with pytest.raises(ValueError, match="update_H=False needs the fixed components H"):
         non_negative_factorization(X, update_H=False)
+
+
+@pytest.mark.parametrize("Estimator", [NMF, MiniBatchNMF])
+def test_set_output_pandas(Estimator):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(_data(), columns=[f"g{j}" for j in range(25)])
+    est = Estimator(3, random_state=0, max_iter=50).set_output(transform="pandas")
+    W = est.fit_transform(X)
+    assert isinstance(W, pd.DataFrame) and list(W.columns) == [f"{Estimator.__name__.lower()}{i}" for i in range(3)]
+    assert list(W.index) == list(X.index) and list(est.feature_names_in_) == list(X.columns)
+    assert isinstance(est.transform(X), pd.DataFrame)
