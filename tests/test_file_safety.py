@@ -224,6 +224,13 @@ def test_interrupted_write_matrix_keeps_the_old_file(tmp_path, X, name):
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == [name]
 
 
+def test_write_into_a_missing_folder_names_the_destination(tmp_path, X):
+    target = tmp_path / "nope" / "W.csv"
+    with pytest.raises(FileNotFoundError) as info:
+        write_matrix(target, X)
+    assert info.value.filename == str(target)
+
+
 def _partial_then_interrupt(file, *args, **kwargs):
     file.write(b"PK\x03\x04 half a zip")
     raise KeyboardInterrupt

@@ -55,7 +55,10 @@ def atomic_path(path):
     """
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
-    tmp = _create_temp(folder, name)
+    try:
+        tmp = _create_temp(folder, name)
+    except OSError as exc:        # name the destination, not the temporary file
+        raise type(exc)(exc.errno, exc.strerror, path) from None
     try:
         yield tmp
         _sync(tmp)
