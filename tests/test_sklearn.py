@@ -293,6 +293,7 @@ def test_shuffle_sweeps_the_components_in_a_random_order():
     full = dict(one, max_iter=500, tol=1e-8)
     a, b = NMF(**full).fit(X, W=W0, H=H0), NMF(shuffle=True, **full).fit(X, W=W0, H=H0)
     assert b.reconstruction_err_ == pytest.approx(a.reconstruction_err_, rel=1e-3)
+    np.testing.assert_array_equal(b.factorization_.H, b.components_)
     with pytest.raises(ValueError, match="shuffle must be True or False"):
         NMF(2, shuffle="yes").fit(X)
 

@@ -380,6 +380,7 @@ class NMF(_BaseNMF):
         if order is not None:             # back to the caller's component order
             undo = np.argsort(order)
             W_fit, H_fit = W_fit[:, undo], H_fit[undo]
+            result = replace(result, W=W_fit, H=H_fit)
         self.factorization_ = result
         if result.stop_reason == "max_iter" and tol > 0:
             _convergence_warning(max_iter)
