@@ -234,8 +234,8 @@ def test_options_string(V, capsys):
 def test_rank_survey_is_r_nmf_rank(V):
     est = R.nmf(V, range(2, 4), "brunet", nrun=3, seed=1, maxIter=60)
     assert isinstance(est, R.NMFrank) and est.ranks == [2, 3]
-    cols = ["rank", "sparseness.basis", "sparseness.coef", "rss", "evar", "silhouette.consensus",
-            "cophenetic", "dispersion", "residuals", "niter", "cpu"]
+    cols = ["rank", "sparseness.basis", "sparseness.coef", "rss", "evar", "silhouette.coef", "silhouette.basis",
+            "residuals", "niter", "cpu", "nrun", "cophenetic", "dispersion", "silhouette.consensus"]
     for m, k in zip(est.measures, (2, 3)):
         assert list(m) == cols and m["rank"] == k
         best = est.fit[k]
@@ -246,6 +246,9 @@ def test_rank_survey_is_r_nmf_rank(V):
         assert m["dispersion"] == pytest.approx(R.dispersion(best), rel=1e-12)
         assert m["sparseness.basis"] == pytest.approx(R.sparseness(best)["basis"], rel=1e-12)
         assert est.consensus[k].shape == (9, 9) and len(best.runs) == 3
+        single = R.summary(best, target=V)
+        for name in ("silhouette.coef", "silhouette.basis", "cophenetic", "rss", "silhouette.consensus"):
+            assert m[name] == pytest.approx(single[name], rel=1e-12, nan_ok=True)
     assert R.cophcor(est) == {m["rank"]: m["cophenetic"] for m in est.measures}
     assert R.nmfEstimateRank(V, range(2, 4), nrun=3, seed=1, maxIter=60).measures[0]["rss"] == est.measures[0]["rss"]
     pytest.importorskip("matplotlib")
@@ -307,8 +310,12 @@ suppressMessages(library(NMF))
 C <- as.matrix(read.csv("C.csv", header = FALSE)); dimnames(C) <- NULL
 cl <- scan("clusters.txt", what = integer(), quiet = TRUE)
 truth <- scan("classes.txt", what = character(), quiet = TRUE)
+W <- as.matrix(read.csv("W.csv", header = FALSE)); H <- as.matrix(read.csv("H.csv", header = FALSE))
+dimnames(W) <- NULL; dimnames(H) <- NULL
+s <- summary(nmfModel(W = W, H = H), class = truth)
 out <- list(cophcor = cophcor(C), dispersion = dispersion(C),
-            purity = purity(factor(cl), truth), entropy = entropy(factor(cl), truth))
+            purity = purity(factor(cl), truth), entropy = entropy(factor(cl), truth),
+            summary = as.list(s))
 cat(jsonlite::toJSON(out, digits = NA, auto_unbox = TRUE))
 """
 
@@ -328,6 +335,10 @@ def test_survey_measures_match_R(tmp_path):
     np.savetxt(tmp_path / "C.csv", C, delimiter=",", fmt="%.17g")
     (tmp_path / "clusters.txt").write_text("\n".join(str(v) for v in runs[0]))
     (tmp_path / "classes.txt").write_text("\n".join(classes))
+    W = rng.random((40, 3)) + np.repeat(np.eye(3), [14, 13, 13], axis=0)
+    H = rng.random((3, 18)) + 2 * (base[None, :] == np.arange(3)[:, None])
+    np.savetxt(tmp_path / "W.csv", W, delimiter=",", fmt="%.17g")
+    np.savetxt(tmp_path / "H.csv", H, delimiter=",", fmt="%.17g")
     (tmp_path / "run.R").write_text(R_SURVEY_CODE)
     proc = subprocess.run(["Rscript", "run.R"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0 and "jsonlite" in proc.stderr:
@@ -339,3 +350,7 @@ def test_survey_measures_match_R(tmp_path):
     assert R.purity(runs[0], classes) == pytest.approx(ref["purity"], abs=1e-12)
     assert R.entropy(runs[0], classes) == pytest.approx(ref["entropy"], abs=1e-12)
     assert 0 < ref["cophcor"] < 1 and 0 < ref["entropy"] < 1        # not a trivial case
+    mine = R.summary(R.nmfModel(W=W, H=H), classes=classes)
+    for name in ("rank", "sparseness.basis", "sparseness.coef", "purity", "entropy", "silhouette.coef",
+                 "silhouette.basis"):
+        assert mine[name] == pytest.approx(ref["summary"][name], abs=1e-10), name

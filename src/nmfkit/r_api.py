@@ -492,11 +492,15 @@ class NMFrank:
     def measures(self) -> list:
         out = []
         for row, k in zip(self.survey.rows, self.survey.ranks):
-            rec = {"rank": int(k)}
-            rec.update({r_name: float(row[name]) for r_name, name in RANK_MEASURES.items() if r_name != "cpu"})
-            rec["niter"] = int(self.fit[k].niter)
-            rec["cpu"] = float(row["seconds"])
-            out.append(rec)
+            best = self.fit[k]
+            out.append({"rank": int(k), "sparseness.basis": float(row["sparseness_W"]),
+                        "sparseness.coef": float(row["sparseness_H"]), "rss": float(row["rss"]),
+                        "evar": float(row["evar"]), "silhouette.coef": _mean_silhouette(best, "samples"),
+                        "silhouette.basis": _mean_silhouette(best, "features"),
+                        "residuals": float(row["objective_min"]), "niter": int(best.niter),
+                        "cpu": float(row["seconds"]), "nrun": int(best.nrun),
+                        "cophenetic": float(row["cophenetic"]), "dispersion": float(row["dispersion"]),
+                        "silhouette.consensus": float(row["silhouette"])})
         return out
 
     def summary(self):
@@ -572,6 +576,58 @@ def nmfEstimateRank(x, range, method="brunet", nrun=30, seed=None, **opts) -> NM
 
 
 # -- clustering quality and consensus measures -----------------------------------------
+def silhouette(x, what="samples"):
+    """R's silhouette of a model: the silhouette widths of the samples ("samples"/"columns")
+    or features ("features"/"rows") clustered by `predict`, with dissimilarity 1 − Pearson
+    correlation of their loadings; "consensus": of the consensus clusters under 1 − consensus.
+    None when there are fewer than two clusters (R: NA)."""
+    from .rank.consensus import consensus_clusters, silhouette_widths
+    what = choose(what, ("samples", "columns", "features", "rows", "consensus"), "what")
+    if what == "consensus":
+        c = getattr(x, "consensus", None)
+        if c is None or not hasattr(c, "consensus"):
+            raise ValueError("silhouette(what='consensus') needs an nmf() result with nrun > 1")
+        labels, D = consensus_clusters(c.consensus, c.rank), 1.0 - c.consensus
+    else:
+        W, H = _factors(x)
+        A = np.asarray(W if what in ("features", "rows") else H.T, dtype=np.float64)
+        labels = A.argmax(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            D = 1.0 - np.corrcoef(A)
+    if np.unique(labels).size < 2:
+        return None
+    return silhouette_widths(D, labels)
+
+
+def _mean_silhouette(x, what) -> float:
+    widths = silhouette(x, what)
+    return float("nan") if widths is None else float(np.mean(widths))
+
+
+def summary(x, target=None, classes=None) -> dict:
+    """R's summary of a model or fit: rank, sparseness, purity and entropy (with `classes`),
+    rss and evar (with `target`), silhouette.coef and silhouette.basis; for a fit also its
+    residuals, niter, cpu and nrun; with nrun > 1 cophenetic, dispersion, silhouette.consensus.
+    A rank survey: its measures table (`NMFrank.summary`)."""
+    if isinstance(x, NMFrank):
+        return x.summary()
+    W, _ = _factors(x)
+    sp_ = sparseness(x)
+    out = {"rank": int(W.shape[1]), "sparseness.basis": sp_["basis"], "sparseness.coef": sp_["coef"]}
+    if classes is not None:
+        out.update({"purity": purity(x, classes), "entropy": entropy(x, classes)})
+    if target is not None:
+        out.update({"rss": rss(x, target), "evar": evar(x, target)})
+    out.update({"silhouette.coef": _mean_silhouette(x, "samples"),
+                "silhouette.basis": _mean_silhouette(x, "features")})
+    if getattr(x, "fit", None) is not None:
+        out.update({"residuals": residuals(x), "niter": x.niter, "cpu": x.runtime, "nrun": x.nrun})
+    c = getattr(x, "consensus", None)
+    if c is not None and hasattr(c, "consensus"):
+        out.update({"cophenetic": c.cophenetic, "dispersion": c.dispersion, "silhouette.consensus": c.silhouette})
+    return out
+
+
 def _clusters(x):
     if hasattr(x, "W") and hasattr(x, "H"):
         return predict(x)
@@ -790,7 +846,7 @@ def profcor(x, y=None) -> np.ndarray:
 
 
 __all__ = ["nmf", "NMFModel", "NMFfit", "NMFrank", "METHODS", "smoothing", "offset", "nmfEstimateRank", "purity",
-           "entropy", "cophcor", "dispersion", "consensus", "consensusmap", "basismap", "coefmap", "rnmf",
+           "entropy", "cophcor", "dispersion", "consensus", "silhouette", "summary", "consensusmap", "basismap", "coefmap", "rnmf",
            "syntheticNMF", "nmf_equal", "scoef", "basiscor", "profcor", "basis", "coef", "coefficients", "fitted", "residuals",
            "rss", "evar", "sparseness", "featureScore", "extractFeatures", "predict", "nmfModel", "rmatrix",
            "randomize"]
