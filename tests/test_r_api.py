@@ -299,8 +299,13 @@ def test_model_helpers():
     noisy = R.syntheticNMF(20, 2, 10, offset=0.5, seed=1)
     assert noisy.shape == (20, 10) and noisy.min() >= 0
     pytest.importorskip("matplotlib")
-    fit = R.nmfModel(W=np.abs(np.random.default_rng(0).random((10, 2))), H=np.ones((2, 4)))
-    assert R.basismap(fit) is not None and R.coefmap(fit, annCol=list("abab")) is not None
+    fit = R.nmfModel(W=np.abs(np.random.default_rng(0).random((10, 2))), H=np.random.default_rng(1).random((2, 4)))
+    assert len(R.basismap(fit).axes) == 4                  # dendrogram, "basis" bar, heatmap, colour bar
+    assert len(R.coefmap(fit, annCol=list("abab")).axes) == 5   # dendrogram, "basis" and "class" bars, …
+    heat = R.coefmap(fit).axes[2].images[0].get_array()
+    np.testing.assert_allclose(np.sort(heat.sum(axis=0)), 1.0)      # R's "c1": columns sum to 1
+    with pytest.raises(ValueError, match="annCol has 3 entries for 4 samples"):
+        R.coefmap(fit, annCol=list("abc"))
     with pytest.raises(ValueError, match="consensusmap needs an nmf.. result with nrun > 1"):
         R.consensusmap(fit)
 

@@ -711,50 +711,107 @@ def consensusmap(x, annCol=None, labCol=None):   # noqa: N803 (R's names)
     return consensus_heatmap(c, labels=annCol, sample_names=labCol)
 
 
-def _scaled_heatmap(A, axis, title, xlabel, ylabel, row_names=None, col_names=None, annotation=None):
-    from .plots import heatmap
+#: above this many rows/columns a heatmap is ordered by dominant component instead of a dendrogram
+MAX_TREE_LEAVES = 2000
+
+
+def _annotated_heatmap(A, along, annotations, title, leaf_names=None, other_names=None):
+    """R's aheatmap as basismap/coefmap draw it: A (already scaled) with a complete-linkage
+    Euclidean dendrogram over the rows (along=0) or columns (along=1), one annotation bar per
+    (name, labels) pair beside that axis, and a yellow–red colour scale from 0 to the maximum.
+    Past MAX_TREE_LEAVES leaves the order is by dominant component (no tree is drawn)."""
+    from scipy.cluster.hierarchy import dendrogram, linkage
+    from .rank.plots import _codes, _pyplot
+    matplotlib, Figure = _pyplot()
     A = np.asarray(A, dtype=np.float64)
-    sums = A.sum(axis=axis, keepdims=True)
-    A = np.divide(A, sums, out=np.zeros_like(A), where=sums > 0)
-    fig = heatmap(A, row_names=row_names, col_names=col_names, cmap="YlOrRd", title=title, xlabel=xlabel,
-                  ylabel=ylabel)
-    if annotation is not None:
-        fig.axes[0].set_title(f"{title} (annotation: dominant component)", fontsize="medium")
+    X = A if along == 0 else A.T                   # leaves are the rows of X
+    n = X.shape[0]
+    tree = n <= MAX_TREE_LEAVES and n > 1
+    fig = Figure(figsize=(7.5, 7) if along == 0 else (9, 5))
+    bars = len(annotations)
+    if along == 0:
+        grid = fig.add_gridspec(1, 3 + bars, width_ratios=[1.5] + [0.25] * bars + [6, 0.25], wspace=0.03)
+        ax_tree = fig.add_subplot(grid[0, 0]) if tree else None
+    else:
+        grid = fig.add_gridspec(3 + bars, 1, height_ratios=[1.5] + [0.3] * bars + [4, 0.25], hspace=0.05)
+        ax_tree = fig.add_subplot(grid[0, 0]) if tree else None
+    if tree:
+        info = dendrogram(linkage(X, method="complete", metric="euclidean"), ax=ax_tree, no_labels=True,
+                          orientation="left" if along == 0 else "top", color_threshold=0,
+                          above_threshold_color="0.3")
+        order = np.asarray(info["leaves"])
+        if along == 0:
+            order = order[::-1]                    # a left dendrogram lists its leaves bottom-up
+        ax_tree.set_axis_off()
+    else:
+        order = np.lexsort((-X.max(axis=1), X.argmax(axis=1)))
+    cmap = matplotlib.colormaps["tab10"]
+    for b, (name, values) in enumerate(annotations):
+        names, codes = _codes(values)
+        ax = fig.add_subplot(grid[0, 1 + b] if along == 0 else grid[1 + b, 0])
+        strip = codes[order][:, None] if along == 0 else codes[order][None, :]
+        ax.imshow(strip, aspect="auto", cmap=cmap, vmin=0, vmax=9, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        (ax.set_xlabel if along == 0 else ax.set_ylabel)(name, fontsize="small", rotation=90 if along == 0 else 0,
+                                                          ha="center" if along == 0 else "right", va="center")
+        handles = [matplotlib.patches.Patch(color=cmap(i % 10), label=str(v)) for i, v in enumerate(names)]
+        fig.legend(handles=handles, title=name, loc="upper right", bbox_to_anchor=(1.0, 1.0 - 0.2 * b),
+                   fontsize="x-small", title_fontsize="x-small", frameon=False)
+    ax = fig.add_subplot(grid[0, 1 + bars] if along == 0 else grid[1 + bars, 0])
+    shown = A[order] if along == 0 else A[:, order]
+    image = ax.imshow(shown, aspect="auto", cmap="YlOrRd", vmin=0, vmax=max(float(A.max()), 1e-300),
+                      interpolation="nearest")
+    leaf_axis = (ax.set_yticks, ax.set_yticklabels) if along == 0 else (ax.set_xticks, ax.set_xticklabels)
+    if leaf_names is not None and n <= 80:
+        leaf_axis[0](range(n))
+        leaf_axis[1]([str(leaf_names[i]) for i in order], fontsize=6, rotation=0 if along == 0 else 90)
+    else:
+        leaf_axis[0]([])
+    other_axis = (ax.set_xticks, ax.set_xticklabels) if along == 0 else (ax.set_yticks, ax.set_yticklabels)
+    other_axis[0](range(len(other_names)))
+    other_axis[1](other_names, fontsize="small")
+    fig.colorbar(image, cax=fig.add_subplot(grid[0, 2 + bars] if along == 0 else grid[2 + bars, 0]),
+                 orientation="vertical" if along == 0 else "horizontal")
+    fig.suptitle(title, fontsize="medium")
     return fig
 
 
 def basismap(x, subsetRow=None):   # noqa: N803
-    """R's basismap: W with each row scaled to sum 1 (R's scale "r1"), rows ordered by their
-    dominant component.  subsetRow=True keeps Kim & Park's selected features, an integer array
-    those rows."""
+    """R's basismap: W with each row scaled to sum 1 (R's scale "r1"), a feature dendrogram, the
+    dominant component of each feature as an annotation bar and a 0–max colour scale.
+    subsetRow=True keeps Kim & Park's selected features, an integer array those rows."""
     W = basis(x)
     rows = np.arange(W.shape[0])
     if subsetRow is True:
         rows = extractFeatures(x, format="combine")
     elif subsetRow is not None and subsetRow is not False:
         rows = np.asarray(subsetRow, dtype=np.int64)
-    W = W[rows]
-    order = np.lexsort((-W.max(axis=1), W.argmax(axis=1)))
+    W = np.asarray(W[rows], dtype=np.float64)
+    sums = W.sum(axis=1, keepdims=True)
+    W = np.divide(W, sums, out=np.zeros_like(W), where=sums > 0)
     names = getattr(x, "row_names", None)
-    names = None if names is None else [names[i] for i in rows[order]]
-    return _scaled_heatmap(W[order], 1, "basis (rows scaled to sum 1)", "component", "feature",
-                           row_names=names, col_names=[str(q + 1) for q in range(W.shape[1])])
+    names = None if names is None else [names[i] for i in rows]
+    return _annotated_heatmap(W, 0, [("basis", W.argmax(axis=1) + 1)], "basis components (rows scaled to sum 1)",
+                              leaf_names=names, other_names=[str(q + 1) for q in range(W.shape[1])])
 
 
 def coefmap(x, annCol=None):   # noqa: N803
-    """R's coefmap: H with each column scaled to sum 1 (R's scale "c1"), columns ordered by their
-    dominant component; `annCol` known classes are shown in the column labels."""
-    H = coef(x)
-    order = np.lexsort((-H.max(axis=0), H.argmax(axis=0)))
-    names = getattr(x, "col_names", None)
-    labels = [str(i) if names is None else str(names[i]) for i in order]
+    """R's coefmap: H with each column scaled to sum 1 (R's scale "c1"), a sample dendrogram, the
+    dominant component of each sample (and `annCol`, known classes) as annotation bars and a
+    0–max colour scale."""
+    H = np.asarray(coef(x), dtype=np.float64)
+    sums = H.sum(axis=0, keepdims=True)
+    H = np.divide(H, sums, out=np.zeros_like(H), where=sums > 0)
+    annotations = [("basis", H.argmax(axis=0) + 1)]
     if annCol is not None:
         ann = np.asarray(annCol)
         if ann.shape[0] != H.shape[1]:
             raise ValueError(f"annCol has {ann.shape[0]} entries for {H.shape[1]} samples")
-        labels = [f"{lab} ({ann[i]})" for lab, i in zip(labels, order)]
-    return _scaled_heatmap(H[:, order], 0, "mixture coefficients (columns scaled to sum 1)", "sample",
-                           "component", row_names=[str(q + 1) for q in range(H.shape[0])], col_names=labels)
+        annotations.append(("class", ann))
+    return _annotated_heatmap(H, 1, annotations, "mixture coefficients (columns scaled to sum 1)",
+                              leaf_names=getattr(x, "col_names", None),
+                              other_names=[str(q + 1) for q in range(H.shape[0])])
 
 
 # -- models and comparisons ----------------------------------------------------------------
