@@ -227,6 +227,33 @@ def test_site_builds_strict(tmp_path):
     solvers = (site / "api" / "solvers" / "index.html").read_text(encoding="utf-8")
     for spec in nmfkit.SOLVERS.values():
         assert f'id="{spec.cls.__module__}"' in solvers, f"{spec.cls.__module__} not rendered"
+    # what users read names methods, papers and guarantees, not the project's internal history
+    for page in sorted(site.rglob("*.html")):
+        text = re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8"))
+        found = _internal_words(text)
+        assert not found, f"{page.relative_to(site)}: {found}"
+
+
+INTERNAL = re.compile(r"\bseed\s*0\d\d\b|\bseed's\b|\bthe seed\b|\banchors?\s*§|\bP[1-4]\b|\bissue's\b"
+                      r"|development machine", re.I)
+
+
+def _internal_words(text):
+    return sorted({m.group(0) for m in INTERNAL.finditer(text)})
+
+
+def test_readme_and_nmfkit_info_speak_of_methods_not_internals():
+    assert not _internal_words(_read("README.md")), _internal_words(_read("README.md"))
+    done = subprocess.run([sys.executable, "-m", "nmfkit", "info"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": SRC})
+    assert done.returncode == 0, done.stderr
+    assert "sgd" in done.stdout and not _internal_words(done.stdout), _internal_words(done.stdout)
+
+
+def test_internal_words_pattern_catches_them():
+    assert _internal_words("as in seed 000's figure (anchors §5.10c) on P1 and P4") == [
+        "P1", "P4", "anchors §", "seed 000"]
+    assert _internal_words("seeded from SeedSequence; seed=1; NMF P-values") == []
 
 
 def test_docstring_converter_keeps_formulas_fields_and_text():

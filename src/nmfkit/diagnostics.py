@@ -1,6 +1,7 @@
-"""Per-iteration convergence diagnostics (seed 000) and the auxiliary-function lemma (seed 002).
+"""Per-iteration convergence diagnostics of the Lee–Seung updates and the auxiliary-function lemma
+(Lee & Seung 2001).
 
-Notation of seed 000: M = X, U = W (m×k), V = H (k×n); one step maps (U_k, V_k) to (U_{k+1}, V_{k+1}),
+Notation: M = X, U = W (m×k), V = H (k×n); one step maps (U_k, V_k) to (U_{k+1}, V_{k+1}),
 H half-step first.  g(V) = ½‖M − U_k V‖² is the H-subproblem of the step.  In nmfkit's tall storage
 (Ht = Vᵀ) with A = U_kᵀU_k, R = Mᵀ U_k, D = Ht_{k+1} − Ht_k, E = U_k − U_{k+1}, B = Ht_{k+1}ᵀHt_{k+1}:
 
@@ -8,23 +9,23 @@ H half-step first.  g(V) = ½‖M − U_k V‖² is the H-subproblem of the step
   theta_U        ‖V_{k+1}ᵀ(U_kᵀ − U_{k+1}ᵀ)‖² / ‖U_k − U_{k+1}‖²  = ⟨E, EB⟩ / ‖E‖²
   diff_norm_V    ½‖U_k(V_k − V_{k+1})‖²  = ½⟨D, DA⟩
   decrease_V     g(V_k) − g(V_{k+1})  = ⟨R, D⟩ − ½⟨D, (Ht_k + Ht_{k+1})A⟩   (no ‖M‖² cancellation)
-  inner_product  ⟨∇g(V_{k+1}), V_k − V_{k+1}⟩  = ⟨R − Ht_{k+1}A, D⟩   (seed's innerProd)
-  inner_product2 seed's innerProd2, ½ Σ_i Σ_{z≠j} A_zj (√(v_z/v_j) d_j − √(v_j/v_z) d_z)², v = V_k[:, i],
+  inner_product  ⟨∇g(V_{k+1}), V_k − V_{k+1}⟩  = ⟨R − Ht_{k+1}A, D⟩   (first-order term)
+  inner_product2 the sum-of-squares form of the proof, ½ Σ_i Σ_{z≠j} A_zj (√(v_z/v_j) d_j − √(v_j/v_z) d_z)², v = V_k[:, i],
                  d = V_{k+1}[:, i] − v; expanding the square and using A = Aᵀ gives, vectorised,
                  Σ D² ∘ (Ht_k A) / Ht_k − ⟨D, DA⟩.  On an exact Lee–Seung step (Ht_k A)/Ht_k = R/Ht_{k+1}
-                 and it equals inner_product (seed 000's identity); nmfkit's floor and penalties make the
+                 and it equals inner_product (the proof's identity); nmfkit's floor and penalties make the
                  two differ by the clamped entries only.
   decrease_V = inner_product + diff_norm_V exactly (g is quadratic).
   relative_error ‖M − U_{k+1}V_{k+1}‖ / ‖M‖;  sv_{min,max}_{WtW,HHt}: extreme singular values of UᵀU
-                 and V Vᵀ (k×k; the seed's n×n VᵀV has the same non-zero ones and, for n > k, min 0);
+                 and V Vᵀ (k×k; the n×n VᵀV has the same non-zero ones and, for n > k, min 0);
   kkt_residual   ‖P[∇f]‖_F, the projected gradient (Lin 2007) of the full objective f (penalties
                  included) at the row's iterate: P[∇]_ij = ∇_ij where x_ij > floor, min(0, ∇_ij) on the bound.
 State columns (relative_error, sv_*, kkt_residual) describe the iterate after the row's step; step
-columns describe the step that produced it.  Seed 000 records its state before the step, so its
-row i is nmfkit's state row i with step row i + 1.
+columns describe the step that produced it.  A loop that records its state before each step has
+as its row i nmfkit's state row i with step row i + 1.
 
-0/0: when V_k = V_{k+1} (or U_k = U_{k+1}) θ is undefined; as in the seed the last defined value is
-carried forward (the seed starts with 0.0; nmfkit starts with NaN, since 0 would be a false value).
+0/0: when V_k = V_{k+1} (or U_k = U_{k+1}) θ is undefined; the last defined value is
+carried forward (starting from NaN, not 0, which would be a false value).
 
 Cost: the Frobenius solvers leave Xᵀ U_k, U_kᵀU_k, X Ht_{k+1}, Ht_{k+1}ᵀHt_{k+1} in `solver.cache`, so a
 tracked step costs O((m+n)k² + k³) more and no pass over X; the KKT residual of iterate k uses Xᵀ U_k
@@ -101,7 +102,7 @@ def projected_gradient_norm(F, R, G, penalty, which, floor=0.0) -> float:
 
 
 class Tracker:
-    """Records the seed's convergence quantities per iteration; the driver calls it.
+    """Records the convergence quantities per iteration; the driver calls it.
 
         Tracker()                                  all quantities
         Tracker(["theta_V", "kkt_residual"])       a selection ("theta", "singular_values",
@@ -255,9 +256,9 @@ def objective_increases(objectives, *, rtol=1e-12, scale=0.0, dtype=np.float64):
     return [(int(i + 1), float(up[i])) for i in bad]
 
 
-# -- seed 002's lemma --------------------------------------------------------------------------------------
+# -- the auxiliary-function lemma --------------------------------------------------------------------------
 def auxiliary_gap(W, h, hk, v):
-    """G(h|hᵏ) − F(h) for F(h) = ½‖v − W h‖² and seed 002's auxiliary function
+    """G(h|hᵏ) − F(h) for F(h) = ½‖v − W h‖² and Lee & Seung's (2001) auxiliary function
 
         G(h|hᵏ) = F(hᵏ) + (h − hᵏ)ᵀ∇F(hᵏ) + ½ (h − hᵏ)ᵀ K(hᵏ) (h − hᵏ),   K = Diag((WᵀW hᵏ) / hᵏ).
 

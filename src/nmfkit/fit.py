@@ -67,7 +67,7 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     callback : callable(state) -> bool, called after each iteration; True stops.
     time_limit : seconds per run.
     verbose : show a progress line on a terminal.
-    track : True records seed 000's convergence quantities per iteration in `history`
+    track : True records the Lee–Seung convergence quantities per iteration in `history`
         (see `nmfkit.diagnostics`); a list of quantity names / callables, or a
         `diagnostics.Tracker`, selects them.
     mask : boolean m×n array, True = observed: the loss counts observed entries

@@ -4,7 +4,7 @@ Every function returns a `matplotlib.figure.Figure` (built with the object API, 
 state, so it works headless and in threads) and accepts `fig=` or `ax=` to draw into an existing one.
 `save(fig, path)` writes PNG or SVG according to the file extension.
 
-  convergence(history)       seed 000's figure: log of each tracked quantity against the iteration
+  convergence(history)       log of each tracked convergence quantity against the iteration
   objective_vs_time(fits)    objective against wall time for several fits of one problem
   basis_images(W, shape)     grid of the columns of W reshaped as images (faces: parts-based bases)
   heatmap(A)                 coefficient (H) or basis (W) matrix as a heatmap
@@ -22,7 +22,7 @@ import numpy as np
 
 from ._files import save_figure as atomic_save_figure
 
-# seed 000's legend names, in its order; other tracked columns follow with their own names
+# legend names of the five classic curves, in order; other tracked columns follow with their own names
 SEED_LEGEND = {
     "objective": "||M-UV||^2",
     "diff_norm_V": "0.5||U(Vk-Vk1)||^2",
@@ -68,12 +68,12 @@ def _history_columns(history):
 
 
 def convergence(history, columns=None, *, log=True, ax=None, fig=None, title=None):
-    """Seed 000's figure: natural log of each tracked quantity against the iteration.
+    """Natural log of each tracked convergence quantity against the iteration.
 
-    `columns` defaults to the seed's five curves (objective, ½‖U(Vk−Vk1)‖², the two inner products,
-    g(Vk)−g(Vk1)) with its legend names; any history column can be named.  The seed plots
-    ½‖M−UV‖² at the start of each step; nmfkit records it after the step (one row later).
-    Non-positive values have no logarithm and are left as gaps (the seed's np.log would give NaN)."""
+    `columns` defaults to five curves (objective, ½‖U(Vk−Vk1)‖², the two inner products,
+    g(Vk)−g(Vk1)) with their usual legend names; any history column can be named.  The objective is
+    recorded after each step.
+    Non-positive values have no logarithm and are left as gaps."""
     cols = _history_columns(history)
     if columns is None:
         columns = [c for c in SEED_COLUMNS if c in cols] or ["objective"]
@@ -193,7 +193,7 @@ def basis_heatmap(W, **kw):
 def top_features(W, names=None, n=10, *, components=None, ncols=None, fig=None, color="C0"):
     """One horizontal bar chart per component (column of W): its `n` largest weights and names.
 
-    Text topics (seed 002's encyclopedia example) read as the words with the largest weights."""
+    Text topics (as in Lee & Seung's 1999 encyclopedia example) read as the words with the largest weights."""
     W = np.asarray(W, dtype=float)
     if W.ndim != 2:
         raise ValueError(f"W must be a 2-D m×k matrix, got shape {W.shape}")

@@ -13,7 +13,7 @@ or a list of items, each one of
 `factorization_report(result, path)` assembles the standard report of a fit: summary, parameters,
 runs, convergence figure (the tracked diagnostics when the fit was tracked), monotonicity findings and factor
 views (basis/coefficient heatmaps, top features, basis images when `image_shape` is given).
-Cost: one PNG render per figure (~50 ms each); the file holds no factor values beyond the figures.
+Cost: one PNG render per figure; the file holds no factor values beyond the figures.
 """
 from __future__ import annotations
 

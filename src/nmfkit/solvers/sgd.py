@@ -1,6 +1,6 @@
-"""Projected (stochastic) gradient descent over entries, with L2 regularisation (seed 001).
+"""Projected (stochastic) gradient descent over entries, with L2 regularisation.
 
-Seed 001 trains W, H on the squared error of each entry plus an L2 term,
+The classic stochastic-gradient recipe for matrix factorization (Koren, Bell & Volinsky 2009) trains W, H on the squared error of each entry plus an L2 term,
     e_ij = x_ij − w_i·h_j,     w_i ← w_i + η (e_ij h_j − λ w_i),   h_j ← h_j + η (e_ij w_i − λ h_j),
 and stops when ‖X − WH‖_F < 0.01.  Here the objective is
     ½ Σ_{(i,j) ∈ Ω} e_ij² + ½ λ (‖W‖² + ‖H‖²)  (+ the sklearn-style alpha_W/alpha_H penalties),
@@ -9,9 +9,8 @@ are real zeros), the observed ones for masked data.  Each epoch visits Ω once
 in a fresh random order, in mini-batches of `batch_size` entries; every entry of
 a batch uses the same (W, H) and the row/column gradients are summed.  The
 regulariser of row i is spread over its c_i entries (λ w_i / c_i per entry), so
-an epoch's expected step is a full gradient step.  Unlike the seed's code,
-W, H are projected on the non-negative orthant after every batch
-(anchors §5.10c): max(·, 0).
+an epoch's expected step is a full gradient step.  Unlike that recipe,
+W, H are projected on the non-negative orthant after every batch: max(·, 0).
 
 Learning rate: `learning_rate=<float>` is η; "auto" sets η each epoch to
 ½ / (d·max_j‖h_j‖², d·max_i‖w_i‖²)-ish bound on the per-batch curvature (d = the
@@ -21,7 +20,7 @@ stable at any data scale.  Schedules: "constant", or "invscaling"
 
 One driver iteration = one epoch; the objective is evaluated once per epoch
 (one exact pass: m·n·k dense, nnz·k sparse).  `target_error=ε` stops when
-‖X − WH‖_F (over Ω) < ε, seed 001's rule, through the driver's `done` flag.
+‖X − WH‖_F (over Ω) < ε, the recipe's rule, through the driver's `done` flag.
 Not monotone.  Cost per epoch: |Ω|·k for the updates plus the objective pass.
 """
 from __future__ import annotations
@@ -130,6 +129,6 @@ class SGD(Solver):
 
 register_solver("sgd", losses=("frobenius",), engines=("dense", "sparse", "masked"), monotone=False,
                 max_iter=500, default_init="random",
-                summary="projected mini-batch SGD with L2 regularisation (seed 001; missing data)",
+                summary="projected mini-batch SGD with L2 regularisation (missing data)",
                 options={"learning_rate": "auto", "schedule": "constant", "batch_size": 256, "l2": 0.0,
                          "target_error": None})(SGD)
