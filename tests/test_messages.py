@@ -13,7 +13,7 @@ import nmfkit
 from nmfkit import checkpoint, validation
 from nmfkit.rank import consensus, cross_validate_rank, estimate_rank
 from nmfkit.r_api import nmf
-from nmfkit.io import DataFileError, read_matrix
+from nmfkit.io import DataFileError
 
 GIB = 2**30
 

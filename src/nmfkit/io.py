@@ -407,6 +407,11 @@ def _check_mtx_size(path, gz, banner, size_tokens):
     if any(v < 0 for v in sizes) or len(sizes) != (3 if layout == b"coordinate" else 2):
         return
     m, n = sizes[:2]
+    if m == 0 or n == 0:                          # the parser divides by zero on an empty array
+        raise DataFileError(f"{path}: holds an empty {m}×{n} matrix")
+    if symmetric and m != n:
+        raise DataFileError(f"{path}: the header declares a {banner[4].decode('ascii', 'replace')} {m}×{n} "
+                            "matrix; a symmetric matrix must be square")
     if layout == b"coordinate":
         stored, min_bytes, needed = sizes[2], 4, (m + 1) * 8 + sizes[2] * 48 * (2 if symmetric else 1)
         if stored > m * n:
