@@ -456,3 +456,17 @@ def test_kl_only_solvers_default_to_their_loss():
         with pytest.raises(ValueError, match="does not support loss 'frobenius'"):
             nmfkit.fit(X, 2, solver=solver, loss="frobenius", **options)
     assert nmfkit.fit(X, 2, solver="snmf", max_iter=5, seed=0).options["loss"] == "frobenius"
+
+
+def test_snmf_resumes_its_stop_test_from_a_checkpoint(tmp_path):
+    """A run split by a checkpoint stops at the same iteration, with the same factors, as one run:
+    Kim & Park's counters travel in the checkpoint."""
+    X, _, _ = _sparse_data(60, 25, 3, 0.3, seed=17)
+    whole = nmfkit.fit(X, 3, solver="snmf", seed=2, tol=0)
+    assert whole.stop_reason == "target" and whole.n_iter > 12
+    ckpt = tmp_path / "snmf.npz"
+    nmfkit.fit(X, 3, solver="snmf", seed=2, tol=0, max_iter=12, checkpoint=ckpt, checkpoint_every=6)
+    resumed = nmfkit.fit(X, 3, solver="snmf", seed=2, tol=0, resume=ckpt)
+    assert resumed.n_iter == whole.n_iter and resumed.stop_reason == "target"
+    np.testing.assert_allclose(resumed.W, whole.W, rtol=1e-12)
+    np.testing.assert_allclose(resumed.H, whole.H, rtol=1e-12)

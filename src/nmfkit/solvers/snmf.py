@@ -78,8 +78,11 @@ class SNMF(_RCompat):
         self.done = False
         self._next = IterateCache()
 
+    # Kim & Park's stop test carries across a checkpoint: its counter, first residual and last argmaxes
+    checkpoint_attrs = ("iteration", "restarts", "inc", "erravg1", "idx_w", "idx_h")
+
     def _reset_check(self):
-        self.inc, self.erravg1, self.idx_old = 0, None, None
+        self.inc, self.erravg1, self.idx_w, self.idx_h = 0, None, None, None
 
     def _unit(self, F):
         F = np.array(F, dtype=F.dtype, copy=True)
@@ -161,8 +164,9 @@ class SNMF(_RCompat):
         """Kim & Park's stop test on the problem's own orientation: Wd (dense factor,
         rows = the rows of A), Hs (sparse factor, tall), XtWd = Aᵀ Wd, XHs = A Hs."""
         idx = (np.argmax(Wd, axis=1), np.argmax(Hs, axis=1))
-        old = self.idx_old or (np.full(len(idx[0]), -1), np.full(len(idx[1]), -1))
-        changed_w, changed_h = int(np.sum(idx[0] != old[0])), int(np.sum(idx[1] != old[1]))
+        old_w = np.full(len(idx[0]), -1) if self.idx_w is None else self.idx_w
+        old_h = np.full(len(idx[1]), -1) if self.idx_h is None else self.idx_h
+        changed_w, changed_h = int(np.sum(idx[0] != old_w)), int(np.sum(idx[1] != old_h))
         self.inc = self.inc + 1 if changed_w <= self.wminchange and changed_h == 0 else 0
         k = Wd.shape[1]
         grad_h = Hs @ (Wd.T @ Wd) - XtWd + Hs @ (self.beta_s * np.ones((k, k)))
@@ -174,4 +178,4 @@ class SNMF(_RCompat):
             self.erravg1 = erravg
         if self.inc >= self.iconv and erravg <= self.eps_conv * self.erravg1:
             self.done = True
-        self.idx_old = idx
+        self.idx_w, self.idx_h = idx
