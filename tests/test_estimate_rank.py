@@ -244,3 +244,15 @@ def test_verdict_with_cross_validation_and_without_baseline():
     assert {v.measure: v.rank for v in verdict.votes} == {"cross-validation": 3, "RSS bend": 3, "cophenetic": None,
                                                          "dispersion": 3}
     assert "chance baseline is missing" in verdict.text
+
+
+def test_cli_rank_prints_the_verdict(tmp_path, capsys):
+    from nmfkit.cli import main
+    X, _ = planted(m=40, n=30, k=3, noise=0.05, seed=0)
+    np.savetxt(tmp_path / "groups.csv", X, delimiter=",")
+    code = main(["rank", str(tmp_path / "groups.csv"), "--ranks", "2-5", "--runs", "5", "--seed", "0", "--jobs", "1",
+                 "--solver", "hals", "--loss", "frobenius", "--out", str(tmp_path / "survey")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Rank 3 (" in out and "Frigyesi & Höglund 2008" in out
+    assert "cophenetic drop suggests" not in out

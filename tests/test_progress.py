@@ -92,9 +92,10 @@ def test_rank_survey_in_a_batch_log_prints_progress(tmp_path):
         import nmfkit
         rng = np.random.default_rng(0)
         X = rng.random((30, 2)) @ np.kron(np.eye(2), np.ones((1, 6))) + 0.01 * rng.random((30, 12))
-        nmfkit.estimate_rank(X, ranks=[2, 3], n_runs=4, seed=0, n_jobs=1, randomized=False)
+        nmfkit.estimate_rank(X, ranks=[2, 3], n_runs=4, seed=0, n_jobs=1)
     """, tmp_path)
-    assert "consensus k=2 4/4 runs" in text and "consensus k=3 4/4 runs" in text, text
+    for k in (2, 3):
+        assert f"consensus k={k} 4/4 runs" in text and f"consensus k={k} (randomised data) 4/4 runs" in text, text
 
 
 def test_quiet_fit_in_a_batch_log_prints_nothing(tmp_path):

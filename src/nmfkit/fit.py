@@ -66,7 +66,8 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     n_runs : independent runs (random inits); the best is kept, all are summarised.
     callback : callable(state) -> bool, called after each iteration; True stops.
     time_limit : seconds per run.
-    verbose : show a progress line on a terminal.
+    verbose : show progress: an updating line in a terminal, an updating display in Jupyter, a
+        plain line every 10 s in a log file or pipe (`nmfkit.progress`).
     track : True records the Lee–Seung convergence quantities per iteration in `history`
         (see `nmfkit.diagnostics`); a list of quantity names / callables, or a
         `diagnostics.Tracker`, selects them.

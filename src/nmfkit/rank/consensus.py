@@ -356,7 +356,7 @@ def run_seeds(seed, n_runs):
 
 
 def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, progress=True,
-              init="random", stop="tol", pool=None, **fit_kwargs) -> ConsensusResult:
+              init="random", stop="tol", pool=None, progress_label=None, **fit_kwargs) -> ConsensusResult:
     """Run `n_runs` independent fits of rank `rank` and summarise their agreement.
 
     Each run is `nmfkit.fit(X, rank, solver=…, loss=…, init=…, seed=s_t)` with
@@ -369,7 +369,9 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
     default: stop once the sample
     assignments have not changed for 40 checks made every 10 iterations
     (up to `max_iter`).  `pool`: a `RunPool` on the same X to reuse its worker
-    processes (as `estimate_rank` does across ranks).  Other keyword arguments go to `nmfkit.fit`.
+    processes (as `estimate_rank` does across ranks).  `progress` shows the runs done (a line in a
+    terminal, a display in Jupyter, a line every 10 s in a log; see `nmfkit.progress`), headed by
+    `progress_label` (default "consensus k=<rank>").  Other keyword arguments go to `nmfkit.fit`.
     Returns a `ConsensusResult` (consensus matrix, cophenetic, dispersion,
     silhouette, sample and feature clusters, best fit, every run's objective).
     """
@@ -399,7 +401,7 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
 
     seeds = list(enumerate(run_seeds(seed, n_runs)))
     jobs = resolve_jobs(n_jobs, n_runs)
-    bar = Progress(n_runs, f"consensus k={rank}", "runs", enabled=progress)
+    bar = Progress(n_runs, progress_label or f"consensus k={rank}", "runs", enabled=progress)
     started = time.perf_counter()
     n = X.shape[1]
     assignments = np.zeros((n_runs, n), dtype=np.int64)

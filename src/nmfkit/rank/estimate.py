@@ -192,12 +192,13 @@ def estimate_rank(X, ranks, n_runs=30, solver="mu", loss="kl", seed=None, random
     options = dict(n_runs=n_runs, solver=solver, loss=loss, seed=seed, randomized=randomized, **fit_kwargs)
     started = time.perf_counter()
 
-    def survey(data, norm):
+    def survey(data, norm, what=""):
         rows, kept = [], {}
         with RunPool.shared(data, n_jobs, n_runs) as pool:
             for k in ranks:                      # the same seed for every rank, as R NMF
                 res = consensus(data, k, n_runs=n_runs, solver=solver, loss=loss, seed=fit_seed,
-                                n_jobs=n_jobs, progress=progress, pool=pool, **fit_kwargs)
+                                n_jobs=n_jobs, progress=progress, pool=pool,
+                                progress_label=f"consensus k={k}{what}", **fit_kwargs)
                 rows.append(survey_row(norm, res))
                 if keep_consensus:
                     kept[k] = res
@@ -207,7 +208,7 @@ def estimate_rank(X, ranks, n_runs=30, solver="mu", loss="kl", seed=None, random
     random_rows, random_kept = None, {}
     if randomized:
         Xr = randomize(X, shuffle_seed)
-        random_rows, random_kept = survey(Xr, sqnorm)    # permutation keeps ‖X‖²
+        random_rows, random_kept = survey(Xr, sqnorm, " (randomised data)")    # permutation keeps ‖X‖²
     options["seconds"] = time.perf_counter() - started
     return RankSurvey(ranks=ranks, rows=rows, random_rows=random_rows, consensus=kept,
                       random_consensus=random_kept, options=options)
