@@ -1,13 +1,13 @@
-"""Seed 000's convergence experiment through nmfkit.
+"""The classic convergence experiment of the Lee–Seung updates, through nmfkit.
 
 A 15×8 random M, rank 5, U random in [0,1), V random in [1,2), 10 000 Lee–Seung multiplicative
 updates; per iteration the objective, ½‖U(Vk − Vk1)‖², the two forms of ⟨∇g(Vk1), Vk − Vk1⟩ and
-g(Vk) − g(Vk1) are recorded (`fit(..., track=True)`) and drawn on a log scale, as in the seed.
+g(Vk) − g(Vk1) are recorded (`fit(..., track=True)`) and drawn on a log scale.
 
-nmfkit's MU clamps at a floor of eps² (≈ 5e-32) where the seed's plain updates have none; the script
-also runs the seed's plain updates and prints how far apart the two sets of curves are.
+nmfkit's MU clamps at a floor of eps² (≈ 5e-32) where plain updates have none; the script
+also runs plain NumPy updates and prints how far apart the two sets of curves are.
 
-    python examples/seed000_convergence.py [--quick] [--iterations N] [--seed S] [--out FIGURE.png]
+    python examples/lee_seung_convergence.py [--quick] [--iterations N] [--seed S] [--out FIGURE.png]
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from nmfkit import plots
 STEP_COLUMNS = ("diff_norm_V", "inner_product", "inner_product2", "decrease_V")
 
 
-def seed_rows(history):
-    """Re-align nmfkit's history to the seed's rows: the seed records the objective before each step
-    and the step's quantities on the same row; nmfkit records the state after the step."""
+def plain_loop_rows(history):
+    """Re-align nmfkit's history to a plain loop's rows: such a loop records the objective before each
+    step and the step's quantities on the same row; nmfkit records the state after the step."""
     n = len(history["objective"]) - 1
     rows = {"iteration": np.arange(n), "objective": np.asarray(history["objective"][:-1])}
     rows.update({c: np.asarray(history[c][1:]) for c in STEP_COLUMNS})
@@ -31,7 +31,7 @@ def seed_rows(history):
 
 
 def plain_lee_seung(M, U, V, iterations):
-    """The seed's own loop (no floor), recording the same quantities in the seed's orientation."""
+    """A plain NumPy Lee–Seung loop (no floor), recording the same quantities in M ≈ U V orientation."""
     out = {c: np.empty(iterations) for c in ("objective",) + STEP_COLUMNS}
     for i in range(iterations):
         A, R = U.T @ U, U.T @ M
@@ -55,7 +55,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="1 000 iterations instead of 10 000")
     ap.add_argument("--iterations", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default="seed000_convergence.png", help="figure file (.png or .svg)")
+    ap.add_argument("--out", default="lee_seung_convergence.png", help="figure file (.png or .svg)")
     args = ap.parse_args(argv)
     iterations = args.iterations or (1000 if args.quick else 10000)
 
@@ -65,8 +65,8 @@ def main(argv=None):
     M = rng.random((15, 8))
     result = nmfkit.fit(M, 5, solver="mu", init=(U, V), tol=0, max_iter=iterations,
                         track=["diff_norm_V", "decrease_V", "inner_products", "theta"])
-    rows = seed_rows(result.history)
-    fig = plots.convergence(rows, title=f"seed 000: Lee–Seung MU, 15×8, rank 5, {iterations} iterations")
+    rows = plain_loop_rows(result.history)
+    fig = plots.convergence(rows, title=f"Lee–Seung MU, 15×8, rank 5, {iterations} iterations")
     print("figure:", plots.save(fig, args.out))
 
     plain = plain_lee_seung(M, U.copy(), V.copy(), iterations)
