@@ -233,3 +233,28 @@ def test_script_with_main_guard_uses_worker_processes(tmp_path):
 def test_unguarded_line_is_none_outside_a_script():
     from nmfkit.rank.consensus import unguarded_script_line
     assert unguarded_script_line() is None        # pytest's __main__ finished its top level long ago
+
+
+def test_broken_worker_pool_finishes_the_runs_inline(monkeypatch, capsys):
+    import importlib
+    from concurrent.futures.process import BrokenProcessPool
+    module = importlib.import_module("nmfkit.rank.consensus")
+
+    class BrokenPool:
+        def __init__(self, X, jobs):
+            self.X = X
+
+        @property
+        def executor(self):
+            raise BrokenProcessPool("a worker died while starting")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(module, "RunPool", BrokenPool)
+    monkeypatch.setattr(module, "unguarded_script_line", lambda: None)
+    X, _ = planted(m=20, n=10, k=2, noise=0.01, seed=0)
+    res = nmfkit.consensus(X, 2, n_runs=4, seed=0, n_jobs=2, progress=False)
+    inline = nmfkit.consensus(X, 2, n_runs=4, seed=0, n_jobs=1, progress=False)
+    assert np.array_equal(res.assignments, inline.assignments) and res.n_runs == 4
+    assert "worker processes failed (BrokenProcessPool: a worker died while starting)" in capsys.readouterr().err
