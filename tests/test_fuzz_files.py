@@ -210,8 +210,25 @@ INDEX = st.lists(st.integers(-3, 7), min_size=0, max_size=8)
 
 @st.composite
 def sparse_parts(draw):
-    """The arrays of a SciPy .npz, each possibly inconsistent: indices out of range or negative, indptr
-    decreasing or of the wrong length, data of another length, a shape that does not fit."""
+    """The arrays of a SciPy .npz: a consistent CSR (unsorted or duplicate indices, explicit zeros, empty
+    rows) with at most one part broken, or parts drawn independently: indices out of range or negative,
+    indptr decreasing or of the wrong length, data of another length, a shape that does not fit."""
+    if draw(st.booleans()):
+        m, n = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        indptr = np.concatenate([[0], np.cumsum(draw(st.lists(st.integers(0, 3), min_size=m, max_size=m)))])
+        nnz = int(indptr[-1])
+        values = st.sampled_from([0.0, 0.5, 1.0, 2.5, 1e-3, 1e-320])
+        parts = {"data": np.array(draw(st.lists(values, min_size=nnz, max_size=nnz)), dtype=np.float64),
+                 "indices": np.array(draw(st.lists(st.integers(0, n - 1), min_size=nnz, max_size=nnz)),
+                                     dtype=np.int32),
+                 "indptr": indptr.astype(np.int32), "format": np.array(b"csr"), "shape": np.array([m, n])}
+        broken = draw(st.sampled_from(["", "indices", "indptr", "shape", "data"]))
+        if broken:
+            A = parts[broken].copy()
+            if A.size:
+                A[draw(st.integers(0, A.size - 1))] = draw(st.sampled_from([-1, 0, 1, n, m, 10**6]))
+            parts[broken] = A
+        return parts
     parts = {
         "data": np.array(draw(st.lists(VALUES, min_size=0, max_size=8)), dtype=np.float64),
         "indices": np.array(draw(INDEX), dtype=draw(st.sampled_from([np.int32, np.int64, np.float64]))),
@@ -336,8 +353,9 @@ FIT_SCRIPT = textwrap.dedent("""
         print("start", path, flush=True)
         try:
             lm = read_matrix(path)
-            for solver in ("hals", "mu", "anls"):
+            for solver in ("hals", "mu", "anls", "pgd", "sgd"):
                 nmfkit.fit(lm.X, 1, solver=solver, max_iter=3)
+            print("fitted", path, flush=True)
         except (ValueError, TypeError) as exc:
             assert "\\n" not in str(exc), str(exc)
         print("done", path, flush=True)
