@@ -403,3 +403,10 @@ def test_matrix_market_text_after_a_number_is_refused(tmp_path):
 def test_matrix_market_without_final_newline_is_read(tmp_path):
     (tmp_path / "x.mtx").write_bytes(b"%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n4.5")
     np.testing.assert_array_equal(read_matrix(tmp_path / "x.mtx").X, [[1.0, 3.0], [2.0, 4.5]])
+
+
+def test_labels_mode_is_matched_like_other_names(tmp_path, X):
+    path = write_matrix(tmp_path / "x.csv", X, ROWS, COLS)
+    assert read_matrix(path, labels="BOTH").row_names == ROWS
+    with pytest.raises(ValueError, match="unknown labels mode 'bth'; choose one of: .*; did you mean 'both'\\?$"):
+        read_matrix(path, labels="bth")

@@ -110,8 +110,8 @@ def read_matrix(path, *, labels: str = "auto", allow_negative: bool = False,
     allow_missing : read empty cells, NA and nan as NaN instead of refusing them.
     """
     path = os.fspath(path)
-    if labels not in LABEL_MODES:
-        raise ValueError(f"unknown labels mode {labels!r}; choose one of: {', '.join(LABEL_MODES)}")
+    from .validation import choose
+    labels = choose(labels, LABEL_MODES, "labels mode")
     if not os.path.exists(path):
         raise DataFileError(f"{path}: no such file")
     if os.path.isdir(path):
