@@ -164,15 +164,17 @@ def test_damaged_bytes_are_read_or_refused_by_name(name, mutations):
 
 
 @pytest.mark.parametrize("name", DATA_FILES + ["model.npz", "fit.ckpt.npz"])
-def test_every_truncation_point_of_the_head_is_refused_by_name(name, tmp_path):
-    """Cut after each of the first 64 bytes and at ten points beyond: nothing half-read is accepted."""
+def test_every_truncation_point_of_the_head_is_caught(name, tmp_path):
+    """Cut after each of the first 64 bytes and at nine points beyond.  A plain text file cut at a line
+    end is a smaller valid matrix; every other cut file is refused, by name."""
     data = _original(name)
     cuts = sorted(set(range(1, min(64, len(data)))) | {len(data) * q // 10 for q in range(1, 10)})
     for cut in cuts:
         path = os.fspath(tmp_path / f"{cut}-{name}")
         with open(path, "wb") as fh:
             fh.write(data[:cut])
-        _outcome(_kind(name), path)
+        outcome = _outcome(_kind(name), path)
+        assert outcome == "refused" or name in ("x.csv", "x.tsv"), f"{name} cut at byte {cut} was read"
 
 
 # -- structurally invalid contents -----------------------------------------------------------------
