@@ -109,3 +109,20 @@ def test_bad_inputs_get_clear_errors():
     with pytest.raises(ValueError, match="2-D"):
         project(W, X[:, 0])
     assert nmfkit.project is project
+
+
+@pytest.mark.parametrize("loss", ["frobenius", "kl"])
+@pytest.mark.parametrize("layout", ["dense", "csr", "coo"])
+def test_torch_and_dask_inputs_project_as_their_numpy_twin(loss, layout):
+    torch = pytest.importorskip("torch")
+    W, X = _problem()
+    X[X < 0.4] = 0
+    T = torch.as_tensor(X)
+    T = {"dense": T, "csr": T.to_sparse_csr(), "coo": T.to_sparse()}[layout]
+    expected = project(W, X, loss=loss)
+    got = project(W, T, loss=loss)
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * expected.max())
+    da = pytest.importorskip("dask.array")
+    np.testing.assert_allclose(project(W, da.from_array(X, chunks=(10, 20)), loss=loss), expected,
+                               rtol=1e-12, atol=1e-12 * expected.max())

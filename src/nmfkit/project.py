@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engines import is_sparse, make_engine
+from .engines import is_sparse, is_torch, make_engine
 from .penalties import Penalty
 from .solvers.anls import nnls_bpp
 from .solvers.base import floor_of
@@ -50,7 +50,9 @@ def project(W, X_new, *, loss="frobenius", beta=None, tol=1e-6, max_iter=1000, a
     W : basis, m×k, non-negative (a Factorization's W); a component whose column is all zero
         gets coefficients 0.
     X_new : m×n non-negative NumPy array or SciPy sparse matrix (never densified);
-        its rows are the same features as W's rows.
+        its rows are the same features as W's rows.  A dask array is read block by
+        block; a torch tensor (dense or sparse) is copied to the CPU and projected
+        there, and the result is a NumPy array.
     loss, beta : "frobenius" (exact, by block principal pivoting), or "kl", "is", or
         a β-divergence via beta=… (multiplicative updates), as in `nmfkit.fit`.
     tol, max_iter : per-column stopping rule of the multiplicative updates (the
@@ -65,6 +67,9 @@ def project(W, X_new, *, loss="frobenius", beta=None, tol=1e-6, max_iter=1000, a
     tol = check_nonneg_float(tol, "tol")
     max_iter = check_positive_int(max_iter, "max_iter")
     X_new = check_matrix(X_new, "X_new", allow_zero=True)
+    if is_torch(X_new):
+        from .engines.torch_engine import to_host
+        X_new = to_host(X_new)
     engine = make_engine(X_new)
     W = _basis(W, engine.dtype)
     m, n = engine.shape

@@ -110,6 +110,16 @@ def first_flagged(X, what) -> tuple[int, int, float]:
     return i, j, float(v[i, j])
 
 
+def to_host(X):
+    """A validated tensor (dense or CSR) as a NumPy array or SciPy CSR matrix on the CPU (a copy)."""
+    import scipy.sparse as sp
+    X = X.detach()
+    if X.layout == torch.strided:
+        return X.cpu().numpy()
+    crow, col, values = (t.cpu().numpy() for t in (X.crow_indices(), X.col_indices(), X.values()))
+    return sp.csr_matrix((values, col, crow), shape=tuple(X.shape))
+
+
 # -- CSR plumbing -----------------------------------------------------------------------------------
 def _csr(crow, col, values, shape):
     return torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)   # built valid
