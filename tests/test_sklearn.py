@@ -381,3 +381,11 @@ def test_set_output_pandas(Estimator):
     assert isinstance(W, pd.DataFrame) and list(W.columns) == [f"{Estimator.__name__.lower()}{i}" for i in range(3)]
     assert list(W.index) == list(X.index) and list(est.feature_names_in_) == list(X.columns)
     assert isinstance(est.transform(X), pd.DataFrame)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+@pytest.mark.parametrize("make", [lambda: nmfkit.NMF(2, random_state=0), lambda: nmfkit.MiniBatchNMF(2, random_state=0)])
+def test_data_beyond_the_dtype_range_is_refused_before_work(scale, make):
+    X = np.random.default_rng(0).random((12, 8)) * scale
+    with pytest.raises(ValueError, match="largest entry .* rescale X first"):
+        make().fit(X)

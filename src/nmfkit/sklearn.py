@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError("nmfkit.NMF needs scikit-learn: pip install nmfkit[sklearn]") from None
 
 from .engines import make_engine
-from .fit import fit as nmf_fit
+from .fit import fit as nmf_fit, max_entry
 from .minibatch import OnlineMU, row_blocks
 from .penalties import Penalty
 from .project import solve_coefficients
@@ -89,6 +89,18 @@ def _clear_floor(F):
     return F
 
 
+def _check_scale(X):
+    """Refuse data whose largest entry is beyond eps⁻² (or below eps², not zero) of its dtype: the
+    estimator's products and losses would overflow or underflow.  `nmfkit.fit` rescales such data
+    internally; the estimator keeps scikit-learn's units in every attribute, so it asks instead."""
+    eps = float(np.finfo(X.dtype).eps)
+    top = max_entry(X)
+    if top and not eps * eps <= top <= 1.0 / (eps * eps):
+        raise ValueError(f"X's largest entry is {top:.3g}, beyond the range in which {X.dtype} products and "
+                         f"losses stay finite ({eps * eps:.1g} to {1 / (eps * eps):.1g}); rescale X first "
+                         "(NMF is scale-equivariant), or use nmfkit.fit, which rescales internally")
+
+
 def _has_zero(X):
     if issparse(X):
         return X.nnz < X.shape[0] * X.shape[1] or bool((X.data == 0).any())
@@ -124,6 +136,7 @@ class _BaseNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         precheck(X, "X", NO_MISSING)   # before scikit-learn converts or reads it
         X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32], reset=reset)
         check_non_negative(X, f"{type(self).__name__} (input X)")
+        _check_scale(X)
         return X
 
     def _loss(self):
