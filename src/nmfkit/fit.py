@@ -62,7 +62,8 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     max_iter : iteration cap (default: the solver's).
     tol : stop when the relative objective decrease per iteration, averaged over
         the last 5 iterations, falls below tol; 0 runs exactly max_iter iterations.
-    seed : int or None; all randomness derives from it.
+    seed : None, a non-negative int, or a numpy RandomState / Generator (one integer is drawn from
+        it, as scikit-learn does; `options["seed"]` records it); all randomness derives from it.
     n_runs : independent runs (random inits); the best is kept, all are summarised.
     callback : callable(state) -> bool, called after each iteration; True stops.
     time_limit : seconds per run.
