@@ -6,8 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
-
 from nmfkit import progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
