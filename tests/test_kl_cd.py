@@ -187,7 +187,9 @@ def test_refuses_what_it_does_not_support():
     with pytest.raises(ValueError, match="penalt"):
         nmfkit.fit(X, 3, solver="ccd", loss="kl", alpha_W=0.1)
     with pytest.raises(ValueError, match="does not support loss 'frobenius'"):
-        nmfkit.fit(X, 3, solver="ccd")
+        nmfkit.fit(X, 3, solver="ccd", loss="frobenius")
+    for name in ("ccd", "CCD"):                      # without loss=, a KL-only solver fits its own loss
+        assert nmfkit.fit(X, 3, solver=name, max_iter=2).options["loss"] == "kl"
     with pytest.raises(TypeError, match="unknown options"):
         nmfkit.fit(X, 3, solver="ccd", loss="kl", inner_alpha=0.5)
     with pytest.raises(ValueError, match="inner_steps"):

@@ -110,7 +110,8 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
         engine = make_engine(times_power_of_two(X, -scale_log2), mask=mask, nan_is_missing=missing == "mask")
     check_fit_memory(engine.shape, rank, engine.dtype, dense=engine.kind in ("dense", "masked"))
     if loss is None:
-        own = SOLVERS.get(solver) if isinstance(solver, str) else None
+        own = ({name.lower(): spec for name, spec in SOLVERS.items()}.get(solver.lower())
+               if isinstance(solver, str) else None)
         loss = own.losses[0] if own is not None and beta is None and "frobenius" not in own.losses else "frobenius"
     loss, beta_value = resolve_loss(loss, beta)
     if solver == "auto":
