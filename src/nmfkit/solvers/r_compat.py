@@ -71,6 +71,18 @@ def zero_lines(engine):
     return np.flatnonzero(engine.row_sums() == 0), np.flatnonzero(engine.col_sums() == 0)
 
 
+def refuse_zero_lines(engine, name, why, advice="Drop those rows/columns, or use solver='mu'."):
+    """Refuse X with all-zero rows or columns for a solver that divides by their sums."""
+    rows, cols = zero_lines(engine)
+    if rows.size or cols.size:
+        where = []
+        if rows.size:
+            where.append(f"{rows.size} all-zero row(s) (first: row {rows[0]})")
+        if cols.size:
+            where.append(f"{cols.size} all-zero column(s) (first: column {cols[0]})")
+        raise ValueError(f"solver {name!r} {why}; X has {' and '.join(where)}. {advice}")
+
+
 class _RCompat(Solver):
     """Shared plumbing: no penalties (R's methods have none)."""
     checkpoint_attrs = ("iteration",)   # brunet floors on every 10th iteration
@@ -120,17 +132,9 @@ class RBrunet(_RCompat):
 
     def __init__(self, engine, loss, beta, **options):
         super().__init__(engine, loss, beta, **options)
-        rows, cols = zero_lines(engine)
-        if rows.size or cols.size:
-            where = []
-            if rows.size:
-                where.append(f"{rows.size} all-zero row(s) (first: row {rows[0]})")
-            if cols.size:
-                where.append(f"{cols.size} all-zero column(s) (first: column {cols[0]})")
-            raise ValueError(
-                f"solver 'brunet' reproduces R NMF's brunet exactly, which has no epsilon and returns NaN "
-                f"on data with all-zero rows or columns; X has {' and '.join(where)}. "
-                "Use solver='mu', loss='kl' (safe on zero rows/columns), or drop those rows/columns.")
+        refuse_zero_lines(engine, "brunet", "reproduces R NMF's brunet exactly, which has no epsilon and "
+                          "returns NaN on data with all-zero rows or columns",
+                          "Use solver='mu', loss='kl' (safe on zero rows/columns), or drop those rows/columns.")
         self._next = IterateCache()   # Qᵀ W at the last returned iterate
 
     def prepare(self, W, Ht):

@@ -42,21 +42,9 @@ import numpy as np
 
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
-from .r_compat import LEE_EPS, _RCompat, zero_lines
+from .r_compat import LEE_EPS, _RCompat, refuse_zero_lines
 
 EPS = LEE_EPS
-
-
-def _refuse_zero_lines(engine, name, why):
-    rows, cols = zero_lines(engine)
-    if rows.size or cols.size:
-        where = []
-        if rows.size:
-            where.append(f"{rows.size} all-zero row(s) (first: row {rows[0]})")
-        if cols.size:
-            where.append(f"{cols.size} all-zero column(s) (first: column {cols[0]})")
-        raise ValueError(f"solver {name!r} {why}; X has {' and '.join(where)}. "
-                         "Drop those rows/columns, or use solver='mu'.")
 
 
 def _refuse_dead_start(W, Ht, name):
@@ -137,7 +125,7 @@ class RNsNMF(_RCompat):
     def __init__(self, engine, loss, beta, theta=0.5, **options):
         super().__init__(engine, loss, beta, **options)
         self.theta = _real(theta, "theta", 0.0, 1.0, open_high=True)
-        _refuse_zero_lines(engine, "nsnmf", "uses R's KL updates, which have no epsilon and return NaN "
+        refuse_zero_lines(engine, "nsnmf", "uses R's KL updates, which have no epsilon and return NaN "
                                             "on all-zero rows or columns")
         self._raw = (None, None)      # (smoothed Ht returned, raw Ht behind it)
 
@@ -215,7 +203,7 @@ class RPeNMF(_RCompat):
         super().__init__(engine, loss, beta, **options)
         self.alpha = _real(alpha, "alpha")
         self.beta_h = _real(sparsity, "sparsity")
-        _refuse_zero_lines(engine, "penmf", "has no epsilon (as R's pe-nmf) and would divide 0 by 0")
+        refuse_zero_lines(engine, "penmf", "has no epsilon (as R's pe-nmf) and would divide 0 by 0")
 
     def prepare(self, W, Ht):
         _refuse_dead_start(W, Ht, "penmf")
