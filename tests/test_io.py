@@ -410,3 +410,122 @@ def test_labels_mode_is_matched_like_other_names(tmp_path, X):
     assert read_matrix(path, labels="BOTH").row_names == ROWS
     with pytest.raises(ValueError, match="unknown labels mode 'bth'; choose one of: .*; did you mean 'both'\\?$"):
         read_matrix(path, labels="bth")
+
+
+# -- the pyarrow parser gives what the Python reader gives -----------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import nmfkit.io as nio  # noqa: E402
+
+NUMBERS = st.one_of(st.floats(0, 1e6, allow_nan=False).map(repr), st.integers(0, 10**20).map(str),
+                    st.sampled_from(["1e-3", "2.5E+2", " 7 ", ".5", "5.", "+3", "-0", "0.1", "1e-320"]))
+ODD = st.sampled_from(["", "NA", "nan", "NaN", "n/a", "None", "-", "abc", "1_0", "inf", "-2", "0x1", "1 2", '"3"'])
+CELLS = st.one_of(NUMBERS, NUMBERS, NUMBERS, ODD)
+
+
+@st.composite
+def text_tables(draw):
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    delimiter = draw(st.sampled_from([",", "\t", ";"]))
+    labels = draw(st.booleans())
+    header = draw(st.sampled_from(["none", "names", "corner", "r"]))   # r: one field fewer (write.table)
+    lines = []
+    if header != "none":
+        names = [draw(st.sampled_from(["s1", "s 2", "x", "3", "NA"])) + str(j) for j in range(cols)]
+        corner = {"names": [""], "corner": ["gene"], "r": []}[header] if labels else []
+        lines.append(delimiter.join(corner + names))
+    for i in range(rows):
+        cells = [draw(CELLS) for _ in range(cols + draw(st.sampled_from([0, 0, 0, 0, 0, 0, 1, -1])))]
+        if labels:
+            cells = [draw(st.sampled_from([f"g{i}", f'"g,{i}"', "NA", "", f" g {i}"]))] + cells
+        lines.append(delimiter.join(cells))
+        if draw(st.integers(0, 9)) == 0:
+            lines.append(draw(st.sampled_from(["", delimiter * cols, "   "])))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    bom = "\ufeff" if draw(st.integers(0, 9)) == 0 else ""
+    return bom + newline.join(lines) + newline * draw(st.integers(0, 2))
+
+
+def _outcome(path, **kwargs):
+    try:
+        lm = read_matrix(path, **kwargs)
+    except DataFileError as exc:
+        return str(exc)
+    return lm.X, lm.row_names, lm.col_names, lm.corner
+
+
+@pytest.mark.skipif(nio.TEXT_PARSER != "pyarrow", reason="needs pyarrow")
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=text_tables(), gz=st.booleans(), allow_missing=st.booleans(), labels=st.sampled_from(["auto", "both"]))
+def test_pyarrow_parser_matches_the_python_reader(tmp_path_factory, text, gz, allow_missing, labels):
+    path = str(tmp_path_factory.mktemp("parity") / ("t.csv.gz" if gz else "t.csv"))
+    with (gzip.open(path, "wb") if gz else open(path, "wb")) as fh:
+        fh.write(text.encode("utf-8"))
+    fast = _outcome(path, allow_missing=allow_missing, labels=labels)
+    try:
+        nio.TEXT_PARSER = "python"
+        slow = _outcome(path, allow_missing=allow_missing, labels=labels)
+    finally:
+        nio.TEXT_PARSER = "pyarrow"
+    if isinstance(slow, str) or isinstance(fast, str):
+        assert fast == slow
+        return
+    assert fast[0].dtype == slow[0].dtype == np.float64
+    np.testing.assert_array_equal(fast[0], slow[0])      # bit-identical: both round correctly
+    assert fast[1:] == slow[1:]
+
+
+@pytest.mark.skipif(nio.TEXT_PARSER != "pyarrow", reason="needs pyarrow")
+@pytest.mark.parametrize("name", ["t.csv", "t.tsv.gz"])
+def test_clean_files_are_parsed_by_pyarrow_alone(tmp_path, X, monkeypatch, name):
+    path = write_matrix(tmp_path / name, X, ROWS, COLS)
+    monkeypatch.setattr(nio, "_parse_records", lambda *a, **k: pytest.fail("fell back to the Python reader"))
+    lm = read_matrix(path)
+    np.testing.assert_array_equal(lm.X, X)
+    assert (lm.row_names, lm.col_names) == (ROWS, COLS)
+
+
+@pytest.mark.parametrize("parser", ["pyarrow", "python"])
+def test_problems_found_after_parsing_name_line_and_column(tmp_path, monkeypatch, parser):
+    if parser == "pyarrow" and nio.TEXT_PARSER != "pyarrow":
+        pytest.skip("needs pyarrow")
+    monkeypatch.setattr(nio, "TEXT_PARSER", parser)
+    path = tmp_path / "t.csv"
+    path.write_text("gene,a,b\n\ng1,1,2\ng2,3,-4\n")
+    with pytest.raises(DataFileError, match=r"t\.csv: line 4, column 'b': negative value -4"):
+        read_matrix(path)
+    path.write_text("gene,a,b\ng1,1,2\ng2,3,x4\n")
+    with pytest.raises(DataFileError, match=r"line 3, column 'b': 'x4' is not a number"):
+        read_matrix(path)
+
+
+def test_a_header_alone_with_labels_both_is_one_clear_line(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("0.0\n")
+    with pytest.raises(DataFileError, match="has a header line but no data rows"):
+        read_matrix(path, labels="both")
+
+
+@pytest.mark.parametrize("parser", ["pyarrow", "python"])
+def test_large_files_show_a_progress_line(tmp_path, X, monkeypatch, capsys, parser):
+    if parser == "pyarrow" and nio.TEXT_PARSER != "pyarrow":
+        pytest.skip("needs pyarrow")
+    monkeypatch.setattr(nio, "TEXT_PARSER", parser)
+    path = write_matrix(tmp_path / "big.csv", X, ROWS, COLS)
+    read_matrix(path)
+    assert capsys.readouterr().err == ""           # small files and progress=False: silent
+    monkeypatch.setattr(nio, "LARGE_FILE", 1)
+    read_matrix(path)
+    assert capsys.readouterr().err == ""
+    np.testing.assert_array_equal(read_matrix(path, progress=True).X, X)
+    err = capsys.readouterr().err
+    assert "reading big.csv" in err and "MB" in err
+
+
+def test_the_corner_header_is_kept(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("gene,a,b\ng1,1,2\n")
+    assert read_matrix(path).corner == "gene"
+    path.write_text(",a,b\ng1,1,2\n")
+    assert read_matrix(path).corner is None
