@@ -116,7 +116,7 @@ def run(args) -> int:
         options = {name: getattr(args, name) for name in ("alpha_W", "alpha_H", "l1_ratio")
                    if getattr(args, name) is not None}
         if args.consensus:
-            cons = _consensus(args, data, options)
+            cons = clusters_numbered_like_components(_consensus(args, data, options))
             result = cons.best
         else:
             result = _fit(args, data, options)
@@ -135,7 +135,7 @@ def run(args) -> int:
             if args.consensus:
                 title += f" (best of {args.runs} runs)"
             result.report(out.path("report.html"), title=title, image_shape=image_shape,
-                          feature_names=data.row_names)
+                          feature_names=data.row_names, consensus=cons if args.consensus else None)
             files.append("report.html")
         out.finish(files)
     finally:
@@ -250,15 +250,36 @@ def _consensus(args, data, options):
                             init="random" if args.init == "auto" else args.init, **options)
 
 
+def clusters_numbered_like_components(cons):
+    """`cons` with its consensus clusters renumbered to match the best fit's components: cluster c
+    is the one that overlaps most with the samples whose dominant component is NMFc (an optimal
+    one-to-one matching), so one partition has the same numbers in every column of clusters.csv."""
+    import dataclasses
+
+    from scipy.optimize import linear_sum_assignment
+    clusters = np.asarray(cons.sample_clusters)
+    dominant = np.argmax(cons.best.H, axis=0)
+    size = max(int(clusters.max()), int(dominant.max())) + 1
+    overlap = np.zeros((size, size), dtype=np.int64)
+    np.add.at(overlap, (clusters, dominant), 1)
+    old, new = linear_sum_assignment(-overlap)
+    renumber = np.empty(size, dtype=np.int64)
+    renumber[old] = new
+    return dataclasses.replace(cons, sample_clusters=renumber[clusters])
+
+
 def write_consensus_outputs(cons, result, data, args, out) -> list:
+    """consensus.csv, clusters.csv (clusters numbered 1..k like the components NMF1..NMFk) and
+    consensus.png, then the files of a fit."""
     names = data.col_names or [str(j) for j in range(cons.consensus.shape[0])]
     io.write_matrix(out.path("consensus.csv"), cons.consensus, names, names)
     with atomic_write(out.path("clusters.csv"), "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["sample", "consensus_cluster", "best_fit_cluster"])
-        writer.writerows(zip(names, cons.sample_clusters.tolist(), np.argmax(result.H, axis=0).tolist()))
+        writer.writerows(zip(names, (cons.sample_clusters + 1).tolist(),
+                             (np.argmax(result.H, axis=0) + 1).tolist()))
     save_figure(cons.plot(sample_names=names), out.path("consensus.png"), dpi=120)
-    files = write_outputs(result, data, args, out, extra={"consensus": cons.summary()})
+    files = write_outputs(result, data, args, out, extra={"consensus": {**cons.summary(), "seed": args.seed}})
     return files + CONSENSUS_FILES
 
 

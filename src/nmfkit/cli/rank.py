@@ -20,6 +20,7 @@ before the survey starts.
 from __future__ import annotations
 
 import csv
+import html
 import json
 import os
 
@@ -176,7 +177,7 @@ def write_outputs(survey, cv, data, args, out) -> list:
         files.append(name)
     summary = {"input": {"path": os.path.abspath(data.path), "shape": list(data.shape), "transposed": args.transpose},
                "ranks": survey.ranks, "options": survey.options,
-               "cophenetic_choice": survey.best_rank("cophenetic"),
+               "cophenetic_choice": survey.best_rank("cophenetic"), "verdict": survey.verdict(cv).as_dict(),
                "cv_choice": None if cv is None else {"rule": cv.rule, "rank": cv.best_rank},
                "files": files + ["summary.json", "report.html"]}
     with atomic_write(out.path("summary.json"), "w") as fh:
@@ -187,12 +188,36 @@ def write_outputs(survey, cv, data, args, out) -> list:
     return files
 
 
+SURVEY_TABLE = (("rank", "rank"), ("cophenetic", "cophenetic"), ("dispersion", "dispersion"),
+                ("silhouette", "silhouette"), ("rss", "RSS"), ("evar", "explained variance"),
+                ("sparseness_W", "sparseness W"), ("sparseness_H", "sparseness H"), ("seconds", "seconds"))
+
+
+def survey_table(survey) -> list:
+    """The survey's measures as report rows, real and randomised data side by side per rank, numbers
+    to four significant digits (survey.csv has them all in full)."""
+    rows = []
+    for data, records in (("data", survey.rows), ("randomised", survey.random_rows or [])):
+        for r in records:
+            row = {"data": data}
+            for key, label in SURVEY_TABLE:
+                value = r[key]
+                row[label] = int(value) if key == "rank" else float(f"{float(value):.4g}")
+            rows.append(row)
+    return sorted(rows, key=lambda row: (row["rank"], row["data"] != "data"))
+
+
 def _write_report(path, survey, cv, figures, data):
-    from ..report import write_html
-    sections = [("Input", {"file": os.path.basename(data.path), "shape": f"{data.shape[0]} × {data.shape[1]}",
+    from ..report import Html, write_html
+    verdict = survey.verdict(cv)
+    votes = [{"measure": v.measure, "rank": "abstains" if v.rank is None else v.rank, "weight": v.weight,
+              "reason": v.reason} for v in verdict.votes]
+    sections = [("Conclusion", [Html(f'<p class="verdict">{html.escape(verdict.text)}</p>'), votes]),
+                ("Input", {"file": os.path.basename(data.path), "shape": f"{data.shape[0]} × {data.shape[1]}",
                            "solver": survey.options.get("solver"), "loss": survey.options.get("loss"),
                            "runs per rank": survey.options.get("n_runs"), "seed": survey.options.get("seed")}),
-                ("Survey", [figures["survey.png"], survey.records()])]
+                ("Survey", [figures["survey.png"], survey_table(survey),
+                            "Full precision and the objectives of every rank are in survey.csv."])]
     for k in survey.consensus:
         sections.append((f"Consensus, rank {k}", figures[f"consensus_k{k}.png"]))
     if cv is not None:

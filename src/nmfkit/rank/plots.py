@@ -5,8 +5,9 @@ survey_plot        every measure of a `RankSurvey` against rank, real data (soli
                    and randomised data (dashed): structure shows where the real
                    curve beats the chance one.
 consensus_heatmap  the consensus matrix ordered by its average-linkage
-                   dendrogram (drawn on top), with a colour bar of the consensus
-                   clusters and, optionally, of known sample labels.
+                   dendrogram (drawn on top), with a bar of the consensus clusters
+                   (numbered 1..k, in grey) and, optionally, a colour bar of known
+                   sample labels.
 cv_plot            held-out error per rank: mean ± one standard error, each
                    split faintly, the chosen rank marked.
 Cost: O(n²) for the heatmap, negligible otherwise.
@@ -64,6 +65,20 @@ def _codes(values):
     return names, codes
 
 
+def _cluster_bar(ax, clusters):
+    """Contiguous runs of equal cluster numbers as alternating grey blocks, each labelled with its
+    number (after the dendrogram ordering a cluster is one block)."""
+    edges = np.flatnonzero(clusters[1:] != clusters[:-1]) + 1
+    starts, stops = np.r_[0, edges], np.r_[edges, clusters.size]
+    shade = np.zeros(clusters.size)
+    for i, (a, b) in enumerate(zip(starts, stops)):
+        shade[a:b] = 0.55 if i % 2 else 0.8
+    ax.imshow(shade[None, :], aspect="auto", cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    for a, b in zip(starts, stops):
+        if b - a >= max(1, clusters.size // 60):
+            ax.text((a + b - 1) / 2, 0, str(clusters[a]), ha="center", va="center", fontsize="x-small")
+
+
 def consensus_heatmap(result, labels=None, sample_names=None, figsize=(7.5, 7)):
     """Consensus matrix ordered by the average-linkage dendrogram, with cluster annotation.
 
@@ -93,7 +108,10 @@ def consensus_heatmap(result, labels=None, sample_names=None, figsize=(7.5, 7)):
     for row, (title, values) in enumerate(annotations, start=1):
         ax = fig.add_subplot(grid[row, 0])
         names, codes = _codes(values)
-        ax.imshow(codes[order][None, :], aspect="auto", cmap=cmap, vmin=0, vmax=9, interpolation="nearest")
+        if title == "cluster":      # shades of grey, numbered: never the colours of the known classes
+            _cluster_bar(ax, np.asarray(values)[order])
+        else:
+            ax.imshow(codes[order][None, :], aspect="auto", cmap=cmap, vmin=0, vmax=9, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([0])
         ax.set_yticklabels([title], fontsize="small")
