@@ -5,12 +5,16 @@ import pickle
 import re
 import subprocess
 import sys
+from io import BytesIO
 
 import numpy as np
 import pytest
 import scipy.io
 import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import nmfkit.io as nio
 from nmfkit.io import DataFileError, LabeledMatrix, read_matrix, write_matrix
 
 ROWS = ["gene A", "g,2", "g3", "g4"]          # a space and a delimiter inside a label: quoting must work
@@ -413,11 +417,6 @@ def test_labels_mode_is_matched_like_other_names(tmp_path, X):
 
 
 # -- the pyarrow parser gives what the Python reader gives -----------------------------------------
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import nmfkit.io as nio  # noqa: E402
-
 NUMBERS = st.one_of(st.floats(0, 1e6, allow_nan=False).map(repr), st.integers(0, 10**20).map(str),
                     st.sampled_from(["1e-3", "2.5E+2", " 7 ", ".5", "5.", "+3", "-0", "0.1", "1e-320"]))
 ODD = st.sampled_from(["", "NA", "nan", "NaN", "n/a", "None", "-", "abc", "1_0", "inf", "-2", "0x1", "1 2", '"3"'])
@@ -529,3 +528,62 @@ def test_the_corner_header_is_kept(tmp_path):
     assert read_matrix(path).corner == "gene"
     path.write_text(",a,b\ng1,1,2\n")
     assert read_matrix(path).corner is None
+
+
+def test_the_corner_header_is_written_back(tmp_path, X):
+    path = write_matrix(tmp_path / "W.csv", X, ROWS, COLS, corner="gene")
+    assert open(path).readline().startswith("gene,")
+    assert read_matrix(path).corner == "gene"
+
+
+def _tenx_folder(folder, M, gz=True, features="features.tsv"):
+    folder.mkdir()
+    opener = (lambda name: gzip.open(folder / (name + ".gz"), "wt")) if gz else (lambda name: open(folder / name, "w"))
+    buffer = BytesIO()
+    scipy.io.mmwrite(buffer, sp.coo_matrix(M))   # genes × cells, as 10x writes it
+    with opener("matrix.mtx") as fh:
+        fh.write(buffer.getvalue().decode())
+    with opener(features) as fh:
+        fh.write("".join(f"ENSG{i}\tGENE{i}\tGene Expression\n" for i in range(M.shape[0])))
+    with opener("barcodes.tsv") as fh:
+        fh.write("".join(f"AAAC-{j}\n" for j in range(M.shape[1])))
+    return folder
+
+
+@pytest.mark.parametrize("gz, features", [(True, "features.tsv"), (False, "genes.tsv")])
+def test_a_10x_folder_is_read_as_genes_by_cells(tmp_path, gz, features):
+    M = sp.random(6, 4, density=0.5, random_state=0, format="csr") * 10
+    M.data = np.round(M.data)
+    folder = _tenx_folder(tmp_path / "filtered", M, gz, features)
+    for source in (folder, folder / ("matrix.mtx.gz" if gz else "matrix.mtx")):
+        lm = read_matrix(source)
+        assert sp.issparse(lm.X) and lm.shape == (6, 4) and lm.format == "10x"
+        np.testing.assert_array_equal(lm.X.toarray(), M.toarray())
+        assert lm.row_names == [f"GENE{i}" for i in range(6)]
+        assert lm.col_names == [f"AAAC-{j}" for j in range(4)]
+
+
+def test_10x_folder_problems_are_one_line(tmp_path):
+    M = sp.eye(3, format="csr")
+    folder = _tenx_folder(tmp_path / "f", M)
+    with gzip.open(folder / "barcodes.tsv.gz", "wt") as fh:
+        fh.write("A\nB\n")
+    with pytest.raises(DataFileError, match=r"barcodes\.tsv\.gz: has 2 column names, but .*matrix\.mtx\.gz has 3"):
+        read_matrix(folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFileError, match="is a directory, not a data file .*10x folder holds matrix.mtx"):
+        read_matrix(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("name", ["Y.mtx", "Y.mtx.gz"])
+def test_matrix_market_keeps_labels_in_sibling_files(tmp_path, X, name):
+    path = write_matrix(tmp_path / name, sp.csr_matrix(X), ROWS, COLS)
+    assert sorted(os.listdir(tmp_path)) == sorted([name, "Y.rows.tsv", "Y.cols.tsv"])
+    lm = read_matrix(path)
+    assert (lm.row_names, lm.col_names) == (ROWS, COLS)
+    np.testing.assert_array_equal(lm.X.toarray(), X)
+    with pytest.raises(ValueError, match=r"Y\.rows\.tsv would name this matrix's rows; pass the names"):
+        write_matrix(path, X)                       # stale names would label another matrix
+    (tmp_path / "Y.cols.tsv").write_text("a\nb\n")
+    with pytest.raises(DataFileError, match=r"Y\.cols\.tsv: has 2 column names, but .* has 3 columns"):
+        read_matrix(path)

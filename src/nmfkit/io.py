@@ -130,7 +130,13 @@ def read_matrix(path, *, labels: str = "auto", allow_negative: bool = False,
     if not os.path.exists(path):
         raise DataFileError(f"{path}: no such file")
     if os.path.isdir(path):
-        raise DataFileError(f"{path}: is a directory, not a data file")
+        tenx = _tenx_files(path)
+        if tenx is None:
+            raise DataFileError(f"{path}: is a directory, not a data file (a 10x folder holds matrix.mtx, "
+                                "features.tsv or genes.tsv, and barcodes.tsv, each optionally .gz)")
+        lm = _read_tenx(*tenx)
+        _check_values(lm.X, _entry_locator(tenx[0], 1), allow_negative, allow_missing)
+        return lm
     if os.path.getsize(path) == 0:
         raise DataFileError(f"{path}: file is empty")
     try:
@@ -142,7 +148,7 @@ def read_matrix(path, *, labels: str = "auto", allow_negative: bool = False,
         elif fmt in (".npy", ".npz"):
             lm, locate = _read_numpy(path), _entry_locator(path, 0)
         elif fmt == ".mtx":
-            lm, locate = _read_mtx(path, gz), _entry_locator(path, 1)
+            lm, locate = _read_mtx_labeled(path, gz), _entry_locator(path, 1)
         elif fmt == ".parquet":
             lm, locate = _read_parquet(path), _entry_locator(path, 0)
         else:
@@ -615,6 +621,89 @@ def _read_mtx(path, gz=False):
     return LabeledMatrix(_as_matrix(path, M), None, None, path)
 
 
+# -- Matrix Market labels: 10x folders and nmfkit's sibling files ---------------------------------
+TENX_ROWS = ("features.tsv", "genes.tsv")    # 10x Genomics: gene id, gene symbol[, feature type]
+TENX_COLS = "barcodes.tsv"
+
+
+def _existing(folder, name):
+    """folder/name or folder/name.gz, whichever exists (None if neither)."""
+    for candidate in (name, name + ".gz"):
+        full = os.path.join(folder, candidate)
+        if os.path.isfile(full):
+            return full
+    return None
+
+
+def _tenx_files(folder):
+    """(matrix, features, barcodes) paths of a 10x Genomics folder, or None."""
+    matrix = _existing(folder, "matrix.mtx")
+    rows = next((f for f in (_existing(folder, n) for n in TENX_ROWS) if f), None)
+    cols = _existing(folder, TENX_COLS)
+    return (matrix, rows, cols) if matrix and rows and cols else None
+
+
+def label_files(path) -> tuple[str, str]:
+    """The files next to `name.mtx(.gz)` that hold its row and column names: `name.rows.tsv` and
+    `name.cols.tsv` (one name per line; read also when gzip-compressed)."""
+    folder, name = os.path.split(os.fspath(path))
+    stem = name[:-3] if name.lower().endswith(".gz") else name
+    stem = stem[:-4] if stem.lower().endswith(".mtx") else stem
+    return os.path.join(folder, stem + ".rows.tsv"), os.path.join(folder, stem + ".cols.tsv")
+
+
+def _read_names(path, count, what, matrix_path, column=0):
+    """`count` names from a one-name-per-line file (tab-separated: the `column`-th field, or the first
+    when a line has fewer fields)."""
+    try:
+        with (gzip.open(path, "rt", encoding="utf-8-sig") if path.lower().endswith(".gz")
+              else open(path, encoding="utf-8-sig")) as fh:
+            lines = fh.read().splitlines()
+    except UnicodeDecodeError:
+        raise DataFileError(f"{path}: not UTF-8 text") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataFileError(f"{path}: cannot read the file (damaged or truncated: {exc})") from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) != count:
+        raise DataFileError(f"{path}: has {len(lines)} {what} names, but {matrix_path} has {count} {what}s")
+    names = []
+    for line in lines:
+        fields = line.split("\t")
+        names.append(fields[column] if len(fields) > column else fields[0])
+    return names
+
+
+def _read_tenx(matrix, features, barcodes):
+    """A 10x Genomics matrix: genes × cells, named by gene symbol (the id where a line has none) and
+    barcode."""
+    M = _read_mtx(matrix, matrix.lower().endswith(".gz"))
+    m, n = M.shape
+    rows = _read_names(features, m, "row", matrix, column=1)
+    cols = _read_names(barcodes, n, "column", matrix)
+    return LabeledMatrix(M.X, rows, cols, os.path.dirname(matrix) or ".", format="10x")
+
+
+def _read_mtx_labeled(path, gz):
+    folder, name = os.path.split(path)
+    tenx = _tenx_files(folder or ".")
+    if tenx is not None and os.path.samefile(tenx[0], path):
+        lm = _read_tenx(*tenx)
+        lm.path = path
+        return lm
+    lm = _read_mtx(path, gz)
+    m, n = lm.shape
+    for which, (plain, count) in enumerate(zip(label_files(path), (m, n))):
+        found = _existing(*os.path.split(plain))
+        if found:
+            names = _read_names(found, count, ("row", "column")[which], path)
+            if which == 0:
+                lm.row_names = names
+            else:
+                lm.col_names = names
+    return lm
+
+
 def _read_h5ad(path):
     try:
         import anndata
@@ -738,14 +827,16 @@ def _check_values(X, locate, allow_negative, allow_missing):
 
 
 # -- writing -------------------------------------------------------------------------------------
-def write_matrix(path, X, row_names=None, col_names=None) -> str:
+def write_matrix(path, X, row_names=None, col_names=None, corner=None) -> str:
     """Write X (dense or sparse) with optional names to .csv/.tsv/.txt (optionally .gz), .npy, .npz,
     .mtx or .parquet (with pyarrow).
 
-    Text keeps names as a header row and a first column; .npz keeps them as string arrays next to the
-    matrix (still readable by scipy.sparse.load_npz); .parquet keeps them as column names and a text
-    column "row"; .npy and .mtx hold values only.  The file is written under a temporary name and
-    renamed into place, so an interrupted write leaves any previous file at `path` whole.
+    Text keeps names as a header row and a first column (`corner` is the header's first cell, e.g.
+    "gene"; empty by default); .npz keeps them as string arrays next to the matrix (still readable by
+    scipy.sparse.load_npz); .parquet keeps them as column names and a text column "row"; .mtx keeps
+    them in the files `label_files(path)` names (`name.rows.tsv`, `name.cols.tsv`, one name a line),
+    which `read_matrix` reads back; .npy holds values only.  Each file is written under a temporary
+    name and renamed into place, so an interrupted write leaves any previous file at `path` whole.
     """
     path = os.fspath(path)
     ext, gz = _split_ext(path)
@@ -760,7 +851,7 @@ def write_matrix(path, X, row_names=None, col_names=None) -> str:
         with _atomic_text(path, gz) as fh:
             out = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
             if col_names is not None:
-                out.writerow(([""] if row_names is not None else []) + col_names)
+                out.writerow(([corner or ""] if row_names is not None else []) + col_names)
             for i in range(m):
                 row = X[i].toarray().ravel() if sp.issparse(X) else np.asarray(X[i]).ravel()
                 cells = [repr(float(v)) for v in row.tolist()]   # shortest exact decimal form
@@ -781,6 +872,18 @@ def write_matrix(path, X, row_names=None, col_names=None) -> str:
             np.savez_compressed(fh, **arrays, **names)
     elif ext == ".mtx":
         target = sp.coo_matrix(X) if sp.issparse(X) else np.asarray(X)
+        for names, label_path in zip((row_names, col_names), label_files(path)):
+            stale = _existing(*os.path.split(label_path))
+            if names is None and stale:
+                raise ValueError(f"{path}: {stale} would name this matrix's "
+                                 f"{'rows' if label_path.endswith('.rows.tsv') else 'columns'}; pass the names "
+                                 "or remove that file")
+        for names, label_path in zip((row_names, col_names), label_files(path)):
+            if names is not None:
+                if any("\n" in v or "\r" in v for v in names):
+                    raise ValueError(f"{path}: a name holds a line break; .mtx names are one a line")
+                with atomic_write(label_path, "w", encoding="utf-8", newline="\n") as fh:
+                    fh.write("".join(v + "\n" for v in names))
         with atomic_write(path, "wb") as raw:
             if gz:
                 with gzip.GzipFile(fileobj=raw, mode="wb") as fh:
