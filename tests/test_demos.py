@@ -35,6 +35,12 @@ def test_faces_quick(tmp_path, capsys):
     # non-negative parts are sparser than signed eigenfaces
     assert table["NMF"]["sparseness W"] > table["PCA"]["sparseness W"]
     assert "rel. error" in capsys.readouterr().out
+    # signed eigenfaces: a diverging map centred at 0 (greyscale would hide their signs)
+    for ax in result["figures"]["pca_basis.png"].axes:
+        if ax.images:
+            low, high = ax.images[0].get_clim()
+            assert ax.images[0].get_cmap().name == "RdBu_r" and low == -high
+    assert result["figures"]["nmf_basis.png"].axes[0].images[0].get_cmap().name == "gray"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("lda") is None, reason="needs lda")
@@ -53,6 +59,14 @@ def test_golub_quick(tmp_path):
     _check_report(result, ["golub.html", "golub_ranks.csv", "consensus_k2.png", "consensus_k3.png"])
     assert set(result["misassigned"]) == {2, 3}
     assert all(0 <= v <= 38 for v in result["misassigned"].values())
+    # the cluster bar is drawn in numbered greys, the class bar in colours: no colour means both
+    fig = result["figures"]["consensus_k3.png"]
+    bars = {ax.get_yticklabels()[0].get_text(): ax for ax in fig.axes
+            if ax.images and len(ax.get_yticklabels()) == 1}
+    assert bars["cluster"].images[0].get_cmap().name == "gray"
+    numbers = {t.get_text() for t in bars["cluster"].texts}
+    assert numbers and numbers <= {"1", "2", "3"}       # 1-based, like the report's tables
+    assert bars["label"].images[0].get_cmap().name == "tab10"
 
 
 def test_misassigned_best_matching():

@@ -105,9 +105,11 @@ def run(out_dir="out/demo", quick=False) -> dict:
 
     grid = int(np.ceil(np.sqrt(k)))
     figs = {"nmf_basis.png": plots.basis_images(nmf.W, shape, ncols=grid, titles=False),
-            "pca_basis.png": plots.basis_images(eigenfaces, shape, ncols=grid, normalize=False, titles=False),
+            "pca_basis.png": plots.basis_images(eigenfaces, shape, ncols=grid, normalize=False, titles=False,
+                                                signed=True),        # a diverging map shows the signs
             "sparse_nmf_basis.png": plots.basis_images(sparse.W, shape, ncols=grid, titles=False)}
-    for title, name in (("NMF basis images", "nmf_basis.png"), ("PCA eigenfaces", "pca_basis.png"),
+    for title, name in (("NMF basis images", "nmf_basis.png"),
+                        ("PCA eigenfaces (red positive, blue negative, white 0)", "pca_basis.png"),
                         ("sparse NMF basis images", "sparse_nmf_basis.png")):
         figs[name].suptitle(title, fontsize="medium")
     picks = np.linspace(0, X.shape[1] - 1, N_RECONSTRUCTIONS).astype(int)
@@ -139,7 +141,7 @@ def run(out_dir="out/demo", quick=False) -> dict:
         print(f"{r['method']:11s} {r['relative error']:10.4f} {r['sparseness W']:13.3f} "
               f"{str(r['iterations']):>6s} {str(r['seconds']):>8s}")
     print(f"faces demo: {seconds:.1f} s; report {html}", flush=True)
-    return {"name": "faces", "out_dir": out_dir, "files": files, "report": html, "seconds": seconds,
+    return {"name": "faces", "out_dir": out_dir, "files": files, "report": html, "seconds": seconds, "figures": figs,
             "table": rows, "sparseness": {k_: float(np.mean(v)) for k_, v in per_image.items()}}
 
 

@@ -82,4 +82,5 @@ def run(out_dir="out/demo", quick=False, n_jobs=-1) -> dict:
     seconds = clock()
     print(f"golub demo: {seconds:.1f} s; report {html}", flush=True)
     return {"name": "golub", "out_dir": out_dir, "files": files, "report": html, "seconds": seconds,
+            "figures": dict(zip((f"consensus_k{k}.png" for k in cfg["ranks"]), heatmaps)),
             "ranks": rows, "misassigned": {r["rank"]: r["misassigned (best fit)"] for r in rows}}
