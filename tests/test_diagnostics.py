@@ -13,7 +13,7 @@ from nmfkit.driver import run
 from nmfkit.engines import make_engine
 
 
-# -- seed 000's functions, transcribed in its orientation (M ≈ U V) as the reference -------------------
+# -- the reference implementation of the analysis, transcribed in its orientation (M ≈ U V) -------------
 def seed_theta(Uk, Vk, Vk1):
     norm = np.sum(np.square(Uk @ (Vk - Vk1)))
     den = np.sum(np.square(Vk - Vk1))
@@ -251,3 +251,17 @@ def test_auxiliary_gap_columns_and_errors():
         diagnostics.auxiliary_gap(W, H, Hk * 0, V)
     with pytest.raises(ValueError, match="shapes"):
         diagnostics.auxiliary_gap(W, H[:2], Hk, V)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 1e-4)])
+def test_what_is_monotone_with_and_without_extrapolation(dtype, rtol):
+    """decrease_V ≥ 0 when the recorded H is the half-step's own result; hals' extrapolated H may
+    raise g, but the objective of the recorded iterates never rises (as the guide says)."""
+    X = np.random.default_rng(3).random((30, 20)).astype(dtype)
+    for options in ({"solver": "mu"}, {"solver": "anls"}, {"solver": "hals", "extrapolate": False}):
+        steps = nmfkit.fit(X, 4, seed=0, tol=0, max_iter=40, track=True, **options).history["decrease_V"][1:]
+        assert np.all(steps >= -rtol * np.max(np.abs(steps))), options
+    fit = nmfkit.fit(X, 4, seed=0, tol=0, max_iter=40, track=True)
+    assert fit.options["solver"] == "hals" and np.any(fit.history["decrease_V"][1:] < 0)
+    objective = fit.history["objective"]
+    assert np.all(np.diff(objective) <= rtol * objective[0]) and fit.monotonicity == []

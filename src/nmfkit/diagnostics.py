@@ -15,7 +15,11 @@ H half-step first.  g(V) = ½‖M − U_k V‖² is the H-subproblem of the step
                  Σ D² ∘ (Ht_k A) / Ht_k − ⟨D, DA⟩.  On an exact Lee–Seung step (Ht_k A)/Ht_k = R/Ht_{k+1}
                  and it equals inner_product (the proof's identity); nmfkit's floor and penalties make the
                  two differ by the clamped entries only.
-  decrease_V = inner_product + diff_norm_V exactly (g is quadratic).
+  decrease_V = inner_product + diff_norm_V exactly (g is quadratic).  decrease_V ≥ 0 when the
+                 recorded V_{k+1} is the H half-step's own result (mu, anls, hals with
+                 extrapolate=False); hals' default extrapolation (Ang & Gillis 2019) records the
+                 extrapolated point, along which g may rise, while the objective of the recorded
+                 iterates still never rises.
   relative_error ‖M − U_{k+1}V_{k+1}‖ / ‖M‖;  sv_{min,max}_{WtW,HHt}: extreme singular values of UᵀU
                  and V Vᵀ (k×k; the n×n VᵀV has the same non-zero ones and, for n > k, min 0);
   kkt_residual   ‖P[∇f]‖_F, the projected gradient (Lin 2007) of the full objective f (penalties
