@@ -157,7 +157,7 @@ def _convergence_section(result, plots):
     return content
 
 
-def _consensus_section(consensus, sample_names):
+def _consensus_section(consensus, sample_names, labels=None):
     """The consensus of many runs: its heatmap and stability measures."""
     table = {"runs": consensus.n_runs, "rank": consensus.rank,
              "cophenetic correlation": consensus.cophenetic, "dispersion": consensus.dispersion,
@@ -165,18 +165,19 @@ def _consensus_section(consensus, sample_names):
              "cluster sizes": ", ".join(f"{c + 1}: {int(np.sum(consensus.sample_clusters == c))}"
                                         for c in np.unique(consensus.sample_clusters))}
     names = list(sample_names) if sample_names is not None else None
-    return [table, consensus.plot(sample_names=names),
+    return [table, consensus.plot(labels=labels, sample_names=names),
             "The consensus matrix holds, for each pair of samples, the fraction of runs that put them in "
             "the same cluster (the dominant component of their columns of H; Brunet et al. 2004). A "
             "cophenetic correlation and a dispersion close to 1 mean the runs agree."]
 
 
 def factorization_report(result, path, *, title=None, image_shape=None, feature_names=None, n_top=10,
-                         image_order="C", consensus=None, parameters=None):
+                         image_order="C", consensus=None, parameters=None, sample_labels=None):
     """The standard report of a `Factorization` (see the module docstring); returns the path.
 
     `consensus`: the `ConsensusResult` the fit is the best run of; the report then has a Consensus
-    section and orders the samples of the H heatmap by consensus cluster.  `parameters`: entries that
+    section and orders the samples of the H heatmap by consensus cluster; `sample_labels` (known classes
+    of the samples) add a class bar to its consensus map.  `parameters`: entries that
     replace or add to the shown parameters (e.g. the seed and number of runs a user asked for)."""
     from . import plots
 
@@ -197,7 +198,7 @@ def factorization_report(result, path, *, title=None, image_shape=None, feature_
     if len(result.runs) > 1:
         sections.append(("Runs", list(result.runs)))
     if consensus is not None:
-        sections.append(("Consensus", _consensus_section(consensus, result.col_names)))
+        sections.append(("Consensus", _consensus_section(consensus, result.col_names, sample_labels)))
     sections.append(("Monotonicity", _fmt_monotonicity(result)))
     sections.append(("Convergence", _convergence_section(result, plots)))
 
