@@ -79,6 +79,21 @@ def objective_label(loss=None) -> str:
     return f"objective {LOSS_NAMES[loss]}" if loss in LOSS_NAMES else "objective"
 
 
+def _signed_decades(values, linthresh, per_side=5):
+    """Ticks of a symmetric-log axis: 0 and at most `per_side` powers of 10 on each side, none at the
+    edge of the linear region (where their labels would sit on the one of 0)."""
+    ticks = [0.0]
+    for sign in (1.0, -1.0):
+        side = values[values * sign > 0] * sign
+        if side.size == 0:
+            continue
+        low = math.floor(math.log10(linthresh)) + 1
+        high = math.ceil(math.log10(side.max()))
+        step = max(1, math.ceil((high - low + 1) / per_side))
+        ticks += [sign * 10.0 ** e for e in range(high, low - 1, -step)]
+    return sorted(ticks)
+
+
 def convergence(history, columns=None, *, log=True, ax=None, fig=None, title=None, loss=None):
     """Each tracked convergence quantity against the iteration, on a logarithmic y axis.
 
@@ -109,7 +124,9 @@ def convergence(history, columns=None, *, log=True, ax=None, fig=None, title=Non
     ax.set_xlabel("iteration")
     if signed:
         nonzero = np.abs(values[values != 0])
-        ax.set_yscale("symlog", linthresh=float(max(nonzero.min(), nonzero.max() * 1e-12)))
+        linthresh = float(max(nonzero.min(), nonzero.max() * 1e-12))
+        ax.set_yscale("symlog", linthresh=linthresh)
+        ax.set_yticks(_signed_decades(values, linthresh))
         ax.axhline(0.0, color="0.6", lw=0.6)
         ax.set_ylabel("value (signed log scale)")
     elif log:
