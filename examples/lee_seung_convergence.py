@@ -66,7 +66,7 @@ def main(argv=None):
     result = nmfkit.fit(M, 5, solver="mu", init=(U, V), tol=0, max_iter=iterations,
                         track=["diff_norm_V", "decrease_V", "inner_products", "theta"])
     rows = plain_loop_rows(result.history)
-    fig = plots.convergence(rows, title=f"Lee–Seung MU, 15×8, rank 5, {iterations} iterations")
+    fig = plots.convergence(rows, title=f"Lee–Seung MU, 15×8, rank 5, {iterations} iterations", loss="frobenius")
     print("figure:", plots.save(fig, args.out))
 
     plain = plain_lee_seung(M, U.copy(), V.copy(), iterations)
