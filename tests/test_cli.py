@@ -272,3 +272,115 @@ def test_fit_consensus_report(tmp_path, data_csv):
     out = tmp_path / "cr"
     assert _fit([data_csv, "--rank", 2, "--runs", 3, "--consensus", "--report", "--max-iter", 30], out) == 0
     assert "best of 3 runs" in (out / "report.html").read_text()
+
+
+# -- biologists' files: orientation, annotations, missing values, 10x folders, corner header ---------
+def _rank(args, out):
+    return main(["rank", *map(str, args), "--ranks", "2", "--runs", "3", "--jobs", "1", "--seed", "0",
+                 "--no-random", "--max-iter", "50", "--out", str(out)])
+
+
+def _cells_h5ad(tmp_path):
+    anndata = pytest.importorskip("anndata")
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.random((5, 6)) + [4, 4, 4, 0, 0, 0], rng.random((5, 6)) + [0, 0, 0, 4, 4, 4]])
+    adata = anndata.AnnData(X)
+    adata.obs_names = [f"cell{i}" for i in range(10)]
+    adata.var_names = [f"g{j}" for j in range(6)]
+    path = tmp_path / "cells.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def test_rank_clusters_the_obs_of_an_h5ad_file_and_says_so(tmp_path, capsys):
+    path = _cells_h5ad(tmp_path)
+    assert _rank([path], tmp_path / "r") == 0
+    assert "clustering 10 samples (rows of cells.h5ad, obs)" in capsys.readouterr().out
+    lines = (tmp_path / "r" / "clusters.csv").read_text().splitlines()
+    assert lines[0] == "obs,k2" and [line.split(",")[0] for line in lines[1:]] == [f"cell{i}" for i in range(10)]
+    clusters = [line.split(",")[1] for line in lines[1:]]
+    assert len(set(clusters[:5])) == len(set(clusters[5:])) == 1 and clusters[0] != clusters[5]
+    assert _rank([path, "--transpose"], tmp_path / "t") == 0
+    assert "clustering 6 samples (columns of cells.h5ad, var)" in capsys.readouterr().out
+    assert (tmp_path / "t" / "clusters.csv").read_text().startswith("var,k2\ng0,")
+
+
+def test_rank_of_a_table_clusters_its_columns_headed_by_the_corner_when_transposed(tmp_path, data_csv, capsys):
+    text = open(data_csv).read()
+    path = tmp_path / "genes.csv"
+    path.write_text("gene" + text)                      # the header's corner cell names the rows
+    assert _rank([path], tmp_path / "r") == 0
+    assert "clustering 8 samples (columns of genes.csv)" in capsys.readouterr().out
+    assert (tmp_path / "r" / "clusters.csv").read_text().startswith("sample,k2\ns0,")
+    assert _rank([path, "--transpose"], tmp_path / "t") == 0
+    assert "clustering 12 samples (rows of genes.csv)" in capsys.readouterr().out
+    assert (tmp_path / "t" / "clusters.csv").read_text().startswith("gene,k2\ngene0,")
+
+
+def test_rank_annotations_colour_the_consensus_maps(tmp_path, data_csv, monkeypatch):
+    import nmfkit.rank.plots as plots
+    drawn = []
+    original = plots.consensus_heatmap
+    monkeypatch.setattr(plots, "consensus_heatmap", lambda res, **kw: drawn.append(kw["labels"]) or original(res, **kw))
+    classes = tmp_path / "classes.csv"
+    classes.write_text("sample,batch,type\n" + "".join(f"{s},b{j % 2},{'AB'[j // 4]}\n"
+                                                       for j, s in reversed(list(enumerate(SAMPLES)))))
+    assert _rank([data_csv, "--annotations", classes, "-q"], tmp_path / "r") == 0
+    assert drawn == [[f"b{j % 2}" for j in range(8)]]    # in the data's sample order, the second column
+    assert _rank([data_csv, "--annotations", classes, "--annotation-column", "type", "-q"], tmp_path / "r2") == 0
+    assert drawn[-1] == ["A"] * 4 + ["B"] * 4
+
+
+def test_rank_annotation_problems_are_refused_before_the_survey(tmp_path, data_csv, capsys):
+    classes = tmp_path / "classes.csv"
+    classes.write_text("sample,type\n" + "".join(f"{s},A\n" for s in SAMPLES[:-1]))
+    out = tmp_path / "r"
+    assert _rank([data_csv, "--annotations", classes], out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "classes.csv: 1 of 8 samples have no class (first: 's7')" in err
+    assert _rank([data_csv, "--annotations", classes, "--annotation-column", "kind"], out) == 2
+    assert "no column 'kind'; columns: type" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_fit_missing_mask_flag(tmp_path, data_csv, capsys):
+    lines = open(data_csv).read().splitlines()
+    cells = lines[3].split(",")
+    cells[2] = "NA"
+    lines[3] = ",".join(cells)
+    path = tmp_path / "holes.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert _fit([path, "-k", 2, "--max-iter", 50, "-q"], tmp_path / "a") == 2
+    assert "line 4, column 's1' is 'NA': missing values are not supported here" in capsys.readouterr().err
+    assert _fit([path, "-k", 2, "--max-iter", 50, "-q", "--missing", "mask"], tmp_path / "b") == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["options"]["n_missing"] == 1
+    assert np.isfinite(read_matrix(tmp_path / "b" / "W.csv").X).all()
+    assert _fit([path, "-k", 2, "-q", "--missing", "mask", "--consensus", "--runs", 2], tmp_path / "c") == 2
+    assert "--missing mask works for single fits" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+def test_fit_keeps_the_corner_header_in_W(tmp_path, data_csv):
+    path = tmp_path / "genes.csv"
+    path.write_text("gene" + open(data_csv).read())
+    assert _fit([path, "-k", 2, "--max-iter", 20, "-q"], tmp_path / "o") == 0
+    assert (tmp_path / "o" / "W.csv").read_text().startswith("gene,NMF1,NMF2\ngene0,")
+    assert (tmp_path / "o" / "H.csv").read_text().startswith(",s0,")
+
+
+def test_fit_reads_a_10x_folder(tmp_path, X):
+    import gzip
+    import io as _io
+    import scipy.io
+    folder = tmp_path / "filtered_feature_bc_matrix"
+    folder.mkdir()
+    buffer = _io.BytesIO()
+    scipy.io.mmwrite(buffer, sp.coo_matrix(np.round(X * 10)))
+    (folder / "matrix.mtx.gz").write_bytes(gzip.compress(buffer.getvalue()))
+    (folder / "features.tsv.gz").write_bytes(gzip.compress("".join(f"ENSG{i}\t{g}\tGene Expression\n"
+                                                                   for i, g in enumerate(GENES)).encode()))
+    (folder / "barcodes.tsv.gz").write_bytes(gzip.compress("".join(f"{s}-1\n" for s in SAMPLES).encode()))
+    assert _fit([folder, "-k", 2, "--max-iter", 20, "-q"], tmp_path / "o") == 0
+    W, H = read_matrix(tmp_path / "o" / "W.csv"), read_matrix(tmp_path / "o" / "H.csv")
+    assert W.row_names == GENES and H.col_names == [f"{s}-1" for s in SAMPLES]

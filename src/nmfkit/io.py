@@ -455,6 +455,48 @@ def _parse_cell(path, lineno, column, cell, allow_missing):
         raise DataFileError(f"{path}: line {lineno}, {column}: {cell!r} is not a number") from None
 
 
+# -- sample annotations ----------------------------------------------------------------------------
+def read_annotations(path, names, column=None) -> list:
+    """The class of each sample in `names`, from a CSV/TSV file (optionally .gz) with a header: the first
+    column holds sample names, `column` (default: the second) their classes.  Samples may come in any
+    order and the file may list more; a sample it does not list, or lists twice, is a one-line
+    `DataFileError`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataFileError(f"{path}: no such file" if not os.path.exists(path) else f"{path}: not a file")
+    ext, gz = _split_ext(path)
+    try:
+        delimiter = _sniff_delimiter(path, gz, TEXT_DELIMITERS.get(ext, ","))
+        with _open_text(path, gz) as fh:
+            records = list(_records(fh, delimiter))
+    except UnicodeDecodeError:
+        raise DataFileError(f"{path}: not UTF-8 text") from None
+    except (csv.Error, OSError, EOFError, zlib.error) as exc:
+        raise DataFileError(f"{path}: cannot read the annotations ({exc})") from None
+    if len(records) < 2 or len(records[0][1]) < 2:
+        raise DataFileError(f"{path}: expected a header line and one line per sample: its name, then its "
+                            "class (one or more columns)")
+    header = records[0][1]
+    if column is None:
+        j = 1
+    elif column in header[1:]:
+        j = header.index(column, 1)
+    else:
+        raise DataFileError(f"{path}: no column {column!r}; columns: {', '.join(header[1:])}")
+    classes = {}
+    for lineno, cells in records[1:]:
+        if len(cells) <= j:
+            raise DataFileError(f"{path}: line {lineno} has {len(cells)} fields; the class is field {j + 1}")
+        if cells[0] in classes:
+            raise DataFileError(f"{path}: line {lineno}: sample {cells[0]!r} is listed twice")
+        classes[cells[0]] = cells[j]
+    missing = [name for name in names if str(name) not in classes]
+    if missing:
+        raise DataFileError(f"{path}: {len(missing)} of {len(names)} samples have no class (first: "
+                            f"{str(missing[0])!r})")
+    return [classes[str(name)] for name in names]
+
+
 # -- binary formats ------------------------------------------------------------------------------
 def _entry_locator(path, base):
     note = " (1-based, as in the file)" if base else ""

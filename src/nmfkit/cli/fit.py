@@ -1,14 +1,17 @@
 """`nmfkit fit INPUT --rank K --out DIR`: factorize a data file and write the factors.
 
-Reads INPUT with `nmfkit.io.read_matrix` (CSV/TSV/gzip, .npy, .npz, .mtx, .h5ad), calls
-`nmfkit.fit`, and writes into DIR:
-    W.csv         m×k, rows named like the rows of X, columns NMF1..NMFk
+Reads INPUT with `nmfkit.io.read_matrix` (CSV/TSV/gzip, .npy, .npz, .mtx, .h5ad, .parquet, a 10x
+folder), calls `nmfkit.fit` (with `--missing mask`, empty/NA cells are missing entries left out of the
+loss), and writes into DIR:
+    W.csv         m×k, rows named like the rows of X (under the input's corner header), columns NMF1..NMFk
     H.csv         k×n, rows NMF1..NMFk, columns named like the columns of X
     summary.json  Factorization.summary() plus the input path, shape and the files written
     model.npz     Factorization.save (reload with nmfkit.Factorization.load)
     history.csv   iteration, seconds, objective (and with --track, the convergence diagnostics)
     report.html   with --report: one self-contained HTML report
-    consensus.csv, clusters.csv, consensus.png   with --consensus (--runs N random runs)
+    consensus.csv, clusters.csv, consensus.png   with --consensus (--runs N random runs): the samples
+                  clustered are the columns of a table, the rows (obs) of an .h5ad file (see
+                  `nmfkit rank`); --annotations FILE adds their known classes to consensus.png
 --checkpoint FILE saves the state every --checkpoint-every iterations; --resume FILE continues it.
 All files are written to a hidden folder in DIR and then renamed into place together; DIR's manifest
 `.nmfkit-run.json` lists the files of the run, so a rerun replaces them (and removes the previous run's
@@ -39,6 +42,7 @@ from .._files import atomic_write, save_figure
 from ..result import _jsonable
 from ..registry import INITS, LOSSES, SOLVERS
 from ._output import MANIFEST, OutputFolder, same_file
+from .rank import orient_samples, sample_classes
 
 FIT_FILES = ["W.csv", "H.csv", "summary.json", "model.npz", "history.csv"]
 CONSENSUS_FILES = ["consensus.csv", "clusters.csv", "consensus.png"]
@@ -54,7 +58,8 @@ def add_parser(subparsers):
         "fit", help="factorize a data file: X ≈ W H",
         description="Factorize a non-negative data matrix X ≈ W H and write W, H and a summary to --out.")
     p.add_argument("input", metavar="INPUT", help="data file: .csv, .tsv, .txt (optionally .gz), .npy, .npz, "
-                                                  ".mtx, .h5ad or .parquet; header and row labels are detected")
+                                                  ".mtx, .h5ad or .parquet, or a 10x folder (matrix.mtx, "
+                                                  "features.tsv, barcodes.tsv); header and row labels are detected")
     p.add_argument("-k", "--rank", type=int, required=True, help="number of components k")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--force", action="store_true",
@@ -76,6 +81,14 @@ def add_parser(subparsers):
     p.add_argument("--labels", default="auto", choices=io.LABEL_MODES,
                    help="text input: is the first row a header / the first column row labels (default auto)")
     p.add_argument("--transpose", action="store_true", help="factorize Xᵀ instead of X")
+    p.add_argument("--missing", default="error", choices=["error", "mask"],
+                   help="empty, NA or nan cells: refuse them (default) or treat them as missing entries, left "
+                        "out of the loss (mask)")
+    p.add_argument("--annotations", metavar="FILE",
+                   help="with --consensus: known classes of the samples for consensus.png (a CSV or TSV with a "
+                        "header, sample names in the first column)")
+    p.add_argument("--annotation-column", metavar="NAME",
+                   help="the column of --annotations holding the classes (default: the second)")
     p.add_argument("--lazy", action="store_true",
                    help="read a .npy file or .zarr store block by block with dask instead of loading it "
                         "(implied by a .zarr input and by --scheduler)")
@@ -99,7 +112,8 @@ def add_parser(subparsers):
 def run(args) -> int:
     image_shape = _check_options(args)
     planned = planned_files(args)
-    out = OutputFolder(args.out, command="fit", inputs=[args.input, args.resume], force=args.force)
+    out = OutputFolder(args.out, command="fit", inputs=[args.input, args.resume, args.annotations],
+                       force=args.force)
     out.check(planned)                    # before the data are read: nothing is lost to a late refusal
     try:
         if args.checkpoint:
@@ -109,8 +123,14 @@ def run(args) -> int:
         if args.lazy or args.scheduler or args.input.rstrip("/").endswith(".zarr"):
             data = _read_lazy(args)
         else:
-            data = io.read_matrix(args.input, labels=args.labels)
-            if args.transpose:
+            data = io.read_matrix(args.input, labels=args.labels, allow_missing=args.missing == "mask",
+                                  progress=not args.quiet)
+            if args.consensus:            # the samples clustered are the columns, as `nmfkit rank` orients them
+                data, args.sample_heading, clustered = orient_samples(data, args.transpose)
+                args.classes = sample_classes(args, data)
+                if not args.quiet:
+                    print(f"clustering {clustered}", flush=True)
+            elif args.transpose:
                 data = data.transpose()
         _check_image_shape(image_shape, args, data)
         options = {name: getattr(args, name) for name in ("alpha_W", "alpha_H", "l1_ratio")
@@ -175,6 +195,13 @@ def _check_options(args):
         for flag in ("track", "checkpoint", "resume"):
             if getattr(args, flag):
                 raise ValueError(f"--{flag} follows a single fit; it cannot be combined with --consensus")
+        if args.missing == "mask":
+            raise ValueError("--missing mask works for single fits; consensus runs need every entry observed")
+    elif args.annotations or args.annotation_column:
+        raise ValueError("--annotations colours the consensus map; add --consensus --runs N")
+    if args.missing == "mask" and (args.lazy or args.scheduler or args.input.rstrip("/").endswith(".zarr")):
+        raise ValueError("--missing mask reads the data into memory; it cannot be combined with --lazy, "
+                         "--scheduler or a .zarr input")
     return image_shape
 
 
@@ -224,7 +251,8 @@ def _fit(args, data, options):
     try:
         return nmfkit.fit(data.X, args.rank, solver=args.solver, loss=args.loss, beta=args.beta, init=args.init,
                           max_iter=args.max_iter, tol=args.tol, seed=args.seed, n_runs=args.runs,
-                          time_limit=args.time_limit, verbose=not args.quiet, track=args.track, **options)
+                          time_limit=args.time_limit, verbose=not args.quiet, track=args.track,
+                          missing=args.missing, **options)
     finally:
         if client is not None:
             client.close()
@@ -275,10 +303,10 @@ def write_consensus_outputs(cons, result, data, args, out) -> list:
     io.write_matrix(out.path("consensus.csv"), cons.consensus, names, names)
     with atomic_write(out.path("clusters.csv"), "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["sample", "consensus_cluster", "best_fit_cluster"])
+        writer.writerow([getattr(args, "sample_heading", "sample"), "consensus_cluster", "best_fit_cluster"])
         writer.writerows(zip(names, (cons.sample_clusters + 1).tolist(),
                              (np.argmax(result.H, axis=0) + 1).tolist()))
-    save_figure(cons.plot(sample_names=names), out.path("consensus.png"), dpi=120)
+    save_figure(cons.plot(labels=getattr(args, "classes", None), sample_names=names), out.path("consensus.png"), dpi=120)
     files = write_outputs(result, data, args, out, extra={"consensus": {**cons.summary(), "seed": args.seed}})
     return files + CONSENSUS_FILES
 
@@ -312,7 +340,7 @@ def _connect(address):
 def write_outputs(result, data, args, out, extra=None) -> list[str]:
     """W.csv, H.csv, model.npz, history.csv and (last) summary.json, each written atomically."""
     components = [f"NMF{c + 1}" for c in range(result.rank)]
-    io.write_matrix(out.path("W.csv"), result.W, data.row_names, components)
+    io.write_matrix(out.path("W.csv"), result.W, data.row_names, components, data.corner)   # e.g. "gene"
     io.write_matrix(out.path("H.csv"), result.H, components, data.col_names)
     result.save(out.path("model.npz"))
     keys = list(result.history)

@@ -2,14 +2,17 @@
 
 Runs `nmfkit.estimate_rank` (consensus of --runs random restarts per rank, on the
 data and on its column-wise randomisation) and, with --cv, `nmfkit.cross_validate_rank`
-(held-out entries).  Clusters are over the columns of INPUT (samples); use
---transpose for the rows.  Writes into DIR:
+(held-out entries).  The samples clustered are the columns of a table (features × samples, as in R's
+NMF) and of a 10x folder (cells), but the rows of an .h5ad file (AnnData's obs, the cells);
+--transpose clusters the other axis.  The command says which axis it clusters.
+--annotations FILE colours the consensus maps by known classes (a CSV: sample name, class).
+Writes into DIR:
     survey.csv            one row per rank and data (real / random): cophenetic,
                           dispersion, silhouette, rss, evar, sparseness, objectives, seconds
     survey.png            all measures against rank, real vs randomised
     consensus_kK.csv      the n×n consensus matrix of rank K (named like the columns)
     consensus_kK.png      its heatmap ordered by the average-linkage dendrogram
-    clusters.csv          each sample's consensus cluster at every rank
+    clusters.csv          each sample's consensus cluster at every rank (headed by the axis' name)
     cv.csv, cv.png        held-out error per rank and split (with --cv)
     summary.json          options, chosen ranks and the files written
     report.html           all of the above in one self-contained page
@@ -59,8 +62,10 @@ def add_parser(subparsers):
         "rank", help="choose the rank: consensus survey (+ cross-validation) over candidate ranks",
         description="Survey candidate ranks: consensus stability (cophenetic, dispersion, silhouette) and fit "
                     "quality over many random runs, against randomised data; optionally held-out-entry "
-                    "cross-validation. Clusters are over the columns (samples) of INPUT.")
-    p.add_argument("input", metavar="INPUT", help="data file (.csv, .tsv, .txt[.gz], .npy, .npz, .mtx, .h5ad)")
+                    "cross-validation. Clusters the columns (samples) of a table or 10x folder, the rows (obs, cells) "
+                    "of an .h5ad file.")
+    p.add_argument("input", metavar="INPUT", help="data file (.csv, .tsv, .txt[.gz], .npy, .npz, .mtx, .h5ad, "
+                                                  ".parquet) or 10x folder")
     p.add_argument("-r", "--ranks", default="2-6", help="candidate ranks, e.g. 2-10 or 2,3,5 (default 2-6)")
     p.add_argument("--runs", type=int, default=30, help="random restarts per rank (default 30)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
@@ -81,7 +86,13 @@ def add_parser(subparsers):
     p.add_argument("--rule", default="min", choices=["min", "1se"], help="CV choice rule (--cv)")
     p.add_argument("--labels", default="auto", choices=io.LABEL_MODES,
                    help="text input: is the first row a header / the first column row labels (default auto)")
-    p.add_argument("--transpose", action="store_true", help="cluster the rows instead of the columns")
+    p.add_argument("--transpose", action="store_true",
+                   help="cluster the other axis: the rows of a table, the var (genes) of an .h5ad file")
+    p.add_argument("--annotations", metavar="FILE",
+                   help="known classes of the samples, drawn as a bar on the consensus maps: a CSV or TSV with a "
+                        "header, sample names in the first column")
+    p.add_argument("--annotation-column", metavar="NAME",
+                   help="the column of --annotations holding the classes (default: the second)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line and no summary")
     p.set_defaults(handler=run)
     return p
@@ -107,12 +118,14 @@ def run(args) -> int:
     ranks = parse_rank_list(args.ranks)
     _check_options(args)
     planned = planned_files(ranks, args.cv)
-    out = OutputFolder(args.out, command="rank", inputs=[args.input], force=args.force)
+    out = OutputFolder(args.out, command="rank", inputs=[args.input, args.annotations], force=args.force)
     out.check(planned)                    # before the survey: nothing is lost to a late refusal
     try:
-        data = io.read_matrix(args.input, labels=args.labels)
-        if args.transpose:
-            data = data.transpose()
+        data = io.read_matrix(args.input, labels=args.labels, progress=not args.quiet)
+        data, args.sample_heading, clustered = orient_samples(data, args.transpose)
+        args.classes = sample_classes(args, data)
+        if not args.quiet:
+            print(f"clustering {clustered}", flush=True)
         survey, cv = _survey(args, data, ranks)
     except BaseException:
         out.abandon()
@@ -128,6 +141,35 @@ def run(args) -> int:
         print(survey.verdict(cv).text)
         print(f"wrote {len(files)} files to {args.out}")
     return 0
+
+
+def orient_samples(data, transpose=False):
+    """(data with the samples as columns, the samples' heading, "60 samples (rows of cells.h5ad, obs)").
+
+    Tables are features × samples (R's NMF); an .h5ad file is obs × var (cells × genes), so its rows
+    are the samples; a 10x folder is genes × cells.  `transpose` picks the other axis."""
+    h5ad = data.format == ".h5ad"
+    rows = h5ad != bool(transpose)
+    name = os.path.basename(os.path.normpath(data.path))
+    if rows:
+        heading = "obs" if h5ad else "feature" if data.format == "10x" else (data.corner or "row")
+        where = f"rows of {name}" + (", obs" if h5ad else "")
+        data = data.transpose()
+    else:
+        heading = "var" if h5ad else "barcode" if data.format == "10x" else "sample"
+        where = f"columns of {name}" + (", var" if h5ad else "")
+    return data, heading, f"{data.shape[1]} samples ({where})"
+
+
+def sample_classes(args, data):
+    """--annotations: the class of each sample, checked before the survey."""
+    if args.annotations is None:
+        if args.annotation_column is not None:
+            raise ValueError("--annotation-column names a column of --annotations FILE; add --annotations")
+        return None
+    if data.col_names is None:
+        raise ValueError(f"--annotations matches samples by name, but {args.input} has no sample names")
+    return io.read_annotations(args.annotations, data.col_names, args.annotation_column)
 
 
 def _survey(args, data, ranks):
@@ -157,10 +199,11 @@ def write_outputs(survey, cv, data, args, out) -> list:
     for k, res in survey.consensus.items():
         io.write_matrix(out.path(f"consensus_k{k}.csv"), res.consensus, names, names)
         files.append(f"consensus_k{k}.csv")
-        figures[f"consensus_k{k}.png"] = consensus_heatmap(res, sample_names=names)
+        figures[f"consensus_k{k}.png"] = consensus_heatmap(res, labels=getattr(args, "classes", None),
+                                                            sample_names=names)
     with atomic_write(out.path("clusters.csv"), "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["sample", *[f"k{k}" for k in survey.consensus]])
+        writer.writerow([getattr(args, "sample_heading", "sample"), *[f"k{k}" for k in survey.consensus]])
         for j, name in enumerate(names):
             writer.writerow([name, *[int(res.sample_clusters[j]) + 1 for res in survey.consensus.values()]])
     files.append("clusters.csv")
