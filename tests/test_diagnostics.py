@@ -11,6 +11,7 @@ import nmfkit
 from nmfkit import diagnostics
 from nmfkit.driver import run
 from nmfkit.engines import make_engine
+from nmfkit.solvers import Solver
 
 
 # -- the reference implementation of the analysis, transcribed in its orientation (M ≈ U V) -------------
@@ -180,12 +181,12 @@ def test_objective_increases_with_rounding_slack():
     assert diagnostics.objective_increases(f, scale=1e10) == [(4, pytest.approx(0.5))]
 
 
-class IncreasingSolver:
+class IncreasingSolver(Solver):
     """A 'monotone' solver that is not: its objective goes up at iteration 3."""
-    floor, penalty, cache, loss = 0.0, None, {}, "frobenius"
 
     def __init__(self, engine):
-        self.engine, self.calls = engine, 0
+        super().__init__(engine, "frobenius", 2.0)
+        self.calls = 0
 
     def prepare(self, W, Ht):
         return W, Ht

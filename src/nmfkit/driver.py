@@ -97,7 +97,7 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
     else:
         solver.prepare(resume["W"], resume["Ht"])    # set-up only: the saved iterates are prepared already
         solver.set_state(resume["solver_state"])
-        if resume["rng_state"] is not None and getattr(solver, "rng", None) is not None:
+        if resume["rng_state"] is not None and solver.rng is not None:
             solver.rng.bit_generator.state = resume["rng_state"]
         W, Ht, hist = resume["W"], resume["Ht"], resume["history"]
         best, first, offset = resume["best"], resume["iteration"] + 1, resume["seconds"]
@@ -112,7 +112,7 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
     def save_checkpoint():
         rows = min(len(v) for v in hist.values())   # Ctrl-C may cut an append short
         n = bisect.bisect_right(hist["iteration"][:rows], last[3])   # complete rows up to `last`
-        rng = getattr(solver, "rng", None)
+        rng = solver.rng
         _checkpoint.save(checkpoint["path"], fingerprint=checkpoint["fingerprint"], iteration=last[3],
                          seconds=hist["seconds"][n - 1], W=last[1], Ht=last[2], best=best,
                          history={k: v[:n] for k, v in hist.items()}, solver_state=solver.get_state(),
@@ -136,7 +136,7 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
             obj = float(obj)
             if tracker is not None:
                 t0 = time.perf_counter()
-                tracker.record(W_prev, Ht_prev, W, Ht, getattr(solver, "cache", None), solver.engine, obj)
+                tracker.record(W_prev, Ht_prev, W, Ht, solver.cache, solver.engine, obj)
                 tracked += time.perf_counter() - t0
             now = time.perf_counter() - start - tracked
             hist["iteration"].append(it)
@@ -148,10 +148,10 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
                 warnings.warn(f"{label}: objective became {obj} at iteration {it}; "
                               "returning the best iterate so far", RuntimeWarning, stacklevel=3)
                 break
-            if obj <= best[0] or monotone or getattr(solver, "returns_last_iterate", False):
+            if obj <= best[0] or monotone or solver.returns_last_iterate:
                 best = last
             bar.update(it, objective=obj)
-            if getattr(solver, "done", False):      # the solver's own target was met (e.g. sgd's target_error)
+            if solver.done:      # the solver's own target was met (e.g. sgd's target_error)
                 stop_reason, converged = "target", True
                 break
             if tol > 0 and (obj == 0.0 or abs(relative_decrease(hist["objective"], hist["iteration"])) < tol):
@@ -185,9 +185,8 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
     hist = {k: np.asarray(v[:n], dtype=np.int64 if k == "iteration" else np.float64) for k, v in hist.items()}
     increases = []
     if monotone:
-        engine = getattr(solver, "engine", None)
-        increases = objective_increases(hist["objective"], scale=0.5 * getattr(engine, "sqnorm", 0.0),
-                                        dtype=getattr(engine, "dtype", np.float64))
+        increases = objective_increases(hist["objective"], scale=0.5 * solver.engine.sqnorm,
+                                        dtype=solver.engine.dtype)
         if increases:
             it_max, up_max = max(increases, key=lambda p: p[1])
             warnings.warn(f"{label}: the objective increased at {len(increases)} iteration(s) although this "

@@ -194,7 +194,7 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
         label = f"{solver} run {r + 1}/{n_runs}" if n_runs > 1 else solver
         out = run(solver_obj, W0, Ht0, max_iter=max_iter, tol=tol, time_limit=time_limit,
                   callback=_unscaled_callback(callback, scale_log2, loss, beta_value),
-                  monotone=spec.monotone and getattr(solver_obj, "monotone", True), progress=verbose, label=label,
+                  monotone=spec.monotone and solver_obj.monotone, progress=verbose, label=label,
                   tracker=(track if r == 0 else track.fresh()) if track else None,
                   checkpoint=ckpt, resume=resumed,
                   objective_every=(solver_obj.objective_every if objective_every is None
@@ -222,7 +222,7 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
                           f"is reported as {loss_value}", RuntimeWarning, stacklevel=2)
     dead = set(engine.ops.to_numpy(engine.ops.zero_columns(best.W)).tolist()) | set(
         engine.ops.to_numpy(engine.ops.zero_columns(best.Ht)).tolist())
-    penalised = solver_obj.penalty.active or getattr(solver_obj, "l2", 0)   # then W H = 0 can be the optimum
+    penalised = solver_obj.penalised   # then W H = 0 can be the optimum
     if len(dead) == rank and not penalised:
         warnings.warn(f"{solver}: the result is the zero factorization (W H = 0), a stationary point where the "
                       "solver stopped; try another init, step or solver", RuntimeWarning, stacklevel=2)

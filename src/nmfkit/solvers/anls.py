@@ -248,7 +248,6 @@ class ANLS(Solver):
 
     def __init__(self, engine, loss, beta, **options):
         super().__init__(engine, loss, beta, **options)
-        self.cache = {}
         self.revived = 0
 
     def prepare(self, W, Ht):

@@ -55,15 +55,29 @@ def kl_h_products(engine, cache: IterateCache, W, Ht):
 
 
 class Solver:
+    """Base of every solver; the attributes below are the whole protocol the driver and `fit` use.
+
+    Class attributes (a subclass may override them):
+      name                   the registered name (set by `register_solver`)
+      objective_every        default interval at which the driver asks for an objective that
+                             costs a pass over X (1: every iteration)
+      returns_last_iterate   True: the driver returns the last iterate, not the best one (as R does)
+      checkpoint_attrs       attributes `get_state`/`set_state` carry across a checkpoint
+    Instance attributes (set in `__init__`, read or set by the driver and `fit`):
+      engine, loss, beta, penalty   what the solver was built with
+      want_objective   set by the driver before each step: whether `step` must return the objective
+      given_start      set by `fit`: the start is the user's (W0, H0), which `prepare` must not make worse
+      rng              set by `fit`: the run's random stream (None until then); stochastic solvers draw
+                       from it and the driver saves its state in checkpoints
+      done             set by the solver: its own target was met (e.g. sgd's target_error); the run stops
+      monotone         whether this instance promises a non-increasing objective (the registry's
+                       promise can be withdrawn per instance, e.g. pgd with a fixed step)
+      cache            products of the last Frobenius step, for diagnostics (see the module docstring)
+    """
     name = "base"
-    cache: dict = {}
-    # Set by the driver before each step: whether the step must return the objective.  Solvers
-    # whose objective costs a pass over X return None when it is False; `objective_every` is
-    # the default interval the driver uses for them (1: always evaluated).
-    want_objective = True
     objective_every = 1
-    # Set by fit(): True when the start is the user's (W0, H0), which `prepare` must not make worse.
-    given_start = False
+    returns_last_iterate = False
+    checkpoint_attrs: tuple = ()
 
     def __init__(self, engine, loss: str, beta: float, *, alpha_W=0.0, alpha_H="same", l1_ratio=0.0,
                  **options):
@@ -73,9 +87,17 @@ class Solver:
         self.loss = loss
         self.beta = beta
         self.penalty = Penalty.from_options(engine.shape, alpha_W, alpha_H, l1_ratio)
+        self.want_objective = True
+        self.given_start = False
+        self.rng = None
+        self.done = False
+        self.monotone = True
+        self.cache = {}
 
-    # Attributes that `get_state`/`set_state` carry across a checkpoint.
-    checkpoint_attrs: tuple = ()
+    @property
+    def penalised(self) -> bool:
+        """Whether the objective has a penalty term (then W H = 0 can be the optimum)."""
+        return self.penalty.active
 
     def prepare(self, W, Ht):
         return W, Ht

@@ -56,6 +56,8 @@ so the sweeps often cost more than their flop count suggests.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..engines import array_ops, entries_per_pass
@@ -116,6 +118,21 @@ def revival_level(engine, rank) -> float:
     return float(np.sqrt(max(engine.mean(), np.finfo(np.float64).tiny) / rank))
 
 
+@dataclass
+class Extrapolation:
+    """E-A-HALS state between steps (the module docstring's names)."""
+    W: object                 # W_{n-1}, the last accepted plain iterate
+    Ht: object                # H_{n-1}
+    We: object                # Ŵ_{n-1}, the extrapolated W the next H half-step uses
+    He: object                # Ĥ_{n-1}, the start of the next H half-step
+    beta: float = EXTRAPOLATION["beta0"]
+    beta_bar: float = 1.0
+    best: tuple | None = None  # (W, Ht, objective) of the best pair so far
+    first: bool = True         # the next step is a plain A-HALS step (start or restart)
+    W_out: object = None       # the pair `step` returned last
+    Ht_out: object = None
+
+
 class HALS(Solver):
     """E-A-HALS; see the module docstring."""
 
@@ -131,7 +148,6 @@ class HALS(Solver):
         self.extrapolate = bool(extrapolate)
         self.revive_level = None  # set in prepare
         self._state = None
-        self.cache = {}
         self.revived = 0          # components revived so far
         self.restarts = 0         # extrapolation restarts so far
 
@@ -142,7 +158,7 @@ class HALS(Solver):
         k = W.shape[1]
         self.sweeps_W, self.sweeps_H = inner_sweeps(self.engine, k, self.inner_alpha)
         level = revival_level(self.engine, k)
-        given = getattr(self, "given_start", False)
+        given = self.given_start
         for F in (W, Ht) if not given else ():   # dead columns of a generated start are revived
             dead = dead_columns(F)
             F[:, dead] = level
@@ -178,21 +194,20 @@ class HALS(Solver):
     # -- one iteration --------------------------------------------------------
     def step(self, W, Ht):
         st = self._state
-        if st is None or W is not st["W_out"] or Ht is not st["Ht_out"]:
+        if st is None or W is not st.W_out or Ht is not st.Ht_out:
             # Fresh start (or the caller moved us): no extrapolation yet.
-            st = self._state = {"W": W, "Ht": Ht, "We": W, "He": Ht, "beta": EXTRAPOLATION["beta0"],
-                                "beta_bar": 1.0, "best": None, "first": True}
+            st = self._state = Extrapolation(W=W, Ht=Ht, We=W, He=Ht)
         e, p, ops = self.engine, self.penalty, self.engine.ops
         delta = self.inner_delta
 
         # H half-step from Ĥ_{n-1} with Ŵ_{n-1}.
-        We = st["We"]
+        We = st.We
         RH, GH = e.XtW(We), We.T @ We
         RHp, GHp = p.edit(RH, GH, "H")
-        H_new = hals_update(st["He"], RHp, GHp, self.sweeps_H, delta)
+        H_new = hals_update(st.He, RHp, GHp, self.sweeps_H, delta)
         H_new, We = self._revive(H_new, We)
-        beta = st["beta"] if (self.extrapolate and not st["first"]) else 0.0
-        He = ops.clamp_min(H_new + beta * (H_new - st["Ht"]), 0) if beta > 0 else H_new
+        beta = st.beta if (self.extrapolate and not st.first) else 0.0
+        He = ops.clamp_min(H_new + beta * (H_new - st.Ht), 0) if beta > 0 else H_new
 
         # W half-step from Ŵ_{n-1} with Ĥ_n; its products give the objective for free.
         R, G = e.XHt(He), He.T @ He
@@ -204,16 +219,16 @@ class HALS(Solver):
         if He is not H_new and not beta > 0:
             H_new = He                      # a revival zeroed columns of the un-extrapolated H
 
-        best = st["best"]
+        best = st.best
         if best is None or obj <= best[2]:
             # Accept: extrapolate W with the same β, let β grow towards β̄.
-            best = st["best"] = (W_new, He, obj)
-            st["We"] = ops.clamp_min(W_new + beta * (W_new - st["W"]), 0) if beta > 0 else W_new
-            st["He"] = He
-            st["W"], st["Ht"], st["first"] = W_new, H_new, False
+            best = st.best = (W_new, He, obj)
+            st.We = ops.clamp_min(W_new + beta * (W_new - st.W), 0) if beta > 0 else W_new
+            st.He = He
+            st.W, st.Ht, st.first = W_new, H_new, False
             if beta > 0:
-                st["beta"] = min(st["beta_bar"], EXTRAPOLATION["gamma"] * st["beta"])
-                st["beta_bar"] = min(1.0, EXTRAPOLATION["gamma_bar"] * st["beta_bar"])
+                st.beta = min(st.beta_bar, EXTRAPOLATION["gamma"] * st.beta)
+                st.beta_bar = min(1.0, EXTRAPOLATION["gamma_bar"] * st.beta_bar)
             self.cache = {"XHt": R, "HtH": G}
             if We is W:                     # the H half-step used the returned W itself
                 self.cache.update(XtW=RH, WtW=GH)
@@ -222,13 +237,13 @@ class HALS(Solver):
             # A-HALS step from it, which cannot increase the objective, so a restart
             # costs the driver at most one flat iteration.
             self.restarts += 1
-            st["beta_bar"] = st["beta"]
-            st["beta"] = st["beta"] / EXTRAPOLATION["eta"]
-            st["We"] = st["W"] = best[0]
-            st["He"] = st["Ht"] = best[1]
-            st["first"] = True
+            st.beta_bar = st.beta
+            st.beta = st.beta / EXTRAPOLATION["eta"]
+            st.We = st.W = best[0]
+            st.He = st.Ht = best[1]
+            st.first = True
             self.cache = {}
-        st["W_out"], st["Ht_out"] = best[0], best[1]
+        st.W_out, st.Ht_out = best[0], best[1]
         return best
 
 

@@ -90,7 +90,6 @@ class ProjectedGradient(Solver):
         self.inner = self._inner(inner)
         self.floor = floor_of(engine.dtype) if self.rule == "lee-seung" else 0.0
         self._alpha = {"W": None, "H": None}        # Armijo: the last accepted α per block
-        self.cache = {}
 
     def _inner(self, inner):
         if isinstance(inner, str) and inner == "auto":

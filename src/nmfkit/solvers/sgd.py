@@ -59,10 +59,7 @@ class SGD(Solver):
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.l2 = check_nonneg_float(l2, "l2")
         self.target_error = check_nonneg_float(target_error, "target_error", allow_none=True)
-        self.done = False
         self.epoch = 0
-        self.rng = None                  # fit() gives each run its own stream
-        self.cache = {}
         m, n = engine.shape
         flat = engine.observed_flat()
         if flat is None:          # the index of all m·n entries, its rows and columns, a shuffled copy
@@ -77,6 +74,10 @@ class SGD(Solver):
             self.rng = np.random.default_rng()
         self.done, self.epoch = False, 0
         return np.maximum(W, 0), np.maximum(Ht, 0)
+
+    @property
+    def penalised(self) -> bool:
+        return self.penalty.active or bool(self.l2)
 
     def objective(self, W, Ht):
         data = self.engine.frobenius_exact(W, Ht)

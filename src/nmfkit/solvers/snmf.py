@@ -75,7 +75,6 @@ class SNMF(_RCompat):
             raise ValueError(f"bi_conv's two numbers must be ≥ 0; got {bi_conv!r}")
         self.eta2, self.beta_s = float(eta) ** 2, float(sparsity)
         self.eps_conv, self.wminchange, self.iconv = float(eps_conv), wminchange, iconv
-        self.done = False
         self._next = IterateCache()
 
     # Kim & Park's stop test carries across a checkpoint: its counter, first residual and last argmaxes
@@ -153,7 +152,7 @@ class SNMF(_RCompat):
                           stacklevel=4)
             self.done = True
         self._reset_check()
-        rng = getattr(self, "rng", None) or np.random.default_rng()
+        rng = self.rng or np.random.default_rng()
         if which == "W":
             W = self._unit(rng.random(W.shape).astype(W.dtype))
         else:
