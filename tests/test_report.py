@@ -172,3 +172,17 @@ def test_rank_report_states_the_verdict_and_its_table_fits(tmp_path):
     survey = text.split("<h2>Survey</h2>", 1)[1].split("</section>", 1)[0]
     assert "objective_mean" not in survey and "0.123456789" not in survey
     assert sorted(summary["files"]) == _files_written(out)
+
+
+def test_consensus_report_map_shows_the_annotated_classes(tmp_path, monkeypatch):
+    import nmfkit.rank.plots as rank_plots
+    drawn = []
+    original = rank_plots.consensus_heatmap
+    monkeypatch.setattr(rank_plots, "consensus_heatmap",
+                        lambda res, **kw: drawn.append(kw.get("labels")) or original(res, **kw))
+    data = _groups_csv(tmp_path, n_groups=2, per_group=4)
+    classes = tmp_path / "classes.csv"
+    classes.write_text("sample,type\n" + "".join(f"s{j},{'AB'[j // 4]}\n" for j in range(8)))
+    assert _cli("fit", data, "--rank", 2, "--consensus", "--runs", 3, "--report", "--solver", "mu", "--max-iter", 50,
+                "--annotations", classes, "-q", "--out", tmp_path / "out") == 0
+    assert drawn == [["A"] * 4 + ["B"] * 4] * 2       # consensus.png and the report's Consensus section

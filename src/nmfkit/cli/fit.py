@@ -155,7 +155,8 @@ def run(args) -> int:
             if args.consensus:
                 title += f" (best of {args.runs} runs)"
             result.report(out.path("report.html"), title=title, image_shape=image_shape,
-                          feature_names=data.row_names, consensus=cons if args.consensus else None)
+                          feature_names=data.row_names, consensus=cons if args.consensus else None,
+                          sample_labels=getattr(args, "classes", None))
             files.append("report.html")
         out.finish(files)
     finally:
