@@ -1,10 +1,11 @@
 """Time `nmfkit.io.read_matrix` on a generated CSV with each text parser (pyarrow, Python).
 
-    python benchmarks/read_csv.py [--rows 3000] [--cols 2000] [--repeat 3]
+    python benchmarks/read_csv.py [--rows 3000] [--cols 2000] [--decimals N] [--repeat 3]
 
 Writes a rows × cols CSV of random non-negative numbers (a header and row labels, as expression tables
 have) to a temporary folder, reads it with each installed parser and prints the best time of --repeat
-reads, and the same for pandas.read_csv and pyarrow.csv.read_csv on their own for comparison.
+reads (values in full precision, or rounded to --decimals places), and the same for pandas.read_csv
+and pyarrow.csv.read_csv on their own for comparison.
 """
 from __future__ import annotations
 
@@ -31,10 +32,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--cols", type=int, default=2000)
+    parser.add_argument("--decimals", type=int, help="round the values to this many decimals (default: all digits)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     X = rng.gamma(1.0, 10.0, size=(args.rows, args.cols))
+    if args.decimals is not None:
+        X = np.round(X, args.decimals)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "table.csv")
         io.write_matrix(path, X, [f"g{i}" for i in range(args.rows)], [f"s{j}" for j in range(args.cols)])

@@ -431,13 +431,14 @@ def text_tables(draw):
     header = draw(st.sampled_from(["none", "names", "corner", "r"]))   # r: one field fewer (write.table)
     lines = []
     if header != "none":
-        names = [draw(st.sampled_from(["s1", "s 2", "x", "3", "NA"])) + str(j) for j in range(cols)]
+        names = [draw(st.sampled_from(["s1{}", "s 2{}", "x{}", "3{}", "NA{}", '"s\n{}"'])).format(j)
+                 for j in range(cols)]
         corner = {"names": [""], "corner": ["gene"], "r": []}[header] if labels else []
         lines.append(delimiter.join(corner + names))
     for i in range(rows):
         cells = [draw(CELLS) for _ in range(cols + draw(st.sampled_from([0, 0, 0, 0, 0, 0, 1, -1])))]
         if labels:
-            cells = [draw(st.sampled_from([f"g{i}", f'"g,{i}"', "NA", "", f" g {i}"]))] + cells
+            cells = [draw(st.sampled_from([f"g{i}", f'"g,{i}"', "NA", "", f" g {i}", f'"g\n{i}"']))] + cells
         lines.append(delimiter.join(cells))
         if draw(st.integers(0, 9)) == 0:
             lines.append(draw(st.sampled_from(["", delimiter * cols, "   "])))
