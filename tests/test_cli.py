@@ -300,9 +300,14 @@ def test_rank_clusters_the_obs_of_an_h5ad_file_and_says_so(tmp_path, capsys):
     assert lines[0] == "obs,k2" and [line.split(",")[0] for line in lines[1:]] == [f"cell{i}" for i in range(10)]
     clusters = [line.split(",")[1] for line in lines[1:]]
     assert len(set(clusters[:5])) == len(set(clusters[5:])) == 1 and clusters[0] != clusters[5]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["input"]["clustering"] == "10 samples (rows of cells.h5ad, obs)"
     assert _rank([path, "--transpose"], tmp_path / "t") == 0
     assert "clustering 6 samples (columns of cells.h5ad, var)" in capsys.readouterr().out
     assert (tmp_path / "t" / "clusters.csv").read_text().startswith("var,k2\ng0,")
+    assert _fit([path, "-k", 2, "--consensus", "--runs", 2, "--max-iter", 20], tmp_path / "f") == 0
+    assert "clustering 10 samples (rows of cells.h5ad, obs)" in capsys.readouterr().out
+    assert (tmp_path / "f" / "clusters.csv").read_text().startswith("obs,consensus_cluster,best_fit_cluster\ncell0,")
 
 
 def test_rank_of_a_table_clusters_its_columns_headed_by_the_corner_when_transposed(tmp_path, data_csv, capsys):

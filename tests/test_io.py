@@ -588,3 +588,22 @@ def test_matrix_market_keeps_labels_in_sibling_files(tmp_path, X, name):
     (tmp_path / "Y.cols.tsv").write_text("a\nb\n")
     with pytest.raises(DataFileError, match=r"Y\.cols\.tsv: has 2 column names, but .* has 3 columns"):
         read_matrix(path)
+
+
+def test_read_annotations_matches_samples_by_name(tmp_path):
+    from nmfkit.io import read_annotations
+    path = tmp_path / "classes.tsv.gz"
+    with gzip.open(path, "wt") as fh:
+        fh.write("cell\ttype\tbatch\nc2\tT\tb1\nc1\tB\tb2\nc9\tNK\tb1\n")
+    assert read_annotations(path, ["c1", "c2"]) == ["B", "T"]
+    assert read_annotations(path, ["c1", "c2"], column="batch") == ["b2", "b1"]
+    with pytest.raises(DataFileError, match=r"1 of 3 samples have no class \(first: 'c3'\)"):
+        read_annotations(path, ["c1", "c2", "c3"])
+    twice = tmp_path / "twice.csv"
+    twice.write_text("sample,type\nc1,A\nc1,B\n")
+    with pytest.raises(DataFileError, match=r"twice\.csv: line 3: sample 'c1' is listed twice"):
+        read_annotations(twice, ["c1"])
+    one = tmp_path / "one.csv"
+    one.write_text("c1\nc2\n")
+    with pytest.raises(DataFileError, match="expected a header line and one line per sample"):
+        read_annotations(one, ["c1"])

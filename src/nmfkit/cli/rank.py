@@ -122,10 +122,10 @@ def run(args) -> int:
     out.check(planned)                    # before the survey: nothing is lost to a late refusal
     try:
         data = io.read_matrix(args.input, labels=args.labels, progress=not args.quiet)
-        data, args.sample_heading, clustered = orient_samples(data, args.transpose)
+        data, args.sample_heading, args.clustered = orient_samples(data, args.transpose)
         args.classes = sample_classes(args, data)
         if not args.quiet:
-            print(f"clustering {clustered}", flush=True)
+            print(f"clustering {args.clustered}", flush=True)
         survey, cv = _survey(args, data, ranks)
     except BaseException:
         out.abandon()
@@ -218,7 +218,8 @@ def write_outputs(survey, cv, data, args, out) -> list:
     for name, fig in figures.items():
         save_figure(fig, out.path(name), dpi=110)
         files.append(name)
-    summary = {"input": {"path": os.path.abspath(data.path), "shape": list(data.shape), "transposed": args.transpose},
+    summary = {"input": {"path": os.path.abspath(data.path), "shape": list(data.shape), "transposed": args.transpose,
+                         "clustering": getattr(args, "clustered", None)},
                "ranks": survey.ranks, "options": survey.options,
                "cophenetic_choice": survey.best_rank("cophenetic"), "verdict": survey.verdict(cv).as_dict(),
                "cv_choice": None if cv is None else {"rule": cv.rule, "rank": cv.best_rank},
