@@ -607,3 +607,12 @@ def test_read_annotations_matches_samples_by_name(tmp_path):
     one.write_text("c1\nc2\n")
     with pytest.raises(DataFileError, match="expected a header line and one line per sample"):
         read_annotations(one, ["c1"])
+
+
+def test_a_pyarrow_that_does_not_load_leaves_the_python_reader(tmp_path, X, monkeypatch):
+    monkeypatch.setattr(nio, "TEXT_PARSER", "pyarrow")
+    monkeypatch.setitem(sys.modules, "pyarrow.csv", None)      # `import pyarrow.csv` raises ImportError
+    path = write_matrix(tmp_path / "t.csv", X, ROWS, COLS)
+    lm = read_matrix(path)
+    np.testing.assert_array_equal(lm.X, X)
+    assert lm.row_names == ROWS

@@ -359,8 +359,8 @@ def _read_text_fast(path, gz, delimiter, layout, allow_missing, progress):
                 if skipped.count(b"\r") != skipped.count(b"\r\n"):   # lines end in a bare CR: not counted so
                     return None
             parsed = _parse_pyarrow(stream, delimiter, layout, advance)
-    except (ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError):
-        return None
+    except (ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError, ImportError):
+        return None                                      # (ImportError: a pyarrow that does not load)
     except Exception as exc:  # noqa: BLE001 - pyarrow's own error types (ArrowInvalid, …)
         if type(exc).__module__.split(".")[0] == "pyarrow":
             return None
