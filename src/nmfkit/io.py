@@ -16,11 +16,11 @@ another one; a header row and a row-label column are detected from the first two
     one field fewer than the data rows (R's `write.table`), or when the header's corner cell is empty.
 A header whose column names are all numbers cannot be told from data: pass `labels="both"`.
 
-The rest of a delimited file is parsed by pyarrow's CSV reader when pyarrow is installed (3-4 times
-faster than Python), else by the `csv` module and NumPy; a file that pyarrow refuses (a cell that is
-not a number, a record with another number of fields, a missing value where none is allowed) is read
-again by the Python reader, which names the line and column of the first problem.  Both give the same float64
-matrix and labels.  Whitespace-separated files are always read by the Python reader.
+The rest of a delimited file is parsed by pyarrow's C++ CSV reader when pyarrow is installed, else by
+the `csv` module and NumPy; a file that pyarrow refuses (a cell that is not a number, a record with
+another number of fields, a missing value where none is allowed) is read again by the Python reader,
+which names the line and column of the first problem.  Both give the same float64 matrix and labels.
+Whitespace-separated files are always read by the Python reader.
 
 Binary files are loaded with `allow_pickle=False`: nothing is ever unpickled.  Every problem is a
 one-line `DataFileError` (a ValueError) naming the file, the line and what is wrong.  Cost: one pass
@@ -116,7 +116,9 @@ def _detect_format(path: str) -> tuple[str, bool]:
 
 def read_matrix(path, *, labels: str = "auto", allow_negative: bool = False,
                 allow_missing: bool = False, progress: bool = False) -> LabeledMatrix:
-    """Read a matrix file into a `LabeledMatrix`, or raise a one-line `DataFileError`.
+    """Read a matrix file (or a 10x Genomics folder) into a `LabeledMatrix`, or raise a one-line
+    `DataFileError`.  A `NAME.mtx` file's names are read from `NAME.rows.tsv` / `NAME.cols.tsv` beside
+    it when they exist (see `write_matrix`).
 
     labels : "auto" (detect), "none", "rows" (first column), "columns" (first row) or "both";
         text files only.
