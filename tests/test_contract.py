@@ -143,3 +143,69 @@ def test_the_table_covers_the_fast_solvers():
     names = {case[0] for case in CASES}
     assert {"mu", "hals", "anls"} <= names
     assert all(SOLVERS[n].losses for n in names)
+
+
+# -- the two protocols behind the table --------------------------------------------------------
+# Which engines each solver runs on, derived from the solvers' `requires` and the engines'
+# `capabilities`; this is the support table the documentation promises.
+SUPPORT = {
+    "hals": ("dense", "sparse", "dask", "torch"),
+    "anls": ("dense", "sparse", "dask"),
+    "ccd": ("dense", "sparse"),
+    "mu": ("dense", "sparse", "masked", "dask", "torch"),
+    "pgd": ("dense", "sparse", "masked", "torch"),
+    "sgd": ("dense", "sparse", "masked"),
+    "lsnmf": ("dense",),
+}
+
+
+def engine_classes():
+    from nmfkit.engines import DaskEngine, DenseEngine, MaskedEngine, SparseEngine
+    classes = {"dense": DenseEngine, "sparse": SparseEngine, "masked": MaskedEngine, "dask": DaskEngine}
+    if torch is not None:
+        from nmfkit.engines.torch_engine import TorchEngine
+        classes["torch"] = TorchEngine
+    return classes
+
+
+def test_engines_are_derived_from_requires_and_capabilities():
+    from nmfkit.engines import engines_for
+    for name, spec in SOLVERS.items():
+        assert spec.engines == engines_for(spec.cls.requires), name
+        assert spec.engines == SUPPORT.get(name, ("dense", "sparse")), name
+    with pytest.raises(ValueError, match="unknown engine capabilities: gpu"):
+        engines_for({"core", "gpu"})
+
+
+def test_each_engine_implements_the_groups_it_declares():
+    from nmfkit.engines import ENGINE_CAPABILITIES
+    from nmfkit.engines.base import CAPABILITIES
+    for kind, cls in engine_classes().items():
+        assert cls.kind == kind and cls.capabilities == ENGINE_CAPABILITIES[kind]
+        assert set(cls.capabilities) <= set(CAPABILITIES) and "core" in cls.capabilities
+        for group in cls.capabilities:
+            for method in CAPABILITIES[group]:
+                assert not getattr(getattr(cls, method), "__isabstractmethod__", False), (kind, group, method)
+
+
+def test_no_solver_asks_an_engine_its_kind():
+    import pathlib
+    import nmfkit.solvers
+    for path in pathlib.Path(nmfkit.solvers.__file__).parent.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert ".kind" not in text and "isinstance(engine" not in text, path.name
+
+
+def test_solver_protocol_has_no_shared_mutable_state():
+    """Every attribute the driver reads is declared per instance; no class holds a dict or list."""
+    X = np.random.default_rng(0).random((12, 9))
+    engine = nmfkit.engines.make_engine(X)
+    for name, spec in SOLVERS.items():
+        for klass in spec.cls.__mro__:
+            for attr, value in vars(klass).items():
+                assert attr.startswith("__") or not isinstance(value, (dict, list, set)), (name, klass.__name__, attr)
+        a, b = (spec.cls(engine, spec.losses[0], LOSSES.get(spec.losses[0], 1.5)) for _ in range(2))
+        assert a.cache is not b.cache
+        for attr in ("want_objective", "given_start", "rng", "done", "monotone", "cache", "penalised",
+                     "returns_last_iterate", "objective_every", "checkpoint_attrs", "requires"):
+            assert hasattr(a, attr), (name, attr)

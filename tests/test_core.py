@@ -40,8 +40,8 @@ def test_engines_products_agree():
     assert d.kl_divergence(W, Ht) == pytest.approx(s.kl_divergence(W, Ht), rel=1e-12)
     assert d.frobenius(W, Ht) == pytest.approx(d.frobenius_exact(W, Ht), rel=1e-10)
     kd, ks = d.kl_ratio(W, Ht), s.kl_ratio(W, Ht)
-    np.testing.assert_allclose(kd["XH"], ks["XH"], rtol=1e-12)
-    np.testing.assert_allclose(kd["XW"], ks["XW"], rtol=1e-12)
+    np.testing.assert_allclose(kd["QHt"], ks["QHt"], rtol=1e-12)
+    np.testing.assert_allclose(kd["QtW"], ks["QtW"], rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype, expected", [(np.float32, np.float32), (np.float64, np.float64),
@@ -139,13 +139,13 @@ def test_fused_kl_kernel_matches_numpy_twin(dtype, order, k):
     X = np.asarray(X, dtype=dtype, order=order)
     W, Ht = rng.random((70, k)).astype(dtype), rng.random((45, k)).astype(dtype)
     rtol = 1e-12 if dtype == np.float64 else 2e-5
-    for need in [("XH", "XW", "loss"), ("XW",), ("XH",), ("loss",)]:
+    for need in [("QHt", "QtW", "loss"), ("QtW",), ("QHt",), ("loss",)]:
         a, b = kl_products(X, W, Ht, need), kl_products_numpy(X, W, Ht, need)
         assert set(a) == set(b) == set(need)
         for key in need:
             np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=0)
-        if "XH" in a:
-            assert a["XH"].dtype == dtype
+        if "QHt" in a:
+            assert a["QHt"].dtype == dtype
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -164,7 +164,7 @@ def test_fused_kl_w_step_matches_the_generic_two_pass_step(dtype, k, l2, floor):
     e = DenseEngine(X)
     assert e._fused_step(W)
     rtol = 1e-12 if dtype == np.float64 else 2e-5
-    for need in [("XW", "loss"), ("XW",), ()]:
+    for need in [("QtW", "loss"), ("QtW",), ()]:
         fused = e.kl_w_step(W, Ht, den, l2, floor, need, Ht_next=Ht_next)
         generic = Engine.kl_w_step(e, W, Ht, den, l2, floor, need, Ht_next=Ht_next)
         assert set(need) | {"W", "W_sum"} <= set(fused) and fused["W"].dtype == dtype
@@ -172,10 +172,10 @@ def test_fused_kl_w_step_matches_the_generic_two_pass_step(dtype, k, l2, floor):
             np.testing.assert_allclose(fused[key], generic[key], rtol=rtol, atol=0, err_msg=key)
         assert np.all(fused["W"] >= floor) and np.all(np.isfinite(fused["W"]))
     # products only (update=False) are the same sums a step makes at the new W
-    nxt = e.kl_w_step(W, Ht, den, l2, floor, ("XW",))
-    again = e.kl_ratio(nxt["W"], Ht, need=("XW",))
-    np.testing.assert_array_equal(again["XW"], nxt["XW"])
-    np.testing.assert_array_equal(e.column_sums(nxt["W"]), nxt["W_sum"])
+    nxt = e.kl_w_step(W, Ht, den, l2, floor, ("QtW",))
+    again = e.kl_ratio(nxt["W"], Ht, need=("QtW",))
+    np.testing.assert_array_equal(again["QtW"], nxt["QtW"])
+    np.testing.assert_array_equal(e.factor_col_sums(nxt["W"]), nxt["W_sum"])
 
 
 def test_kl_objective_every_keeps_history_and_stops():

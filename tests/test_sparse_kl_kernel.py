@@ -41,7 +41,7 @@ def test_fused_step_matches_the_generic_step_and_the_scipy_twin(dtype, k, l2, fl
     e = SparseEngine(X)
     assert e._fused(W)
     rtol = 1e-12 if dtype == np.float64 else 2e-5
-    for need in [("XW", "loss"), ("XW",), ("loss",), ()]:
+    for need in [("QtW", "loss"), ("QtW",), ("loss",), ()]:
         fused = e.kl_w_step(W, Ht, den, l2, floor, need, Ht_next=Ht_next)
         generic = Engine.kl_w_step(e, W, Ht, den, l2, floor, need, Ht_next=Ht_next)
         twin = _kernels.kl_w_step_scipy(*e._csr, W, Ht, den, l2, floor, need, Ht_next)   # no kernel at all
@@ -49,9 +49,9 @@ def test_fused_step_matches_the_generic_step_and_the_scipy_twin(dtype, k, l2, fl
         for key in fused:
             np.testing.assert_allclose(fused[key], generic[key], rtol=rtol, atol=0, err_msg=key)
             np.testing.assert_allclose(fused[key], twin[key], rtol=rtol, atol=0, err_msg=key)
-        if "XW" in need:
-            assert fused["XW"].dtype == dtype and fused["XW"].shape == (37, k)
-            assert np.all(fused["XW"][-1] == 0)           # an empty column gets nothing
+        if "QtW" in need:
+            assert fused["QtW"].dtype == dtype and fused["QtW"].shape == (37, k)
+            assert np.all(fused["QtW"][-1] == 0)           # an empty column gets nothing
         assert np.all(fused["W"] >= floor) and np.all(np.isfinite(fused["W"]))
         np.testing.assert_array_equal(fused["W"][-1], np.full(k, floor, dtype))   # an empty row: q Ht = 0
     # the loss is the engine's KL divergence at (W', Ht_next)
@@ -62,18 +62,18 @@ def test_fused_step_matches_the_generic_step_and_the_scipy_twin(dtype, k, l2, fl
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_products_at_w_are_the_sums_a_step_makes(dtype):
-    """kl_ratio (no Q Ht) and column_sums reproduce a step's cached products bit for bit (resumes)."""
+    """kl_ratio (no Q Ht) and factor_col_sums reproduce a step's cached products bit for bit (resumes)."""
     rng = np.random.default_rng(1)
     X = sparse_data(300, 70, dtype, seed=1, density=0.1)
     W, Ht = rng.random((300, 5)).astype(dtype), rng.random((70, 5)).astype(dtype)
     e = SparseEngine(X)
-    nxt = e.kl_w_step(W, Ht, Ht.sum(axis=0), 0.0, 0.0, ("XW", "loss"))
-    again = e.kl_ratio(nxt["W"], Ht, need=("XW", "loss"))
-    assert set(again) == {"XW", "loss"}
-    np.testing.assert_array_equal(again["XW"], nxt["XW"])
+    nxt = e.kl_w_step(W, Ht, Ht.sum(axis=0), 0.0, 0.0, ("QtW", "loss"))
+    again = e.kl_ratio(nxt["W"], Ht, need=("QtW", "loss"))
+    assert set(again) == {"QtW", "loss"}
+    np.testing.assert_array_equal(again["QtW"], nxt["QtW"])
     assert again["loss"] == nxt["loss"] == e.kl_divergence(nxt["W"], Ht)
-    np.testing.assert_array_equal(e.column_sums(nxt["W"]), nxt["W_sum"])
-    np.testing.assert_allclose(e.kl_ratio(W, Ht, need=("XH", "XW"))["XW"], e.kl_ratio(W, Ht, need=("XW",))["XW"],
+    np.testing.assert_array_equal(e.factor_col_sums(nxt["W"]), nxt["W_sum"])
+    np.testing.assert_allclose(e.kl_ratio(W, Ht, need=("QHt", "QtW"))["QtW"], e.kl_ratio(W, Ht, need=("QtW",))["QtW"],
                                rtol=1e-12 if dtype == np.float64 else 2e-5)
     assert len(e._row_blocks(W)) - 1 == _kernels.ROW_BLOCKS
 
@@ -83,7 +83,7 @@ def test_result_does_not_depend_on_threads_or_block_count(monkeypatch):
     X = sparse_data(400, 60, seed=2, density=0.1)
     W, Ht = rng.random((400, 6)), rng.random((60, 6))
     e = SparseEngine(X)
-    args = (W, Ht, Ht.sum(axis=0) + 0.5, 0.1, 1e-9, ("XW", "loss"))
+    args = (W, Ht, Ht.sum(axis=0) + 0.5, 0.1, 1e-9, ("QtW", "loss"))
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
@@ -101,7 +101,7 @@ def test_result_does_not_depend_on_threads_or_block_count(monkeypatch):
     fewer = capped.kl_w_step(*args)
     for key in one:
         np.testing.assert_allclose(fewer[key], one[key], rtol=1e-13, err_msg=key)
-    np.testing.assert_array_equal(capped.column_sums(fewer["W"]), fewer["W_sum"])
+    np.testing.assert_array_equal(capped.factor_col_sums(fewer["W"]), fewer["W_sum"])
 
 
 def test_row_blocks_keep_several_threads_while_the_partials_are_smaller_than_x(monkeypatch):

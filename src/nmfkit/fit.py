@@ -108,7 +108,7 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     scale_log2 = data_scale_log2(X, engine)
     if scale_log2:                    # fit X / 2^e: X's magnitude would overflow or underflow the products
         engine = make_engine(times_power_of_two(X, -scale_log2), mask=mask, nan_is_missing=missing == "mask")
-    check_fit_memory(engine.shape, rank, engine.dtype, dense=engine.kind in ("dense", "masked"))
+    check_fit_memory(engine.shape, rank, engine.dtype, dense="dense_data" in engine.capabilities)
     if loss is None:
         own = ({name.lower(): spec for name, spec in SOLVERS.items()}.get(solver.lower())
                if isinstance(solver, str) else None)
@@ -231,7 +231,7 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
                "dtype": str(engine.dtype), "engine": engine.kind, **solver_options}
     if scale_log2:
         options["scale_log2"] = scale_log2
-    if engine.kind == "masked":
+    if "mask" in engine.capabilities:
         options["n_missing"] = engine.shape[0] * engine.shape[1] - engine.n_observed
     if interrupted and n_runs > 1:
         warnings.warn(f"interrupted after {len(runs)} of {n_runs} runs; returning the best so far",

@@ -124,12 +124,12 @@ def _multiplicative(engine, W, beta, penalty, tol, max_iter, start=None):
         raise ValueError("W is all zeros; there is no basis to project on")
     n, k = engine.shape[1], W.shape[1]
     if start is None:   # the uniform start whose fitted column sums match the data's column sums
-        start = np.repeat((engine.col_sums() / total)[:, None], k, axis=1)
+        start = np.repeat((engine.X_col_sums() / total)[:, None], k, axis=1)
     Ht = np.maximum(start, floor).astype(engine.dtype)
     active = np.ones(n, dtype=bool)
     for _ in range(max_iter):
         if beta == 1.0:      # KL: Wᵀ1 is the denominator; sparse data costs nnz·k
-            numer, denom = engine.kl_ratio(W, Ht, need=("XW",))["XW"], np.broadcast_to(w_sums, Ht.shape)
+            numer, denom = engine.kl_ratio(W, Ht, need=("QtW",))["QtW"], np.broadcast_to(w_sums, Ht.shape)
         else:
             prod = engine.beta_products(W, Ht, beta, need=("XW",))
             numer, denom = prod["num_H"], prod["den_H"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .engines import engines_for
 from .validation import choose
 
 LOSSES = {"frobenius": 2.0, "kl": 1.0, "is": 0.0}
@@ -22,7 +23,7 @@ class SolverSpec:
     name: str
     cls: type
     losses: tuple[str, ...]
-    engines: tuple[str, ...] = ("dense", "sparse")
+    engines: tuple[str, ...]         # derived from the solver class's `requires`
     monotone: bool = True          # promises a non-increasing objective
     max_iter: int = 1000           # default iteration cap
     default_init: str = "nndsvda"
@@ -35,13 +36,14 @@ SOLVERS: dict[str, SolverSpec] = {}
 INITS: dict[str, object] = {}
 
 
-def register_solver(name, *, losses, engines=("dense", "sparse"), monotone=True, max_iter=1000,
+def register_solver(name, *, losses, monotone=True, max_iter=1000,
                     default_init="nndsvda", summary="", options=None, penalties=True):
-    """Class decorator adding a solver to SOLVERS: the losses and engine kinds it supports, whether
-    it promises a non-increasing objective, its default iteration cap and init, a one-line summary
-    and its documented options.  A new solver is one module in nmfkit/solvers using it."""
+    """Class decorator adding a solver to SOLVERS: the losses it supports, whether it promises a
+    non-increasing objective, its default iteration cap and init, a one-line summary and its
+    documented options.  The engine kinds it runs on follow from the class's `requires` and each
+    engine's `capabilities`.  A new solver is one module in nmfkit/solvers using it."""
     def deco(cls):
-        SOLVERS[name] = SolverSpec(name, cls, tuple(losses), tuple(engines), monotone, max_iter,
+        SOLVERS[name] = SolverSpec(name, cls, tuple(losses), engines_for(cls.requires), monotone, max_iter,
                                    default_init, summary, dict(options or {}), penalties)
         cls.name = name
         return cls

@@ -10,10 +10,32 @@ from __future__ import annotations
 import scipy.sparse as sp
 
 from ._ops import array_ops, is_torch
-from .base import Engine
+from .base import CAPABILITIES, Engine, supports
+from .dask_engine import DaskEngine
 from .dense import DenseEngine
 from .masked import MaskedEngine, build_mask
 from .sparse import SparseEngine
+
+# The torch engine's capabilities, spelled here so that the registry needs no torch to list them.
+TORCH_CAPABILITIES = frozenset({"core", "kl", "beta", "complete", "resident"})
+
+# Engine kinds, in the order tables list them, and what each offers (engines/base.py):
+# a new engine is its module, one line here and its case in `make_engine`.
+ENGINE_CAPABILITIES = {
+    "dense": DenseEngine.capabilities,
+    "sparse": SparseEngine.capabilities,
+    "masked": MaskedEngine.capabilities,
+    "dask": DaskEngine.capabilities,
+    "torch": TORCH_CAPABILITIES,
+}
+
+
+def engines_for(requires) -> tuple[str, ...]:
+    """The engine kinds whose capabilities include everything in `requires`."""
+    unknown = set(requires) - set(CAPABILITIES)
+    if unknown:
+        raise ValueError(f"unknown engine capabilities: {', '.join(sorted(unknown))}")
+    return tuple(kind for kind, caps in ENGINE_CAPABILITIES.items() if supports(caps, requires))
 
 
 def make_engine(X, mask=None, nan_is_missing=False) -> Engine:
@@ -32,8 +54,7 @@ def make_engine(X, mask=None, nan_is_missing=False) -> Engine:
     if is_dask(X):
         if mask is not None:
             raise ValueError("mask= is not supported for dask arrays; missing entries need in-memory data")
-        from .dask_engine import DaskEngine   # dask is an optional extra: import it only when used
-        return DaskEngine(X)
+        return DaskEngine(X)   # dask itself is imported only when a dask engine is made
     if mask is not None or nan_is_missing:
         filled, M = build_mask(X, mask, nan_is_missing, sp.issparse(X))
         if M is not None:
@@ -53,12 +74,5 @@ def is_dask(X) -> bool:
     return type(X).__module__.startswith("dask.")
 
 
-def entries_per_pass(engine) -> int:
-    """Entries of X one product reads: nnz for sparse data, m·n for dense (the cost unit that
-    sizes HALS's and PGD's inner iterations)."""
-    m, n = engine.shape
-    return engine.nnz if engine.kind == "sparse" or getattr(engine, "is_sparse", False) else m * n
-
-
-__all__ = ["Engine", "DenseEngine", "SparseEngine", "MaskedEngine", "make_engine", "is_sparse", "is_dask",
-           "is_torch", "array_ops", "entries_per_pass"]
+__all__ = ["Engine", "DenseEngine", "SparseEngine", "MaskedEngine", "DaskEngine", "make_engine", "is_sparse",
+           "is_dask", "is_torch", "array_ops", "ENGINE_CAPABILITIES", "engines_for"]

@@ -2,13 +2,13 @@
 
 For X (m×n), W (m×k), Ht (n×k) and Λ = W Htᵀ, Q = X / Λ:
 
-    XH = Q Ht  (m×k),   XW = Qᵀ W  (n×k),   D = Σ x log(x/λ) − x + λ   (0·log 0 = 0)
+    QHt = Q Ht  (m×k),   QtW = Qᵀ W  (n×k),   D = Σ x log(x/λ) − x + λ   (0·log 0 = 0)
 
 The NumPy twin forms Λ and Q (two m×n arrays, five passes over memory plus a
 log pass for D).  The kernel walks the rows in parallel blocks and computes λ,
 q and the requested sums entry by entry: 2k flops per entry per product and no
 temporaries, which wins when k is small (the products are then memory-bound
-for BLAS too).  XW is reduced over per-block partial sums.  Both clamp λ at
+for BLAS too).  QtW is reduced over per-block partial sums.  Both clamp λ at
 the dtype's tiny, as the engines do.  tests/test_core.py checks they agree.
 
 `kl_w_step` fuses a whole KL multiplicative W half-step with the products the
@@ -16,11 +16,11 @@ next H half-step needs, in one pass over the rows of X (Hᵀ stored k×n so the
 inner loops run over contiguous columns and vectorise):
 
     Wᵢ' = max(δ, Wᵢ ∘ (qᵢ Ht) / max(tiny, d + λ₂Wᵢ)),  qᵢ = xᵢ / (Wᵢ Htᵀ)
-    then  XW = Q'ᵀ W',  D(X‖W' Htᵀ)  with Q' = X / (W' Htᵀ),  and colsum(W')
+    then  QtW = Q'ᵀ W',  D(X‖W' Htᵀ)  with Q' = X / (W' Htᵀ),  and colsum(W')
 
-4k + 2 operations per entry (two λ rows, the row product, the XW update), one
+4k + 2 operations per entry (two λ rows, the row product, the QtW update), one
 read of X instead of two.  Rows are independent, so the result does not
-depend on the thread count; the partial sums of XW are added per row block.
+depend on the thread count; the partial sums of QtW are added per row block.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ try:
 except ImportError:  # pragma: no cover - numba is a core dependency
     numba = None
 
-ROW_BLOCKS = 16          # row blocks of the kernels (partial sums of XW are added in this order)
+ROW_BLOCKS = 16          # row blocks of the kernels (partial sums of QtW are added in this order)
 FUSED_MAX_RANK = 3       # above this, BLAS wins on the products alone (the loss still goes fused)
 FUSED_STEP_MAX_RANK = 8  # kl_w_step: the fused pass beats two BLAS passes up to about this rank
 _VECTORISE = {"reassoc", "contract"}   # lets LLVM vectorise the row sums; no other fast-math licence
@@ -58,10 +58,10 @@ def kl_products_numpy(X, W, Ht, need, positive=None):
     np.maximum(WH, np.finfo(WH.dtype).tiny, out=WH)
     Q = X / WH
     out = {}
-    if "XH" in need:
-        out["XH"] = Q @ Ht
-    if "XW" in need:
-        out["XW"] = Q.T @ W
+    if "QHt" in need:
+        out["QHt"] = Q @ Ht
+    if "QtW" in need:
+        out["QtW"] = Q.T @ W
     if "loss" in need:
         out["loss"] = kl_divergence_terms(X, WH, Q, X > 0 if positive is None else positive)
     return out
@@ -110,7 +110,7 @@ if numba is not None:
         """The fused kernel on a C- or F-contiguous X (F: the transposed problem)."""
         if not X.flags.c_contiguous:
             if X.flags.f_contiguous:        # Xᵀ is C-ordered: swap the roles of W and Ht
-                swap = {"XH": "XW", "XW": "XH", "loss": "loss"}
+                swap = {"QHt": "QtW", "QtW": "QHt", "loss": "loss"}
                 out = kl_products(X.T, Ht, W, tuple(swap[t] for t in need))
                 return {swap[t]: v for t, v in out.items()}
             X = np.ascontiguousarray(X)
@@ -120,17 +120,17 @@ if numba is not None:
         W = np.ascontiguousarray(W, dtype=dt)
         Ht = np.ascontiguousarray(Ht, dtype=dt)
         blocks = min(ROW_BLOCKS, m)      # fixed, not the thread count: same rounding on any machine
-        want_xw = "XW" in need
-        XH = np.empty((m, k) if "XH" in need else (0, 0), dtype=dt)
+        want_xw = "QtW" in need
+        XH = np.empty((m, k) if "QHt" in need else (0, 0), dtype=dt)
         XW_parts = np.zeros((blocks, n, k) if want_xw else (blocks, 0, 0), dtype=dt)
         loss_parts = np.zeros(blocks)
-        _kl_fused(X, W, Ht, "XH" in need, want_xw, "loss" in need, XH, XW_parts, loss_parts,
+        _kl_fused(X, W, Ht, "QHt" in need, want_xw, "loss" in need, XH, XW_parts, loss_parts,
                   dt.type(np.finfo(dt).tiny))
         out = {}
-        if "XH" in need:
-            out["XH"] = XH
+        if "QHt" in need:
+            out["QHt"] = XH
         if want_xw:
-            out["XW"] = XW_parts.sum(axis=0)
+            out["QtW"] = XW_parts.sum(axis=0)
         if "loss" in need:
             out["loss"] = float(loss_parts.sum())
         return out
@@ -195,7 +195,7 @@ if numba is not None:
         W = np.ascontiguousarray(W, dtype=dt)
         Hw = np.ascontiguousarray(Ht.T, dtype=dt)
         blocks = min(ROW_BLOCKS, m)
-        want_xw = "XW" in need
+        want_xw = "QtW" in need
         Hw_next = Hw if Ht_next is None else np.ascontiguousarray(Ht_next.T, dtype=dt)
         Wn = np.empty_like(W)
         XW_parts = np.zeros((blocks, k, n) if want_xw else (blocks, 0, 0), dtype=dt)
@@ -205,7 +205,7 @@ if numba is not None:
                    dt.type(np.finfo(dt).tiny), update, want_xw, "loss" in need, Wn, XW_parts, sum_parts, loss_parts)
         out = {"W": Wn, "W_sum": sum_parts.sum(axis=0)}
         if want_xw:
-            out["XW"] = XW_parts.sum(axis=0).T
+            out["QtW"] = XW_parts.sum(axis=0).T
         if "loss" in need:
             out["loss"] = float(loss_parts.sum())
         return out

@@ -24,13 +24,13 @@ in one pass over the rows of a CSR X (Lee & Seung 2000; Q = X / (W Htᵀ) only a
 the stored entries):
 
     Wᵢ' = max(δ, Wᵢ ∘ (qᵢ Ht) / max(tiny, d + λ₂Wᵢ)),   qᵢ = xᵢ / (Wᵢ Htᵀ)
-    XW = Q'ᵀ W',   D(X‖W' Hₙᵀ) = Σ_nz x log(x/λ') − x  +  colsum(W')·colsum(Hₙ),
+    QtW = Q'ᵀ W',   D(X‖W' Hₙᵀ) = Σ_nz x log(x/λ') − x  +  colsum(W')·colsum(Hₙ),
 
 with Q' = X / (W' Hₙᵀ) and Hₙ = `Ht_next`; the last term is Σ λ' over all m·n
 entries without forming them.  Each stored entry costs 4k multiply-adds (λ,
-q Ht, λ', the XW scatter); no Q matrix, no Qᵀ product, no second read of X.
+q Ht, λ', the QtW scatter); no Q matrix, no Qᵀ product, no second read of X.
 Rows run in the fixed row blocks `bounds` (balanced by stored entries, never
-set by the thread count), each scattering into its own n×k partial XW (at most
+set by the thread count), each scattering into its own n×k partial QtW (at most
 PARTIALS_MAX_BYTES in all, but MIN_BLOCKS blocks whenever their partials take no
 more memory than X's own arrays: a genes × cells matrix with a million columns
 still runs on several threads); the partials and the column sums of W' are added
@@ -55,7 +55,7 @@ except ImportError:  # pragma: no cover - numba is a core dependency
 # Below this many flops (2·nnz·k) a parallel region costs more than it saves.
 SPMM_PARALLEL_MIN_FLOPS = 1 << 20
 ROW_BLOCKS = 16                  # row blocks of kl_w_step (its partial sums are added in this order)
-PARTIALS_MAX_BYTES = 64 << 20    # memory for the per-block partial XW: fewer blocks above it
+PARTIALS_MAX_BYTES = 64 << 20    # memory for the per-block partial QtW: fewer blocks above it
 MIN_BLOCKS = 4                   # blocks kept above that cap while the partials are smaller than X
 _VECTORISE = {"reassoc", "contract"}   # lets LLVM vectorise the λ dot products; no other fast-math licence
 
@@ -78,7 +78,7 @@ def csr_dense_scipy(indptr, indices, data, B):
 
 def row_blocks(indptr, n, k, itemsize):
     """Boundaries of the fixed row blocks of `kl_w_step`: at most ROW_BLOCKS, fewer when their
-    partial XW (blocks·n·k entries) would pass PARTIALS_MAX_BYTES — but not fewer than
+    partial QtW (blocks·n·k entries) would pass PARTIALS_MAX_BYTES — but not fewer than
     MIN_BLOCKS while those partials fit in the memory of X's stored entries and indices.
     Each block holds about the same number of stored entries plus rows (a row's cost is
     ≈ 4k per entry + 3k)."""
@@ -121,10 +121,10 @@ def kl_w_step_scipy(indptr, indices, data, W, Ht, den, l2, floor, need, Ht_next=
     d = np.maximum(den + l2 * W, tiny)
     Wn = np.maximum(W * np.asarray(ratio(W, Ht)[1] @ Ht) / d, floor).astype(dt, copy=False)
     out = {"W": Wn, "W_sum": Wn.sum(axis=0) if bounds is None else block_column_sums_numpy(Wn, bounds)}
-    if "XW" in need or "loss" in need:
+    if "QtW" in need or "loss" in need:
         lam, Q = ratio(Wn, Hn)
-        if "XW" in need:
-            out["XW"] = np.asarray(Q.T @ Wn)
+        if "QtW" in need:
+            out["QtW"] = np.asarray(Q.T @ Wn)
         if "loss" in need:
             x = data.astype(np.float64)
             out["loss"] = float(np.dot(x, log_ratio(x, lam)) - x.sum()
@@ -288,7 +288,7 @@ if numba is not None:
         if bounds is None:
             bounds = row_blocks(indptr, n, k, dt.itemsize)
         blocks = len(bounds) - 1
-        want_xw, want_loss = "XW" in need, "loss" in need
+        want_xw, want_loss = "QtW" in need, "loss" in need
         Wn = np.empty_like(W)
         XW_parts = np.empty((blocks, n, k) if want_xw else (blocks, 0, 0), dtype=dt)
         sum_parts = np.zeros((blocks, k), dtype=dt)
@@ -298,8 +298,8 @@ if numba is not None:
                         Wn, XW_parts, sum_parts, loss_parts)
         out = {"W": Wn, "W_sum": sum_parts.sum(axis=0)}
         if want_xw:
-            out["XW"] = np.empty((n, k), dtype=dt)
-            _add_parts(XW_parts, out["XW"])
+            out["QtW"] = np.empty((n, k), dtype=dt)
+            _add_parts(XW_parts, out["QtW"])
         if want_loss:
             out["loss"] = float(loss_parts.sum()
                                 + Wn.sum(axis=0, dtype=np.float64) @ Hn.sum(axis=0, dtype=np.float64))

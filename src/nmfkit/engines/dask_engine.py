@@ -182,7 +182,7 @@ def _kl_block(Xi, Wi, Ht, need):
     WH = Wi @ Ht.T
     np.maximum(WH, np.finfo(Xi.dtype).tiny, out=WH)
     Q = Xi / WH
-    return (Q @ Ht if "XH" in need else None, Q.T @ Wi if "XW" in need else None,
+    return (Q @ Ht if "QHt" in need else None, Q.T @ Wi if "QtW" in need else None,
             _kl_dense(Xi, WH, Q, Xi > 0))
 
 
@@ -204,6 +204,7 @@ class DaskEngine(Engine):
     """Engine over a row-chunked dask array (see the module docstring)."""
 
     kind = "dask"
+    capabilities = frozenset({"core", "kl", "beta", "complete", "numpy_factors"})
 
     def __init__(self, X):
         self._dask = require_dask()
@@ -245,19 +246,19 @@ class DaskEngine(Engine):
         parts = [delayed(_xtw)(b, Wi) for b, Wi in zip(self._blocks, self._split(W))]
         return self._dask.compute(self._tree(parts))[0]
 
-    def kl_ratio(self, W, Ht, need=("XH", "XW")):
+    def kl_ratio(self, W, Ht, need=("QHt", "QtW")):
         """Q Ht, Qᵀ W and D_KL at (W, Ht), Q = X/(W Htᵀ) formed block by block: one pass."""
         H, need = self._shared(Ht), tuple(need)
         kl = self._dask.delayed(_kl_block, nout=3)
         XH, XW, loss = zip(*(kl(b, Wi, H, need) for b, Wi in zip(self._blocks, self._split(W))))
-        want = (list(XH) if "XH" in need else None, self._tree(list(XW)) if "XW" in need else None,
+        want = (list(XH) if "QHt" in need else None, self._tree(list(XW)) if "QtW" in need else None,
                 self._tree(list(loss)))
         XH, XW, loss = self._dask.compute(*want)
         out = {"loss": float(loss)}
-        if "XH" in need:
-            out["XH"] = np.vstack(XH)
-        if "XW" in need:
-            out["XW"] = XW
+        if "QHt" in need:
+            out["QHt"] = np.vstack(XH)
+        if "QtW" in need:
+            out["QtW"] = XW
         return out
 
     def kl_divergence(self, W, Ht):
@@ -289,13 +290,13 @@ class DaskEngine(Engine):
         return float(self._dask.compute(self._tree(parts))[0])
 
     # -- summaries -------------------------------------------------------------
-    def col_sums(self):
+    def X_col_sums(self):
         if self._col_sums is None:
             parts = [self._dask.delayed(np.sum)(b, axis=0, dtype=np.float64) for b in self._blocks]
             self._col_sums = self._dask.compute(self._tree(parts))[0]
         return self._col_sums
 
-    def row_sums(self):
+    def X_row_sums(self):
         if self._row_sums is None:
             parts = [self._dask.delayed(np.sum)(b, axis=1, dtype=np.float64) for b in self._blocks]
             self._row_sums = np.concatenate(self._dask.compute(*parts))

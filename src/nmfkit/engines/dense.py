@@ -15,6 +15,8 @@ from .base import Engine
 
 class DenseEngine(Engine):
     kind = "dense"
+    capabilities = frozenset({"core", "kl", "beta", "entries", "kl_cd",
+                              "complete", "numpy_factors", "numpy_data", "dense_data", "resident"})
 
     def __init__(self, X: np.ndarray):
         self.X = X
@@ -33,16 +35,16 @@ class DenseEngine(Engine):
     def transpose(self):
         return DenseEngine(self.X.T)
 
-    def col_sums(self):
+    def X_col_sums(self):
         return self.X.sum(axis=0, dtype=np.float64)
 
-    def row_sums(self):
+    def X_row_sums(self):
         return self.X.sum(axis=1, dtype=np.float64)
 
     def mean(self) -> float:
         return float(self.X.mean(dtype=np.float64))
 
-    def kl_ratio(self, W, Ht, need=("XH", "XW", "loss")):
+    def kl_ratio(self, W, Ht, need=("QHt", "QtW", "loss")):
         """Q = X/(W Htᵀ) products and, if "loss" is in `need`, the KL divergence at (W, Ht).
 
         For k ≤ FUSED_MAX_RANK one fused pass computes everything; above, BLAS makes
@@ -50,7 +52,7 @@ class DenseEngine(Engine):
         than separate NumPy passes).  Which code makes a product depends on k alone,
         so results do not change with whether the loss was asked for (checkpoints
         resume bit-identically)."""
-        if set(need) <= {"XW", "loss"} and self._fused_step(W):   # the sums a fused step makes
+        if set(need) <= {"QtW", "loss"} and self._fused_step(W):   # the sums a fused step makes
             out = kl_w_step(self.X, W, Ht, W[0], 0.0, 0.0, need, update=False)
             return {t: out[t] for t in need}
         if W.shape[1] <= FUSED_MAX_RANK:
@@ -63,10 +65,10 @@ class DenseEngine(Engine):
     def kl_divergence(self, W, Ht):
         return kl_products(self.X, W, Ht, ("loss",))["loss"]
 
-    def column_sums(self, F):
+    def factor_col_sums(self, F):
         return column_sums(np.ascontiguousarray(F))
 
-    def kl_w_step(self, W, Ht, den, l2, floor, need=("XW",), Ht_next=None):
+    def kl_w_step(self, W, Ht, den, l2, floor, need=("QtW",), Ht_next=None):
         """One fused pass over the rows of a C-ordered X for k ≤ FUSED_STEP_MAX_RANK
         (see _dense_kernels); otherwise BLAS products in two passes.  The choice
         depends on k and the layout of X only, so reruns and resumes are bit-identical."""

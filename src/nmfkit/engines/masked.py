@@ -29,6 +29,9 @@ from .dense import beta_divergence_dense
 
 class MaskedEngine(Engine):
     kind = "masked"
+    capabilities = frozenset({"core", "kl", "beta", "entries", "mask",
+                              "numpy_factors", "numpy_data", "dense_data", "resident"})
+    n_observed: int = 0     # observed entries, set in __init__
 
     def __init__(self, X: np.ndarray, mask: np.ndarray, _M=None):
         mask = np.asarray(mask, dtype=bool)
@@ -51,10 +54,10 @@ class MaskedEngine(Engine):
     def transpose(self):
         return MaskedEngine(self.X.T, self.mask.T, _M=self.M.T)
 
-    def col_sums(self):
+    def X_col_sums(self):
         return self.X.sum(axis=0, dtype=np.float64)
 
-    def row_sums(self):
+    def X_row_sums(self):
         return self.X.sum(axis=1, dtype=np.float64)
 
     def mean(self) -> float:
@@ -96,16 +99,16 @@ class MaskedEngine(Engine):
         out["loss"] = beta_divergence_dense(self.X[self.mask], L[self.mask], beta)
         return out
 
-    def kl_ratio(self, W, Ht, need=("XH", "XW")):
+    def kl_ratio(self, W, Ht, need=("QHt", "QtW")):
         """Q = M∘X/(W Htᵀ) products; the KL MU denominators here are M Ht and Mᵀ W
         (`beta_products(…, 1)`), not the column sums of the unmasked update."""
         L = self._product(W, Ht, 1.0)
         Q = self.X / L
         out = {}
-        if "XH" in need:
-            out["XH"] = Q @ Ht
-        if "XW" in need:
-            out["XW"] = Q.T @ W
+        if "QHt" in need:
+            out["QHt"] = Q @ Ht
+        if "QtW" in need:
+            out["QtW"] = Q.T @ W
         out["loss"] = beta_divergence_dense(self.X[self.mask], L[self.mask], 1.0)
         return out
 

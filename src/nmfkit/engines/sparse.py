@@ -53,6 +53,8 @@ def canonical_csr(X):
 
 class SparseEngine(Engine):
     kind = "sparse"
+    capabilities = frozenset({"core", "kl", "beta", "entries", "kl_cd",
+                              "complete", "numpy_factors", "numpy_data", "resident"})
 
     def __init__(self, X, Xt=None):
         X = canonical_csr(X)
@@ -65,6 +67,10 @@ class SparseEngine(Engine):
         self._logx = None
         self._bounds = {}        # row blocks of the fused KL step, by rank
 
+    @property
+    def entries_per_pass(self) -> int:
+        return self.nnz
+
     def XHt(self, Ht):
         return _spmm(self.X, Ht)
 
@@ -74,10 +80,10 @@ class SparseEngine(Engine):
     def transpose(self):
         return SparseEngine(self.Xt, Xt=self.X)
 
-    def col_sums(self):
+    def X_col_sums(self):
         return np.asarray(self.X.sum(axis=0, dtype=np.float64)).ravel()
 
-    def row_sums(self):
+    def X_row_sums(self):
         return np.asarray(self.X.sum(axis=1, dtype=np.float64)).ravel()
 
     def mean(self) -> float:
@@ -95,19 +101,19 @@ class SparseEngine(Engine):
         total = float(W.sum(axis=0, dtype=np.float64) @ Ht.sum(axis=0, dtype=np.float64))
         return float(np.dot(x, self._logx - np.log(wh)) - x.sum(dtype=np.float64) + total)
 
-    def kl_ratio(self, W, Ht, need=("XH", "XW")):
-        """Q Ht, Qᵀ W and D_KL at (W, Ht) as asked; without "XH", the fused step's own sums at W."""
-        if set(need) <= {"XW", "loss"} and self._fused(W):
+    def kl_ratio(self, W, Ht, need=("QHt", "QtW")):
+        """Q Ht, Qᵀ W and D_KL at (W, Ht) as asked; without "QHt", the fused step's own sums at W."""
+        if set(need) <= {"QtW", "loss"} and self._fused(W):
             out = kl_w_step(*self._csr, W, Ht, W[0], 0.0, 0.0, tuple(need), bounds=self._row_blocks(W),
                             update=False)
             return {t: out[t] for t in need}
         wh = self._wh_at_nonzeros(W, Ht)
         Q = sp.csr_matrix((self.X.data / wh, self.X.indices, self.X.indptr), shape=self.shape)
         out = {}
-        if "XH" in need:
-            out["XH"] = np.asarray(Q @ Ht)
-        if "XW" in need:
-            out["XW"] = np.asarray(Q.T @ W)
+        if "QHt" in need:
+            out["QHt"] = np.asarray(Q @ Ht)
+        if "QtW" in need:
+            out["QtW"] = np.asarray(Q.T @ W)
         if "loss" in need:
             out["loss"] = self._kl(wh, W, Ht)
         return out
@@ -117,17 +123,17 @@ class SparseEngine(Engine):
             return self.kl_ratio(W, Ht, need=("loss",))["loss"]
         return self._kl(self._wh_at_nonzeros(W, Ht), W, Ht)
 
-    def kl_w_step(self, W, Ht, den, l2, floor, need=("XW",), Ht_next=None):
+    def kl_w_step(self, W, Ht, den, l2, floor, need=("QtW",), Ht_next=None):
         """One fused pass over the rows of X (see engines/_kernels.py); the generic two-pass
         step only where the kernel does not apply (no Numba, k = 0, a non-float dtype)."""
         if not self._fused(W):
             return super().kl_w_step(W, Ht, den, l2, floor, need, Ht_next)
         return kl_w_step(*self._csr, W, Ht, den, l2, floor, tuple(need), Ht_next, bounds=self._row_blocks(W))
 
-    def column_sums(self, F):
+    def factor_col_sums(self, F):
         """Σᵢ F_ia in `kl_w_step`'s order (row blocks, then blocks in order) for an m-row factor."""
         if not (self._fused(F) and F.shape[0] == self.shape[0]):
-            return super().column_sums(F)
+            return super().factor_col_sums(F)
         return block_column_sums(F, self._row_blocks(F))
 
     def _fused(self, W) -> bool:

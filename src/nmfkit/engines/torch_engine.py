@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 import torch
 
+from . import TORCH_CAPABILITIES
 from ._torch_ops import TORCH_OPS, numpy_dtype, torch_dtype
 from .base import Engine
 
@@ -185,6 +186,7 @@ class TorchEngine(Engine):
     """Engine over a validated torch tensor (see the module docstring)."""
 
     kind = "torch"
+    capabilities = TORCH_CAPABILITIES
     ops = TORCH_OPS
 
     def __init__(self, X, _transposed=None):
@@ -209,6 +211,10 @@ class TorchEngine(Engine):
         self.X = X
 
     # -- products ------------------------------------------------------------------------------------
+    @property
+    def entries_per_pass(self) -> int:
+        return self.nnz if self.is_sparse else self.shape[0] * self.shape[1]
+
     def XHt(self, Ht):
         return self.X @ Ht
 
@@ -242,24 +248,24 @@ class TorchEngine(Engine):
         """Σ_ij (W Htᵀ)_ij = (colsum W)·(colsum Ht), in float64."""
         return float(W.sum(0, dtype=torch.float64) @ Ht.sum(0, dtype=torch.float64))
 
-    def kl_ratio(self, W, Ht, need=("XH", "XW", "loss")):
+    def kl_ratio(self, W, Ht, need=("QHt", "QtW", "loss")):
         """Q Ht, Qᵀ W (Q = X/(W Htᵀ)) and D_KL(X‖W Htᵀ), each only if named in `need`."""
         if self.is_sparse:
             return self._kl_sparse(W, Ht, need)
         tiny = self.tiny
         out = {}
-        if "XH" in need:
-            out["XH"] = torch.empty((self.shape[0], W.shape[1]), dtype=W.dtype, device=W.device)
-        if "XW" in need:
-            out["XW"] = torch.zeros((self.shape[1], W.shape[1]), dtype=W.dtype, device=W.device)
+        if "QHt" in need:
+            out["QHt"] = torch.empty((self.shape[0], W.shape[1]), dtype=W.dtype, device=W.device)
+        if "QtW" in need:
+            out["QtW"] = torch.zeros((self.shape[1], W.shape[1]), dtype=W.dtype, device=W.device)
         loss = 0.0
         for s, e, Xb in self._dense_blocks():
             Q = (W[s:e] @ Ht.T).clamp_min_(tiny)
             torch.div(Xb, Q, out=Q)
-            if "XH" in need:
-                out["XH"][s:e] = Q @ Ht
-            if "XW" in need:
-                out["XW"].addmm_(Q.T, W[s:e])
+            if "QHt" in need:
+                out["QHt"][s:e] = Q @ Ht
+            if "QtW" in need:
+                out["QtW"].addmm_(Q.T, W[s:e])
             if "loss" in need:
                 loss += float(xlog_ratio(Xb, Q, lambda: W[s:e] @ Ht.T).sum(dtype=torch.float64))
         if "loss" in need:
@@ -271,10 +277,10 @@ class TorchEngine(Engine):
         x = self.X.values()
         q = x / wh
         out = {}
-        if "XH" in need:
-            out["XH"] = _csr(self.X.crow_indices(), self.X.col_indices(), q, self.shape) @ Ht
-        if "XW" in need:
-            out["XW"] = _csr(self.Xt.crow_indices(), self.Xt.col_indices(), q[self._perm], self.shape[::-1]) @ W
+        if "QHt" in need:
+            out["QHt"] = _csr(self.X.crow_indices(), self.X.col_indices(), q, self.shape) @ Ht
+        if "QtW" in need:
+            out["QtW"] = _csr(self.Xt.crow_indices(), self.Xt.col_indices(), q[self._perm], self.shape[::-1]) @ W
         if "loss" in need:
             out["loss"] = float(xlog_ratio(x, q, wh).sum(dtype=torch.float64)) - self._total + self._colsum_dot(W, Ht)
         return out
@@ -317,12 +323,12 @@ class TorchEngine(Engine):
             return self.frobenius(W, Ht)
         return 0.5 * sum(float(((Xb - W[s:e] @ Ht.T).double() ** 2).sum()) for s, e, Xb in self._dense_blocks())
 
-    def col_sums(self):
+    def X_col_sums(self):
         if self.is_sparse:
             return self._segment_sums(self.Xt)
         return sum(TORCH_OPS.to_numpy(B.double().sum(0)) for _, _, B in self._dense_blocks())
 
-    def row_sums(self):
+    def X_row_sums(self):
         if self.is_sparse:
             return self._segment_sums(self.X)
         return np.concatenate([TORCH_OPS.to_numpy(B.double().sum(1)) for _, _, B in self._dense_blocks()])

@@ -242,9 +242,10 @@ if numba is not None:
         return F
 
 
-@register_solver("anls", losses=("frobenius",), engines=("dense", "sparse", "dask"), max_iter=500, monotone=True, default_init="nndsvda",
+@register_solver("anls", losses=("frobenius",), max_iter=500, monotone=True, default_init="nndsvda",
                  summary="alternating NNLS by block principal pivoting (exact half-steps, monotone)")
 class ANLS(Solver):
+    requires = frozenset({"core", "complete", "numpy_factors"})   # Numba kernels on the factors
 
     def __init__(self, engine, loss, beta, **options):
         super().__init__(engine, loss, beta, **options)

@@ -51,7 +51,7 @@ class IterateCache:
 def kl_h_products(engine, cache: IterateCache, W, Ht):
     """(Qᵀ W, colsum W) for a KL multiplicative H half-step at (W, Ht): those the previous
     step's fused W half-step left in `cache`, else made now (a fresh start or a resume)."""
-    return cache.get(W, Ht) or (engine.kl_ratio(W, Ht, need=("XW",))["XW"], engine.column_sums(W))
+    return cache.get(W, Ht) or (engine.kl_ratio(W, Ht, need=("QtW",))["QtW"], engine.factor_col_sums(W))
 
 
 class Solver:
@@ -59,6 +59,9 @@ class Solver:
 
     Class attributes (a subclass may override them):
       name                   the registered name (set by `register_solver`)
+      requires               engine capabilities the solver needs (see engines/base.py); the
+                             registry derives the engines a solver runs on from it.  The default:
+                             in-memory NumPy/SciPy data with every entry observed
       objective_every        default interval at which the driver asks for an objective that
                              costs a pass over X (1: every iteration)
       returns_last_iterate   True: the driver returns the last iterate, not the best one (as R does)
@@ -75,6 +78,7 @@ class Solver:
       cache            products of the last Frobenius step, for diagnostics (see the module docstring)
     """
     name = "base"
+    requires: frozenset = frozenset({"core", "complete", "numpy_factors", "numpy_data"})
     objective_every = 1
     returns_last_iterate = False
     checkpoint_attrs: tuple = ()

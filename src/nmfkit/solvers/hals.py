@@ -60,7 +60,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engines import array_ops, entries_per_pass
+from ..engines import array_ops
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
 from ..validation import check_nonneg_float
@@ -74,7 +74,7 @@ EXTRAPOLATION = {"beta0": 0.25, "eta": 1.5, "gamma": 1.01, "gamma_bar": 1.005}
 def inner_sweeps(engine, rank: int, alpha: float) -> tuple[int, int]:
     """Gillis–Glineur inner-iteration caps (for W, for Ht): ⌊1 + α·ρ⌋."""
     m, n = engine.shape
-    K = entries_per_pass(engine)
+    K = engine.entries_per_pass
     rho_W = 1.0 + (K + n * rank) / (m * (rank + 1.0))
     rho_H = 1.0 + (K + m * rank) / (n * (rank + 1.0))
     return int(1 + alpha * rho_W), int(1 + alpha * rho_H)
@@ -135,6 +135,7 @@ class Extrapolation:
 
 class HALS(Solver):
     """E-A-HALS; see the module docstring."""
+    requires = frozenset({"core", "complete"})
 
     def __init__(self, engine, loss, beta, *, inner_alpha=0.5, inner_delta=0.1, extrapolate=True,
                  **options):
@@ -247,6 +248,6 @@ class HALS(Solver):
         return best
 
 
-register_solver("hals", losses=("frobenius",), engines=("dense", "sparse", "dask", "torch"), max_iter=1000, monotone=True, default_init="nndsvda",
+register_solver("hals", losses=("frobenius",), max_iter=1000, monotone=True, default_init="nndsvda",
                 summary="accelerated HALS / coordinate descent with extrapolation (fast, monotone)",
                 options={"inner_alpha": 0.5, "inner_delta": 0.1, "extrapolate": True})(HALS)

@@ -31,11 +31,12 @@ from ..validation import check_positive_int
 from .base import Solver, floor_of
 
 
-@register_solver("ccd", losses=("kl",), engines=("dense", "sparse"), max_iter=300, monotone=True,
+@register_solver("ccd", losses=("kl",), max_iter=300, monotone=True,
                  default_init="nndsvda",
                  summary="cyclic coordinate descent with Newton steps for KL (Hsieh-Dhillon; fast, monotone)",
                  options={"inner_steps": 1}, penalties=False)
 class KLCoordinateDescent(Solver):
+    requires = frozenset({"core", "complete", "kl", "kl_cd"})
     objective_every = 10     # the KL objective costs a log per entry: more than a half-step for small k
 
     def __init__(self, engine, loss, beta, *, inner_steps=1, **options):

@@ -89,9 +89,9 @@ def mu_beta_half(F, num, den, gamma, floor, l1=0.0, l2=0.0):
     return out
 
 
-@register_solver("mu", losses=("frobenius", "kl", "is", "beta"), engines=("dense", "sparse", "masked", "dask", "torch"),
-                 max_iter=1000, summary="Lee-Seung multiplicative updates, any β (monotone, simple, slow)")
+@register_solver("mu", losses=("frobenius", "kl", "is", "beta"), max_iter=1000, summary="Lee-Seung multiplicative updates, any β (monotone, simple, slow)")
 class MultiplicativeUpdates(Solver):
+    requires = frozenset({"core", "kl", "beta"})   # missing entries through beta_products
 
     def __init__(self, engine, loss, beta, **options):
         super().__init__(engine, loss, beta, **options)
@@ -99,7 +99,7 @@ class MultiplicativeUpdates(Solver):
         self._next = IterateCache()   # KL/β: products at the last returned iterate
         self.gamma = beta_exponent(beta)
         # Masked data and β ∉ {1, 2} share one path: (numerator, denominator) products.
-        self._general = engine.kind == "masked" or loss not in ("frobenius", "kl")
+        self._general = "mask" in engine.capabilities or loss not in ("frobenius", "kl")
         if loss == "kl" and not self._general:
             self.objective_every = 10   # the KL objective (a log per entry) would double the iteration's cost
         if beta <= 0:
@@ -128,13 +128,13 @@ class MultiplicativeUpdates(Solver):
 
     def _step_kl(self, W, Ht):
         e, p = self.engine, self.penalty
-        XW, W_sum = kl_h_products(e, self._next, W, Ht)
-        Ht = mu_kl_half(Ht, XW, W_sum, self.floor, *p.terms("H"))
+        QtW, W_sum = kl_h_products(e, self._next, W, Ht)
+        Ht = mu_kl_half(Ht, QtW, W_sum, self.floor, *p.terms("H"))
         l1, l2 = p.terms("W")
         nxt = e.kl_w_step(W, Ht, Ht.sum(axis=0) + l1, l2, self.floor,
-                          need=("XW", "loss") if self.want_objective else ("XW",))
+                          need=("QtW", "loss") if self.want_objective else ("QtW",))
         W = nxt["W"]
-        self._next.put(W, Ht, (nxt["XW"], nxt["W_sum"]))
+        self._next.put(W, Ht, (nxt["QtW"], nxt["W_sum"]))
         return W, Ht, nxt["loss"] + p.value(W, Ht) if "loss" in nxt else None
 
     def _step_beta(self, W, Ht):
@@ -152,7 +152,7 @@ class MultiplicativeUpdates(Solver):
 
 def check_positive_data(engine, loss, beta):
     """β ≤ 0 (Itakura–Saito and beyond) is infinite at a zero entry: refuse it clearly."""
-    counted = getattr(engine, "n_observed", engine.shape[0] * engine.shape[1])
+    counted = engine.n_observed
     if engine.nnz < counted:
         what = "loss='is'" if loss == "is" else f"beta={beta:g}"
         raise ValueError(f"{what} needs strictly positive data, but X has {counted - engine.nnz} zero "

@@ -41,7 +41,7 @@ import numbers
 
 import numpy as np
 
-from ..engines import array_ops, entries_per_pass
+from ..engines import array_ops
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
 from ..validation import check_positive_int
@@ -74,6 +74,8 @@ def quadratic_change(F, D, grad, G):
 
 class ProjectedGradient(Solver):
     """Alternating projected gradient; see the module docstring."""
+    # In-memory data only (out-of-core data: hals, anls or mu); missing entries through per-row Grams.
+    requires = frozenset({"core", "resident"})
 
     def __init__(self, engine, loss, beta, *, step="lipschitz", inner="auto", **options):
         super().__init__(engine, loss, beta, **options)
@@ -86,7 +88,7 @@ class ProjectedGradient(Solver):
         else:
             raise ValueError(f"unknown step {step!r}; choose one of: {', '.join(STEP_RULES)}, or a positive number")
         self.monotone = self.rule != "fixed"        # the driver's promise for this instance
-        self.masked = engine.kind == "masked"
+        self.masked = "mask" in engine.capabilities      # per-row Grams
         self.inner = self._inner(inner)
         self.floor = floor_of(engine.dtype) if self.rule == "lee-seung" else 0.0
         self._alpha = {"W": None, "H": None}        # Armijo: the last accepted α per block
@@ -103,7 +105,7 @@ class ProjectedGradient(Solver):
             # ρ = cost of the products with X over the cost of one projected step on both factors
             m, n = self.engine.shape
             k = W.shape[1]
-            K = m * n * k if self.masked else entries_per_pass(self.engine)
+            K = m * n * k if self.masked else self.engine.entries_per_pass
             rho = 1.0 + K / ((m + n) * (k + 1.0))
             self.inner = int(min(MAX_INNER, 1 + 0.5 * rho))
         ops = self.engine.ops
@@ -196,7 +198,7 @@ def masked_frobenius_from_products(sqnorm, W, R, G) -> float:
     return max(0.5 * (sqnorm - 2.0 * cross + quad), 0.0)
 
 
-register_solver("pgd", losses=("frobenius",), engines=("dense", "sparse", "masked", "torch"), monotone=True,
+register_solver("pgd", losses=("frobenius",), monotone=True,
                 max_iter=1000, default_init="nndsvda",
                 summary="alternating projected gradient: 1/L, fixed, Armijo or Lee-Seung step",
                 options={"step": "lipschitz", "inner": "auto"})(ProjectedGradient)

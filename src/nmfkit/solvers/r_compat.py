@@ -68,7 +68,7 @@ def lee_half(F, R, G, eps=LEE_EPS):
 
 def zero_lines(engine):
     """Indices of all-zero rows and columns of the (non-negative) data."""
-    return np.flatnonzero(engine.row_sums() == 0), np.flatnonzero(engine.col_sums() == 0)
+    return np.flatnonzero(engine.X_row_sums() == 0), np.flatnonzero(engine.X_col_sums() == 0)
 
 
 def refuse_zero_lines(engine, name, why, advice="Drop those rows/columns, or use solver='mu'."):
@@ -85,6 +85,7 @@ def refuse_zero_lines(engine, name, why, advice="Drop those rows/columns, or use
 
 class _RCompat(Solver):
     """Shared plumbing: no penalties (R's methods have none)."""
+    requires = frozenset({"core", "complete", "numpy_factors", "numpy_data"})   # NumPy code on engine.X
     checkpoint_attrs = ("iteration",)   # brunet floors on every 10th iteration
 
     returns_last_iterate = True   # R returns its last iterate, never a "best" one
@@ -128,6 +129,7 @@ class RBrunet(_RCompat):
     R's update divides 0 by 0.  Monotone: the KL MU steps never increase the
     objective and the periodic floor moves entries by at most 2.2e-16."""
 
+    requires = _RCompat.requires | {"kl"}
     objective_every = 10   # R evaluates no objective while iterating; the KL one costs a log per entry
 
     def __init__(self, engine, loss, beta, **options):
@@ -157,7 +159,7 @@ class RBrunet(_RCompat):
         # W ← W ∘ (Q Hᵀ) / rowSums(H), fused with the next step's Qᵀ W; R floors H after W's update
         Ht_next = np.maximum(Ht, floor) if floor else Ht
         nxt = e.kl_w_step(W, Ht, Ht.sum(axis=0), 0.0, floor,
-                          need=("XW", "loss") if self.want_objective else ("XW",), Ht_next=Ht_next)
+                          need=("QtW", "loss") if self.want_objective else ("QtW",), Ht_next=Ht_next)
         W, Ht = nxt["W"], Ht_next
-        self._next.put(W, Ht, (nxt["XW"], nxt["W_sum"]))
+        self._next.put(W, Ht, (nxt["QtW"], nxt["W_sum"]))
         return W, Ht, nxt.get("loss")

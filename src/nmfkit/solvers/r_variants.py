@@ -86,14 +86,14 @@ class ROffset(_RCompat):
                 raise ValueError(f"offset must be a finite non-negative vector of length {m} (one per row of X); "
                                  f"got shape {offset.shape}")
         self.start_offset = offset
-        self.row_sums = np.maximum(engine.row_sums(), EPS)
+        self.row_sums = np.maximum(engine.X_row_sums(), EPS)
 
     def prepare(self, W, Ht):
         if W.shape[1] < 2:
             raise ValueError("solver 'offset' holds the offset as the last component: use rank ≥ 2 "
                              "(k components + 1 offset)")
         W, Ht = np.array(W, copy=True), np.array(Ht, copy=True)
-        W[:, -1] = (self.engine.row_sums() / self.engine.shape[1]     # R: rowMeans(V)
+        W[:, -1] = (self.engine.X_row_sums() / self.engine.shape[1]     # R: rowMeans(V)
                     if self.start_offset is None else self.start_offset)
         Ht[:, -1] = 1.0
         return super().prepare(W, Ht)
@@ -119,6 +119,7 @@ class RNsNMF(_RCompat):
     """Non-smooth NMF.  `theta` ∈ [0, 1) (default 0.5, as R) sets S; the returned
     H is S H (so W H is the fitted matrix).  Refuses data with all-zero rows or
     columns, on which R's updates divide 0 by 0."""
+    requires = _RCompat.requires | {"kl"}
 
     objective_every = 10
 
@@ -149,21 +150,22 @@ class RNsNMF(_RCompat):
         Ht = self.raw_h(Ht_s)
         S = smoothing_matrix(W.shape[1], self.theta, W.dtype)
         WS = W @ S
-        Ht = Ht * e.kl_ratio(WS, Ht, need=("XW",))["XW"] / WS.sum(axis=0)
+        Ht = Ht * e.kl_ratio(WS, Ht, need=("QtW",))["QtW"] / WS.sum(axis=0)
         Ht_s = Ht @ S
-        W = W * e.kl_ratio(W, Ht_s, need=("XH",))["XH"] / Ht_s.sum(axis=0)
+        W = W * e.kl_ratio(W, Ht_s, need=("QHt",))["QHt"] / Ht_s.sum(axis=0)
         W /= W.sum(axis=0)
         self.iteration += 1
         self._raw = (Ht_s, Ht)
         return W, Ht_s, e.kl_divergence(W, Ht_s) if self.want_objective else None
 
 
-@register_solver("lsnmf", losses=("frobenius",), engines=("dense",), monotone=False, max_iter=2000,
+@register_solver("lsnmf", losses=("frobenius",), monotone=False, max_iter=2000,
                  default_init="random", summary="R NMF 0.25 'ls-nmf' (Wang 2006): weighted least-squares "
                                                 "NMF, weight matrix (R-exact)", penalties=False)
 class RLsNMF(_RCompat):
     """Least-squares NMF with entry weights `weight` (an m×n matrix, or one number;
     default 1).  Forms W H densely each half-step."""
+    requires = _RCompat.requires | {"dense_data"}
 
     def __init__(self, engine, loss, beta, weight=1.0, **options):
         super().__init__(engine, loss, beta, **options)

@@ -38,6 +38,7 @@ SCHEDULES = ("constant", "invscaling")
 
 class SGD(Solver):
     """Projected mini-batch SGD; see the module docstring."""
+    requires = frozenset({"core", "entries", "numpy_factors"})   # missing entries through observed_flat
     checkpoint_attrs = ("epoch", "done")   # the schedule depends on the epoch; the rng is saved by the driver
 
     def __init__(self, engine, loss, beta, *, learning_rate="auto", schedule="constant", power_t=0.5,
@@ -128,7 +129,7 @@ class SGD(Solver):
         return W, Ht, data + self._reg(W, Ht)
 
 
-register_solver("sgd", losses=("frobenius",), engines=("dense", "sparse", "masked"), monotone=False,
+register_solver("sgd", losses=("frobenius",), monotone=False,
                 max_iter=500, default_init="random",
                 summary="projected mini-batch SGD with L2 regularisation (missing data)",
                 options={"learning_rate": "auto", "schedule": "constant", "batch_size": 256, "l2": 0.0,
