@@ -178,7 +178,7 @@ def factorization_report(result, path, *, title=None, image_shape=None, feature_
     `consensus`: the `ConsensusResult` the fit is the best run of; the report then has a Consensus
     section and orders the samples of the H heatmap by consensus cluster; `sample_labels` (known classes
     of the samples) add a class bar to its consensus map.  `parameters`: entries that
-    replace or add to the shown parameters (e.g. the seed and number of runs a user asked for)."""
+    replace or add to the shown parameters (e.g. the random seed and number of runs a user asked for)."""
     from . import plots
 
     opts = dict(result.options or {})
