@@ -271,3 +271,18 @@ def test_a_truncated_checkpoint_is_refused_by_name(X, ckpt):
 def test_a_sound_checkpoint_still_resumes(X, ckpt):
     res = nmfkit.fit(X, 2, solver="mu", max_iter=9, tol=0, resume=ckpt)
     assert res.n_iter == 9 and np.isfinite(res.loss)
+
+
+@pytest.mark.parametrize("call", [
+    lambda seed: nmfkit.r_api.nmfModel(2, (6, 5), seed=seed),
+    lambda seed: nmfkit.r_api.rmatrix(4, 3, seed=seed),
+    lambda seed: nmfkit.r_api.rnmf(2, (6, 5), seed=seed),
+    lambda seed: nmfkit.r_api.syntheticNMF(20, 2, 10, seed=seed),
+    lambda seed: nmfkit.rank.estimate.randomize(np.ones((4, 3)), seed=seed),
+], ids=["nmfModel", "rmatrix", "rnmf", "syntheticNMF", "randomize"])
+def test_random_helpers_check_their_seed_by_name(call):
+    with pytest.raises(ValueError, match="seed must be None, a non-negative integer"):
+        call("abc")
+    a, b = call(7), call(np.random.default_rng(7))          # an int and a Generator of it agree
+    first = lambda v: np.asarray(v.W if hasattr(v, "W") else (v[0] if isinstance(v, tuple) else v))  # noqa: E731
+    np.testing.assert_array_equal(first(a), first(b))

@@ -38,7 +38,7 @@ from .rank.features import feature_score, select_features
 from .registry import SOLVERS
 from .result import Factorization
 from .solvers.r_variants import smoothing_matrix
-from .validation import check_matrix, check_seed, choose
+from .validation import check_matrix, check_seed, choose, seeded_rng
 
 #: R method name (every one of R's `nmfAlgorithm()`) -> (nmfkit solver, loss).
 #: "KL" and "Frobenius" are R's brunet and lee updates with R's "stationary" stop
@@ -438,14 +438,14 @@ def nmfModel(rank=None, target=None, W=None, H=None, seed=None) -> NMFModel:   #
     if rank is None or target is None:
         raise ValueError("nmfModel needs (W, H), or a rank and a target shape (m, n) or matrix")
     m, n = (np.shape(target) if np.ndim(target) == 2 else tuple(int(v) for v in target))
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed)
     return NMFModel(rng.random((m, int(rank))), rng.random((int(rank), n)))
 
 
 def rmatrix(x, y=None, seed=None, dist=None) -> np.ndarray:
     """Random matrix (R's `rmatrix`): x×y (x×x if y is None) with `dist(rng, size)`
     entries (uniform on [0, 1) by default); for a model, fitted(x) plus such noise."""
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed)
     draw = dist if dist is not None else (lambda g, size: g.random(size))
     if hasattr(x, "W") and hasattr(x, "H"):
         F = fitted(x)
@@ -820,7 +820,7 @@ def rnmf(x, target, seed=None, dist=None) -> NMFModel:
     V = _target(target) if np.ndim(target) == 2 else None
     m, n = V.shape if V is not None else tuple(int(v) for v in target)
     k = _factors(x)[0].shape[1] if hasattr(x, "W") else int(x)
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed)
     top = float(V.max()) if V is not None else 1.0
     draw = dist if dist is not None else (lambda g, size: g.uniform(0.0, top, size))
     return NMFModel(np.asarray(draw(rng, (m, k)), dtype=np.float64), np.asarray(draw(rng, (k, n)), dtype=np.float64))
@@ -831,7 +831,7 @@ def syntheticNMF(n, r, p, offset=None, noise=True, factors=False, seed=None):   
     of samples is driven by its own block of features with |N(1, 1)| loadings, plus
     N(0, noise) noise (clipped at 0) and an optional offset.  factors=True also returns
     (W, H, offset, sample groups, feature groups)."""
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed)
     if np.ndim(r) == 0:
         r = int(r)
         g = rng.multinomial(int(p), np.full(r, 1.0 / r))

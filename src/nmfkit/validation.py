@@ -434,6 +434,14 @@ def check_seed(seed, name="seed"):
     return int(seed)
 
 
+def seeded_rng(seed, name="seed") -> np.random.Generator:
+    """A Generator for `seed`: a Generator or SeedSequence is used as it is; anything else goes
+    through `check_seed` (so a bad seed is refused by name, not deep inside NumPy)."""
+    if isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        return np.random.default_rng(seed)
+    return np.random.default_rng(check_seed(seed, name))
+
+
 def physical_memory() -> int | None:
     """Bytes of physical memory, or None where the system does not say."""
     import os

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from ..validation import check_matrix, check_seed
+from ..validation import check_matrix, check_seed, seeded_rng
 from .consensus import ConsensusResult, RunPool, check_consensus_runs, consensus
 
 MEASURES = ("cophenetic", "dispersion", "silhouette", "rss", "evar", "sparseness_W", "sparseness_H",
@@ -50,7 +50,7 @@ def randomize(X, seed=None):
     """X with the entries of each column randomly permuted (R NMF's `randomize`).
 
     Sparse input stays sparse: each column's stored values move to random rows."""
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed)
     X = check_matrix(X, "X")
     if not sp.issparse(X):
         return rng.permuted(X, axis=0)
