@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..validation import choose
 from ._output import OutputFolder
 
 DEFAULT_DEMO = "faces"
@@ -42,8 +43,7 @@ def run(args) -> int:
             doc = (getattr(DEMOS[name], "__doc__", None) or "").strip().splitlines()
             print(f"{name:12s} {doc[0] if doc else ''}".rstrip())
         return 0
-    if args.name not in DEMOS:
-        raise ValueError(f"unknown demo {args.name!r}; choose one of: {', '.join(sorted(DEMOS))}")
+    args.name = choose(args.name, DEMOS, "demo")
     out = args.out or f"out/demo/{args.name}"
     folder = OutputFolder(out, command=f"demo {args.name}", force=args.force)
     folder.check_foreign_entries()

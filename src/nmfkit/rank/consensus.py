@@ -37,7 +37,7 @@ from scipy.spatial.distance import squareform
 
 from ..progress import Progress
 from ..result import Factorization
-from ..validation import check_matrix, check_positive_int, check_rank, check_seed
+from ..validation import check_matrix, check_positive_int, check_rank, check_seed, choose
 from .hclust import average_linkage
 
 DETERMINISTIC_INITS = ("nndsvd", "nndsvda")
@@ -387,8 +387,7 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
     for bad in ("n_runs", "callback"):
         if bad in fit_kwargs:
             raise TypeError(f"consensus does not pass {bad}= to the individual fits")
-    if stop not in ("tol", "connectivity"):
-        raise ValueError(f"unknown stop {stop!r}; choose one of: connectivity, tol")
+    stop = choose(stop, ("tol", "connectivity"), "stop")
     if stop == "connectivity" and "tol" in fit_kwargs:
         raise TypeError("stop='connectivity' replaces tol=; pass one or the other")
     if stop == "tol":
