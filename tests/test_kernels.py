@@ -82,3 +82,21 @@ def test_dead_coordinate_is_minimised_without_dividing_by_zero():
         assert np.isfinite(out).all()
         assert (out[:50, 2] == 0).all()
         np.testing.assert_array_equal(out[50:, 2], before[50:])
+
+
+def test_kernel_settings_are_defined_once_and_numba_is_required():
+    """Numba is a hard dependency (no pure-Python fallbacks), and the row blocks that fix the
+    order of partial sums are set in one module for every kernel."""
+    import pathlib
+    import re
+
+    import nmfkit
+    from nmfkit.engines import _blocks, _dense_kernels, _kl_cd_kernels
+    from nmfkit.engines import _kernels as sparse_kernels
+    sources = {p: p.read_text(encoding="utf-8") for p in pathlib.Path(nmfkit.__file__).parent.rglob("*.py")}
+    for path, text in sources.items():
+        assert "numba is None" not in text and "numba = None" not in text, path.name
+        if path.name != "_blocks.py":
+            assert not re.search(r"^(\w*ROW_BLOCKS|_?VECTORISE) *=", text, re.M), path.name
+    assert sparse_kernels.ROW_BLOCKS == _dense_kernels.ROW_BLOCKS == _blocks.ROW_BLOCKS
+    assert _kl_cd_kernels.KL_CD_ROW_BLOCKS == _blocks.KL_CD_ROW_BLOCKS

@@ -44,20 +44,17 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - numba is a core dependency
-    numba = None
+from ._blocks import ROW_BLOCKS, VECTORISE, balanced_blocks
+
 
 # Below this many flops (2·nnz·k) a parallel region costs more than it saves.
 SPMM_PARALLEL_MIN_FLOPS = 1 << 20
-ROW_BLOCKS = 16                  # row blocks of kl_w_step (its partial sums are added in this order)
 PARTIALS_MAX_BYTES = 64 << 20    # memory for the per-block partial QtW: fewer blocks above it
 MIN_BLOCKS = 4                   # blocks kept above that cap while the partials are smaller than X
-_VECTORISE = {"reassoc", "contract"}   # lets LLVM vectorise the λ dot products; no other fast-math licence
 
 
 def sampled_dot_numpy(indptr, indices, W, Ht, block=1 << 16):
@@ -89,16 +86,6 @@ def row_blocks(indptr, n, k, itemsize):
         stored = int(indptr[-1]) * (itemsize + 4)      # data + int32 indices
         blocks = max(blocks, min(MIN_BLOCKS, stored // partial))
     return balanced_blocks(indptr, max(1, min(ROW_BLOCKS, m, blocks)))
-
-
-def balanced_blocks(indptr, blocks):
-    """Boundaries of `blocks` row blocks of a CSR matrix holding about the same number of
-    stored entries plus rows each."""
-    m = len(indptr) - 1
-    cost = np.asarray(indptr, dtype=np.int64) + np.arange(m + 1)
-    bounds = np.searchsorted(cost, cost[-1] * np.arange(blocks + 1) / blocks, side="left").astype(np.int64)
-    bounds[0], bounds[-1] = 0, m
-    return bounds
 
 
 def block_column_sums_numpy(F, bounds):
@@ -142,171 +129,164 @@ def log_ratio(x, lam):
         r[under] = np.log(x[under]) - np.log(lam[under])
     return r
 
-if numba is not None:
 
-    @numba.njit(parallel=True, cache=True, fastmath=False)
-    def _sampled_dot_numba(indptr, indices, W, Ht, out):
-        m = indptr.shape[0] - 1
-        k = W.shape[1]
-        for i in numba.prange(m):
-            for p in range(indptr[i], indptr[i + 1]):
-                j = indices[p]
-                acc = 0.0
-                for a in range(k):
-                    acc += W[i, a] * Ht[j, a]
-                out[p] = acc
-        return out
-
-    def sampled_dot(indptr, indices, W, Ht):
-        W = np.ascontiguousarray(W)
-        Ht = np.ascontiguousarray(Ht)
-        out = np.empty(len(indices), dtype=np.result_type(W, Ht))
-        return _sampled_dot_numba(indptr, indices, W, Ht, out)
-
-    def _csr_dense_rows(indptr, indices, data, B, out):
-        m = indptr.shape[0] - 1
-        k = B.shape[1]
-        for i in numba.prange(m):
-            acc = np.zeros(k, dtype=out.dtype)
-            for p in range(indptr[i], indptr[i + 1]):
-                v = data[p]
-                j = indices[p]
-                for a in range(k):
-                    acc[a] += v * B[j, a]
-            for a in range(k):
-                out[i, a] = acc[a]
-        return out
-
-    _csr_dense_parallel = numba.njit(parallel=True, cache=True)(_csr_dense_rows)
-
-    def csr_dense(indptr, indices, data, B):
-        """X B for a CSR X (Numba, rows in parallel); B is made C-contiguous."""
-        B = np.ascontiguousarray(B)
-        dtype = np.result_type(data.dtype, B.dtype)
-        out = np.empty((len(indptr) - 1, B.shape[1]), dtype=dtype)
-        if 2 * len(data) * B.shape[1] < SPMM_PARALLEL_MIN_FLOPS or B.shape[1] == 0:
-            return csr_dense_scipy(indptr, indices, data, B)
-        data, B = data.astype(dtype, copy=False), B.astype(dtype, copy=False)
-        return _csr_dense_parallel(indptr, indices, data, B, out)
-
-    @numba.njit(inline="always", fastmath=_VECTORISE, error_model="numpy")
-    def _row_ratios(F, i, H, indices, data, lo, hi, tiny, q):
-        """q[p − lo] = x_p / max(tiny, Fᵢ·H_j) over row i's entries: the dot products first, then
-        the divisions in a separate loop, so they pipeline instead of waiting on each other."""
-        k = F.shape[1]
-        for p in range(lo, hi):
+@numba.njit(parallel=True, cache=True, fastmath=False)
+def _sampled_dot_numba(indptr, indices, W, Ht, out):
+    m = indptr.shape[0] - 1
+    k = W.shape[1]
+    for i in numba.prange(m):
+        for p in range(indptr[i], indptr[i + 1]):
             j = indices[p]
-            lam = F[i, 0] * H[j, 0]
-            for a in range(1, k):
-                lam += F[i, a] * H[j, a]
-            q[p - lo] = lam
-        for p in range(lo, hi):
-            q[p - lo] = data[p] / max(q[p - lo], tiny)
+            acc = 0.0
+            for a in range(k):
+                acc += W[i, a] * Ht[j, a]
+            out[p] = acc
+    return out
 
-    @numba.njit(parallel=True, cache=True, fastmath=_VECTORISE, error_model="numpy")
-    def _kl_w_step_rows(indptr, indices, data, W, Ht, Hn, den, l2, floor, tiny, update, want_xw, want_loss,
-                        bounds, Wn, XW_parts, sum_parts, loss_parts):
-        k = W.shape[1]
-        for b in numba.prange(bounds.shape[0] - 1):
-            if want_xw:
-                XW_parts[b] = 0.0                  # zeroed (first touched) by the thread that fills it
-            width = 0
-            for i in range(bounds[b], bounds[b + 1]):
-                width = max(width, indptr[i + 1] - indptr[i])
-            q = np.empty(width, dtype=Wn.dtype)
-            s = np.empty(k, dtype=Wn.dtype)
-            loss = 0.0
-            for i in range(bounds[b], bounds[b + 1]):
-                lo, hi = indptr[i], indptr[i + 1]
-                if update:                         # Wᵢ' from qᵢ Ht, qᵢ = xᵢ / (Wᵢ Htᵀ)
-                    _row_ratios(W, i, Ht, indices, data, lo, hi, tiny, q)
-                    s[:] = 0.0
-                    for p in range(lo, hi):
-                        j, qp = indices[p], q[p - lo]
-                        for a in range(k):
-                            s[a] += qp * Ht[j, a]
-                    for a in range(k):
-                        Wn[i, a] = max(W[i, a] * s[a] / max(den[a] + l2 * W[i, a], tiny), floor)
-                else:
-                    for a in range(k):
-                        Wn[i, a] = W[i, a]
-                for a in range(k):
-                    sum_parts[b, a] += Wn[i, a]    # the stored (rounded) value
-                if not (want_xw or want_loss):
-                    continue
-                _row_ratios(Wn, i, Hn, indices, data, lo, hi, tiny, q)   # q' = xᵢ / (Wᵢ' Hₙᵀ)
-                if want_xw:
-                    for p in range(lo, hi):
-                        j, qp = indices[p], q[p - lo]
-                        for a in range(k):
-                            XW_parts[b, j, a] += qp * Wn[i, a]
-                if want_loss:
-                    for p in range(lo, hi):
-                        x = np.float64(data[p])
-                        qp = np.float64(q[p - lo])
-                        if qp > 0:
-                            loss += x * math.log(qp) - x
-                        elif x > 0:                  # x/λ underflowed (a subnormal x): log x − log λ
-                            lam = 0.0
-                            for a in range(k):
-                                lam += np.float64(Wn[i, a]) * np.float64(Hn[indices[p], a])
-                            loss += x * (math.log(x) - math.log(max(lam, tiny))) - x
-            loss_parts[b] = loss
+def sampled_dot(indptr, indices, W, Ht):
+    W = np.ascontiguousarray(W)
+    Ht = np.ascontiguousarray(Ht)
+    out = np.empty(len(indices), dtype=np.result_type(W, Ht))
+    return _sampled_dot_numba(indptr, indices, W, Ht, out)
 
-    @numba.njit(parallel=True, cache=True)
-    def _add_parts(parts, out):
-        """out[j] = Σ_b parts[b, j], the blocks added in order (parallel over j)."""
-        for j in numba.prange(parts.shape[1]):
-            out[j] = parts[0, j]
-            for b in range(1, parts.shape[0]):
-                for a in range(parts.shape[2]):
-                    out[j, a] += parts[b, j, a]
+def _csr_dense_rows(indptr, indices, data, B, out):
+    m = indptr.shape[0] - 1
+    k = B.shape[1]
+    for i in numba.prange(m):
+        acc = np.zeros(k, dtype=out.dtype)
+        for p in range(indptr[i], indptr[i + 1]):
+            v = data[p]
+            j = indices[p]
+            for a in range(k):
+                acc[a] += v * B[j, a]
+        for a in range(k):
+            out[i, a] = acc[a]
+    return out
 
-    @numba.njit(parallel=True, cache=True)
-    def _column_sum_parts(F, bounds, sum_parts):
-        for b in numba.prange(bounds.shape[0] - 1):
-            for i in range(bounds[b], bounds[b + 1]):
-                for a in range(F.shape[1]):
-                    sum_parts[b, a] += F[i, a]
+_csr_dense_parallel = numba.njit(parallel=True, cache=True)(_csr_dense_rows)
 
-    def block_column_sums(F, bounds):
-        """Σᵢ F_ia added in the order `kl_w_step` adds its W_sum (equal to the last bit)."""
-        sum_parts = np.zeros((len(bounds) - 1, F.shape[1]), dtype=F.dtype)
-        _column_sum_parts(np.ascontiguousarray(F), bounds, sum_parts)
-        return sum_parts.sum(axis=0)
+def csr_dense(indptr, indices, data, B):
+    """X B for a CSR X (Numba, rows in parallel); B is made C-contiguous."""
+    B = np.ascontiguousarray(B)
+    dtype = np.result_type(data.dtype, B.dtype)
+    out = np.empty((len(indptr) - 1, B.shape[1]), dtype=dtype)
+    if 2 * len(data) * B.shape[1] < SPMM_PARALLEL_MIN_FLOPS or B.shape[1] == 0:
+        return csr_dense_scipy(indptr, indices, data, B)
+    data, B = data.astype(dtype, copy=False), B.astype(dtype, copy=False)
+    return _csr_dense_parallel(indptr, indices, data, B, out)
 
-    def kl_w_step(indptr, indices, data, W, Ht, den, l2, floor, need, Ht_next=None, bounds=None,
-                  update=True):
-        """The fused W half-step on a CSR X (see the module docstring); `bounds` from `row_blocks`.
-        `update=False` only makes the products at W (the same sums as after a step)."""
-        m, k = W.shape
-        n = Ht.shape[0]
-        dt = data.dtype
-        W = np.ascontiguousarray(W, dtype=dt)
-        Ht = np.ascontiguousarray(Ht, dtype=dt)
-        Hn = Ht if Ht_next is None else np.ascontiguousarray(Ht_next, dtype=dt)
-        if bounds is None:
-            bounds = row_blocks(indptr, n, k, dt.itemsize)
-        blocks = len(bounds) - 1
-        want_xw, want_loss = "QtW" in need, "loss" in need
-        Wn = np.empty_like(W)
-        XW_parts = np.empty((blocks, n, k) if want_xw else (blocks, 0, 0), dtype=dt)
-        sum_parts = np.zeros((blocks, k), dtype=dt)
-        loss_parts = np.zeros(blocks)
-        _kl_w_step_rows(indptr, indices, data, W, Ht, Hn, np.ascontiguousarray(den, dtype=dt), dt.type(l2),
-                        dt.type(floor), dt.type(np.finfo(dt).tiny), update, want_xw, want_loss, bounds,
-                        Wn, XW_parts, sum_parts, loss_parts)
-        out = {"W": Wn, "W_sum": sum_parts.sum(axis=0)}
+@numba.njit(inline="always", fastmath=VECTORISE, error_model="numpy")
+def _row_ratios(F, i, H, indices, data, lo, hi, tiny, q):
+    """q[p − lo] = x_p / max(tiny, Fᵢ·H_j) over row i's entries: the dot products first, then
+    the divisions in a separate loop, so they pipeline instead of waiting on each other."""
+    k = F.shape[1]
+    for p in range(lo, hi):
+        j = indices[p]
+        lam = F[i, 0] * H[j, 0]
+        for a in range(1, k):
+            lam += F[i, a] * H[j, a]
+        q[p - lo] = lam
+    for p in range(lo, hi):
+        q[p - lo] = data[p] / max(q[p - lo], tiny)
+
+@numba.njit(parallel=True, cache=True, fastmath=VECTORISE, error_model="numpy")
+def _kl_w_step_rows(indptr, indices, data, W, Ht, Hn, den, l2, floor, tiny, update, want_xw, want_loss,
+                    bounds, Wn, XW_parts, sum_parts, loss_parts):
+    k = W.shape[1]
+    for b in numba.prange(bounds.shape[0] - 1):
         if want_xw:
-            out["QtW"] = np.empty((n, k), dtype=dt)
-            _add_parts(XW_parts, out["QtW"])
-        if want_loss:
-            out["loss"] = float(loss_parts.sum()
-                                + Wn.sum(axis=0, dtype=np.float64) @ Hn.sum(axis=0, dtype=np.float64))
-        return out
+            XW_parts[b] = 0.0                  # zeroed (first touched) by the thread that fills it
+        width = 0
+        for i in range(bounds[b], bounds[b + 1]):
+            width = max(width, indptr[i + 1] - indptr[i])
+        q = np.empty(width, dtype=Wn.dtype)
+        s = np.empty(k, dtype=Wn.dtype)
+        loss = 0.0
+        for i in range(bounds[b], bounds[b + 1]):
+            lo, hi = indptr[i], indptr[i + 1]
+            if update:                         # Wᵢ' from qᵢ Ht, qᵢ = xᵢ / (Wᵢ Htᵀ)
+                _row_ratios(W, i, Ht, indices, data, lo, hi, tiny, q)
+                s[:] = 0.0
+                for p in range(lo, hi):
+                    j, qp = indices[p], q[p - lo]
+                    for a in range(k):
+                        s[a] += qp * Ht[j, a]
+                for a in range(k):
+                    Wn[i, a] = max(W[i, a] * s[a] / max(den[a] + l2 * W[i, a], tiny), floor)
+            else:
+                for a in range(k):
+                    Wn[i, a] = W[i, a]
+            for a in range(k):
+                sum_parts[b, a] += Wn[i, a]    # the stored (rounded) value
+            if not (want_xw or want_loss):
+                continue
+            _row_ratios(Wn, i, Hn, indices, data, lo, hi, tiny, q)   # q' = xᵢ / (Wᵢ' Hₙᵀ)
+            if want_xw:
+                for p in range(lo, hi):
+                    j, qp = indices[p], q[p - lo]
+                    for a in range(k):
+                        XW_parts[b, j, a] += qp * Wn[i, a]
+            if want_loss:
+                for p in range(lo, hi):
+                    x = np.float64(data[p])
+                    qp = np.float64(q[p - lo])
+                    if qp > 0:
+                        loss += x * math.log(qp) - x
+                    elif x > 0:                  # x/λ underflowed (a subnormal x): log x − log λ
+                        lam = 0.0
+                        for a in range(k):
+                            lam += np.float64(Wn[i, a]) * np.float64(Hn[indices[p], a])
+                        loss += x * (math.log(x) - math.log(max(lam, tiny))) - x
+        loss_parts[b] = loss
 
-else:  # pragma: no cover
-    sampled_dot = sampled_dot_numpy
-    csr_dense = csr_dense_scipy
-    kl_w_step = kl_w_step_scipy
-    block_column_sums = block_column_sums_numpy
+@numba.njit(parallel=True, cache=True)
+def _add_parts(parts, out):
+    """out[j] = Σ_b parts[b, j], the blocks added in order (parallel over j)."""
+    for j in numba.prange(parts.shape[1]):
+        out[j] = parts[0, j]
+        for b in range(1, parts.shape[0]):
+            for a in range(parts.shape[2]):
+                out[j, a] += parts[b, j, a]
+
+@numba.njit(parallel=True, cache=True)
+def _column_sum_parts(F, bounds, sum_parts):
+    for b in numba.prange(bounds.shape[0] - 1):
+        for i in range(bounds[b], bounds[b + 1]):
+            for a in range(F.shape[1]):
+                sum_parts[b, a] += F[i, a]
+
+def block_column_sums(F, bounds):
+    """Σᵢ F_ia added in the order `kl_w_step` adds its W_sum (equal to the last bit)."""
+    sum_parts = np.zeros((len(bounds) - 1, F.shape[1]), dtype=F.dtype)
+    _column_sum_parts(np.ascontiguousarray(F), bounds, sum_parts)
+    return sum_parts.sum(axis=0)
+
+def kl_w_step(indptr, indices, data, W, Ht, den, l2, floor, need, Ht_next=None, bounds=None,
+              update=True):
+    """The fused W half-step on a CSR X (see the module docstring); `bounds` from `row_blocks`.
+    `update=False` only makes the products at W (the same sums as after a step)."""
+    m, k = W.shape
+    n = Ht.shape[0]
+    dt = data.dtype
+    W = np.ascontiguousarray(W, dtype=dt)
+    Ht = np.ascontiguousarray(Ht, dtype=dt)
+    Hn = Ht if Ht_next is None else np.ascontiguousarray(Ht_next, dtype=dt)
+    if bounds is None:
+        bounds = row_blocks(indptr, n, k, dt.itemsize)
+    blocks = len(bounds) - 1
+    want_xw, want_loss = "QtW" in need, "loss" in need
+    Wn = np.empty_like(W)
+    XW_parts = np.empty((blocks, n, k) if want_xw else (blocks, 0, 0), dtype=dt)
+    sum_parts = np.zeros((blocks, k), dtype=dt)
+    loss_parts = np.zeros(blocks)
+    _kl_w_step_rows(indptr, indices, data, W, Ht, Hn, np.ascontiguousarray(den, dtype=dt), dt.type(l2),
+                    dt.type(floor), dt.type(np.finfo(dt).tiny), update, want_xw, want_loss, bounds,
+                    Wn, XW_parts, sum_parts, loss_parts)
+    out = {"W": Wn, "W_sum": sum_parts.sum(axis=0)}
+    if want_xw:
+        out["QtW"] = np.empty((n, k), dtype=dt)
+        _add_parts(XW_parts, out["QtW"])
+    if want_loss:
+        out["loss"] = float(loss_parts.sum()
+                            + Wn.sum(axis=0, dtype=np.float64) @ Hn.sum(axis=0, dtype=np.float64))
+    return out

@@ -47,29 +47,25 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernels import balanced_blocks, log_ratio
+from ._blocks import KL_CD_ROW_BLOCKS, VECTORISE, balanced_blocks
+from ._kernels import log_ratio
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - numba is a core dependency
-    numba = None
 
-ROW_BLOCKS = 64                 # fixed row blocks: the loss is summed per block, then in block order
 TINY = float(np.finfo(np.float64).tiny)
-_VECTORISE = {"reassoc", "contract"}   # lets LLVM vectorise the row sums; no other fast-math licence
 
 
 def dense_blocks(m):
-    """Boundaries of min(ROW_BLOCKS, m) equal row blocks (dense rows all cost the same)."""
-    return np.linspace(0, m, min(ROW_BLOCKS, max(m, 1)) + 1).round().astype(np.int64)
+    """Boundaries of min(KL_CD_ROW_BLOCKS, m) equal row blocks (dense rows all cost the same)."""
+    return np.linspace(0, m, min(KL_CD_ROW_BLOCKS, max(m, 1)) + 1).round().astype(np.int64)
 
 
 def csr_blocks(indptr):
-    """Boundaries of at most ROW_BLOCKS row blocks holding about the same stored entries plus rows."""
-    return balanced_blocks(indptr, min(ROW_BLOCKS, max(len(indptr) - 1, 1)))
+    """Boundaries of at most KL_CD_ROW_BLOCKS row blocks holding about the same stored entries plus rows."""
+    return balanced_blocks(indptr, min(KL_CD_ROW_BLOCKS, max(len(indptr) - 1, 1)))
 
 
 # -- the NumPy twins: every row at once, one coordinate after another -------------------------------------
@@ -162,150 +158,145 @@ def kl_cd_csr_numpy(indptr, indices, data, F, O, steps, floor, want_loss=False):
     return Fn, float(np.dot(x, log_ratio(x, lam)) - x.sum() + total)
 
 
-if numba is not None:
 
-    @numba.njit(cache=True, fastmath=_VECTORISE, error_model="numpy")
-    def _next_value(w, g, sq, S, h, R, floor):
-        if g > 0:                        # left: damped Newton, t* = −g/(h + R g), clipped at the floor
-            lo = min(w, floor)
-            den = h + R * g
-            return max(lo, w - g / den) if den > 0 else lo
-        if g < 0 and h > 0:              # right: the larger of the Newton and the multiplicative point
-            new = w - g / h
-            if w > 0 and S > 0:
-                new = max(new, w * sq / S)
-            return new
-        return w
+@numba.njit(cache=True, fastmath=VECTORISE, error_model="numpy")
+def _next_value(w, g, sq, S, h, R, floor):
+    if g > 0:                        # left: damped Newton, t* = −g/(h + R g), clipped at the floor
+        lo = min(w, floor)
+        den = h + R * g
+        return max(lo, w - g / den) if den > 0 else lo
+    if g < 0 and h > 0:              # right: the larger of the Newton and the multiplicative point
+        new = w - g / h
+        if w > 0 and S > 0:
+            new = max(new, w * sq / S)
+        return new
+    return w
 
-    @numba.njit(cache=True, fastmath=_VECTORISE, error_model="numpy")
-    def _largest_ratio(x, o, lam, L):
-        """R = max over x_j > 0 of o_j/λ_j (a separate pass: a max reduction does not vectorise)."""
-        R = 0.0
-        for j in range(L):
-            if x[j] > 0:
-                R = max(R, o[j] / max(lam[j], TINY))
-        return R
+@numba.njit(cache=True, fastmath=VECTORISE, error_model="numpy")
+def _largest_ratio(x, o, lam, L):
+    """R = max over x_j > 0 of o_j/λ_j (a separate pass: a max reduction does not vectorise)."""
+    R = 0.0
+    for j in range(L):
+        if x[j] > 0:
+            R = max(R, o[j] / max(lam[j], TINY))
+    return R
 
-    @numba.njit(cache=True, fastmath=_VECTORISE, error_model="numpy")
-    def _cd_row(x, ot, L, S, row, steps, floor, lam):
-        """Coordinate descent on one row: x[:L] the data, ot[:, :L] = Oᵀ at those columns,
-        row = F[i, :] (updated in place, in F's dtype), lam a float64 buffer."""
-        k = ot.shape[0]
-        for j in range(L):
-            lam[j] = 0.0
-        for a in range(k):
-            f = np.float64(row[a])
-            if f != 0.0:
-                for j in range(L):
-                    lam[j] += f * ot[a, j]
-        for a in range(k):
-            w = np.float64(row[a])
-            o = ot[a]
-            for _ in range(steps):
-                sq = 0.0
-                h = 0.0
-                for j in range(L):
-                    inv = 1.0 / max(lam[j], TINY)
-                    oq = o[j] * x[j] * inv
-                    sq += oq
-                    h += oq * o[j] * inv
-                g = S[a] - sq
-                if g > 0 and w <= floor:
-                    break
-                # Left steps need R = max o_j/λ_j; 1/w bounds it (λ_j ≥ o_j w) and suffices unless
-                # Newton would cross the floor, where the exact R lets the step reach it.
-                R = 0.0
-                if g > 0:
-                    R = _largest_ratio(x, o, lam, L) if h <= 0 or w - g / h <= floor else 1.0 / w
-                row[a] = _next_value(w, g, sq, S[a], h, R, floor)   # rounded to F's dtype
-                d = np.float64(row[a]) - w
-                if d == 0.0:
-                    break
-                for j in range(L):
-                    lam[j] += d * o[j]
-                w += d
-
-    @numba.njit(cache=True, fastmath=_VECTORISE, error_model="numpy")
-    def _row_loss(x, ot, L, row, lam):
-        """Σ_j x log(x/λ) − x over x[:L] at the stored row (λ recomputed fresh, not the updated one)."""
-        k = ot.shape[0]
-        for j in range(L):
-            lam[j] = 0.0
-        for a in range(k):
-            f = np.float64(row[a])
+@numba.njit(cache=True, fastmath=VECTORISE, error_model="numpy")
+def _cd_row(x, ot, L, S, row, steps, floor, lam):
+    """Coordinate descent on one row: x[:L] the data, ot[:, :L] = Oᵀ at those columns,
+    row = F[i, :] (updated in place, in F's dtype), lam a float64 buffer."""
+    k = ot.shape[0]
+    for j in range(L):
+        lam[j] = 0.0
+    for a in range(k):
+        f = np.float64(row[a])
+        if f != 0.0:
             for j in range(L):
                 lam[j] += f * ot[a, j]
-        loss = 0.0
+    for a in range(k):
+        w = np.float64(row[a])
+        o = ot[a]
+        for _ in range(steps):
+            sq = 0.0
+            h = 0.0
+            for j in range(L):
+                inv = 1.0 / max(lam[j], TINY)
+                oq = o[j] * x[j] * inv
+                sq += oq
+                h += oq * o[j] * inv
+            g = S[a] - sq
+            if g > 0 and w <= floor:
+                break
+            # Left steps need R = max o_j/λ_j; 1/w bounds it (λ_j ≥ o_j w) and suffices unless
+            # Newton would cross the floor, where the exact R lets the step reach it.
+            R = 0.0
+            if g > 0:
+                R = _largest_ratio(x, o, lam, L) if h <= 0 or w - g / h <= floor else 1.0 / w
+            row[a] = _next_value(w, g, sq, S[a], h, R, floor)   # rounded to F's dtype
+            d = np.float64(row[a]) - w
+            if d == 0.0:
+                break
+            for j in range(L):
+                lam[j] += d * o[j]
+            w += d
+
+@numba.njit(cache=True, fastmath=VECTORISE, error_model="numpy")
+def _row_loss(x, ot, L, row, lam):
+    """Σ_j x log(x/λ) − x over x[:L] at the stored row (λ recomputed fresh, not the updated one)."""
+    k = ot.shape[0]
+    for j in range(L):
+        lam[j] = 0.0
+    for a in range(k):
+        f = np.float64(row[a])
         for j in range(L):
-            if x[j] > 0:
-                q = x[j] / max(lam[j], TINY)
-                loss += x[j] * (math.log(q) if q > 0 else math.log(x[j]) - math.log(max(lam[j], TINY))) - x[j]
-        return loss
+            lam[j] += f * ot[a, j]
+    loss = 0.0
+    for j in range(L):
+        if x[j] > 0:
+            q = x[j] / max(lam[j], TINY)
+            loss += x[j] * (math.log(q) if q > 0 else math.log(x[j]) - math.log(max(lam[j], TINY))) - x[j]
+    return loss
 
-    @numba.njit(parallel=True, cache=True, fastmath=_VECTORISE, error_model="numpy")
-    def _cd_dense(X, Ot, S, steps, floor, want_loss, bounds, Fn, loss_parts):
-        n = X.shape[1]
-        for b in numba.prange(len(bounds) - 1):
-            x = np.empty(n)
-            lam = np.empty(n)
-            loss = 0.0
-            for i in range(bounds[b], bounds[b + 1]):
-                for j in range(n):               # one read of the row, strided or not
-                    x[j] = X[i, j]
-                _cd_row(x, Ot, n, S, Fn[i], steps, floor, lam)
-                if want_loss:
-                    loss += _row_loss(x, Ot, n, Fn[i], lam)
-            loss_parts[b] = loss
+@numba.njit(parallel=True, cache=True, fastmath=VECTORISE, error_model="numpy")
+def _cd_dense(X, Ot, S, steps, floor, want_loss, bounds, Fn, loss_parts):
+    n = X.shape[1]
+    for b in numba.prange(len(bounds) - 1):
+        x = np.empty(n)
+        lam = np.empty(n)
+        loss = 0.0
+        for i in range(bounds[b], bounds[b + 1]):
+            for j in range(n):               # one read of the row, strided or not
+                x[j] = X[i, j]
+            _cd_row(x, Ot, n, S, Fn[i], steps, floor, lam)
+            if want_loss:
+                loss += _row_loss(x, Ot, n, Fn[i], lam)
+        loss_parts[b] = loss
 
-    @numba.njit(parallel=True, cache=True, fastmath=_VECTORISE, error_model="numpy")
-    def _cd_csr(indptr, indices, data, O, S, steps, floor, want_loss, bounds, Fn, loss_parts):
-        k = O.shape[1]
-        for b in numba.prange(len(bounds) - 1):
-            longest = 0
-            for i in range(bounds[b], bounds[b + 1]):
-                longest = max(longest, indptr[i + 1] - indptr[i])
-            x = np.empty(longest)
-            lam = np.empty(longest)
-            buffer = np.empty(k * longest)
-            loss = 0.0
-            for i in range(bounds[b], bounds[b + 1]):
-                start = indptr[i]
-                L = indptr[i + 1] - start
-                ot = buffer[:k * L].reshape((k, L))   # Oᵀ at the row's columns, packed: contiguous loops
-                for p in range(L):
-                    x[p] = data[start + p]
-                    j = indices[start + p]
-                    for a in range(k):
-                        ot[a, p] = O[j, a]
-                _cd_row(x, ot, L, S, Fn[i], steps, floor, lam)
-                if want_loss:
-                    loss += _row_loss(x, ot, L, Fn[i], lam)
-            loss_parts[b] = loss
+@numba.njit(parallel=True, cache=True, fastmath=VECTORISE, error_model="numpy")
+def _cd_csr(indptr, indices, data, O, S, steps, floor, want_loss, bounds, Fn, loss_parts):
+    k = O.shape[1]
+    for b in numba.prange(len(bounds) - 1):
+        longest = 0
+        for i in range(bounds[b], bounds[b + 1]):
+            longest = max(longest, indptr[i + 1] - indptr[i])
+        x = np.empty(longest)
+        lam = np.empty(longest)
+        buffer = np.empty(k * longest)
+        loss = 0.0
+        for i in range(bounds[b], bounds[b + 1]):
+            start = indptr[i]
+            L = indptr[i + 1] - start
+            ot = buffer[:k * L].reshape((k, L))   # Oᵀ at the row's columns, packed: contiguous loops
+            for p in range(L):
+                x[p] = data[start + p]
+                j = indices[start + p]
+                for a in range(k):
+                    ot[a, p] = O[j, a]
+            _cd_row(x, ot, L, S, Fn[i], steps, floor, lam)
+            if want_loss:
+                loss += _row_loss(x, ot, L, Fn[i], lam)
+        loss_parts[b] = loss
 
-    def kl_cd_dense(X, F, O, steps, floor, want_loss=False):
-        """Coordinate descent on every row of a dense X (C- or F-ordered); see the module docstring."""
-        Fn = np.array(F, order="C", copy=True)
-        Ot = np.ascontiguousarray(O.T, dtype=np.float64)
-        S = O.sum(axis=0, dtype=np.float64)
-        bounds = dense_blocks(X.shape[0])
-        loss_parts = np.zeros(len(bounds) - 1)
-        _cd_dense(X, Ot, S, int(steps), float(floor), bool(want_loss), bounds, Fn, loss_parts)
-        if not want_loss:
-            return Fn, None
-        return Fn, float(loss_parts.sum() + Fn.sum(axis=0, dtype=np.float64) @ S)
+def kl_cd_dense(X, F, O, steps, floor, want_loss=False):
+    """Coordinate descent on every row of a dense X (C- or F-ordered); see the module docstring."""
+    Fn = np.array(F, order="C", copy=True)
+    Ot = np.ascontiguousarray(O.T, dtype=np.float64)
+    S = O.sum(axis=0, dtype=np.float64)
+    bounds = dense_blocks(X.shape[0])
+    loss_parts = np.zeros(len(bounds) - 1)
+    _cd_dense(X, Ot, S, int(steps), float(floor), bool(want_loss), bounds, Fn, loss_parts)
+    if not want_loss:
+        return Fn, None
+    return Fn, float(loss_parts.sum() + Fn.sum(axis=0, dtype=np.float64) @ S)
 
-    def kl_cd_csr(indptr, indices, data, F, O, steps, floor, want_loss=False):
-        """Coordinate descent on every row of a CSR X (only its stored entries); see the module docstring."""
-        Fn = np.array(F, order="C", copy=True)
-        O = np.ascontiguousarray(O)
-        S = O.sum(axis=0, dtype=np.float64)
-        bounds = csr_blocks(indptr)
-        loss_parts = np.zeros(len(bounds) - 1)
-        _cd_csr(indptr, indices, data, O, S, int(steps), float(floor), bool(want_loss), bounds, Fn, loss_parts)
-        if not want_loss:
-            return Fn, None
-        return Fn, float(loss_parts.sum() + Fn.sum(axis=0, dtype=np.float64) @ S)
-
-else:  # pragma: no cover
-    kl_cd_dense = kl_cd_dense_numpy
-    kl_cd_csr = kl_cd_csr_numpy
+def kl_cd_csr(indptr, indices, data, F, O, steps, floor, want_loss=False):
+    """Coordinate descent on every row of a CSR X (only its stored entries); see the module docstring."""
+    Fn = np.array(F, order="C", copy=True)
+    O = np.ascontiguousarray(O)
+    S = O.sum(axis=0, dtype=np.float64)
+    bounds = csr_blocks(indptr)
+    loss_parts = np.zeros(len(bounds) - 1)
+    _cd_csr(indptr, indices, data, O, S, int(steps), float(floor), bool(want_loss), bounds, Fn, loss_parts)
+    if not want_loss:
+        return Fn, None
+    return Fn, float(loss_parts.sum() + Fn.sum(axis=0, dtype=np.float64) @ S)

@@ -14,13 +14,10 @@ a resumed fit recomputes are bit-identical.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - numba is a core dependency
-    numba = None
 
 from ._kernels import block_column_sums, csr_dense, kl_w_step, row_blocks, sampled_dot
 from .base import Engine
@@ -33,7 +30,7 @@ def _spmm(X, B):
     """X B for CSR X: the parallel kernel where it was measured faster (float64,
     more than one thread), else SciPy
     (in float32 SciPy's loop was as fast or faster)."""
-    wide = numba is not None and numba.get_num_threads() > 1
+    wide = numba.get_num_threads() > 1
     if wide and np.result_type(X.dtype, B.dtype) == np.float64:
         return csr_dense(X.indptr, X.indices, X.data, B)
     return np.asarray(X @ B)
@@ -137,7 +134,7 @@ class SparseEngine(Engine):
         return block_column_sums(F, self._row_blocks(F))
 
     def _fused(self, W) -> bool:
-        return numba is not None and W.shape[1] > 0 and self.dtype in (np.float32, np.float64)
+        return W.shape[1] > 0 and self.dtype in (np.float32, np.float64)
 
     @property
     def _csr(self):

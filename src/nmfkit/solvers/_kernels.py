@@ -44,14 +44,10 @@ from __future__ import annotations
 
 import types
 
+import numba
 import numpy as np
 
 from ..engines import array_ops
-
-try:
-    import numba
-except ImportError:  # pragma: no cover - numba is a core dependency
-    numba = None
 
 
 PARALLEL_MIN_WORK = 1 << 22   # p·k² flops per sweep above which rows run in parallel
@@ -104,73 +100,69 @@ def hals_sweeps_numpy(F, R, G, max_sweeps=1, delta=0.0):
     return done
 
 
-if numba is not None:
 
-    _reciprocal_diagonal = numba.njit(cache=True)(reciprocal_diagonal)
+_reciprocal_diagonal = numba.njit(cache=True)(reciprocal_diagonal)
 
-    def _hals_sweeps_rows(F, S, G, max_sweeps, delta, done):
-        p, k = F.shape
-        zero = F.dtype.type(0)
-        inv = _reciprocal_diagonal(G)
-        tasks = (p + ROWS_PER_TASK - 1) // ROWS_PER_TASK
-        for t in numba.prange(tasks):
-            # Row i of F and S live in small local arrays while its sweeps run: no
-            # aliasing with G, so the rank-one update below is a vectorised axpy.
-            f = np.empty(k, F.dtype)
-            s = np.empty(k, F.dtype)
-            for i in range(t * ROWS_PER_TASK, min(p, (t + 1) * ROWS_PER_TASK)):
-                for a in range(k):
-                    f[a] = F[i, a]
-                    s[a] = S[i, a]
-                first = 0.0
-                for sweep in range(max_sweeps):
-                    moved = 0.0
-                    for j in range(k):
-                        old = f[j]
-                        if inv[j] > 0:
-                            new = max(old + s[j] * inv[j], zero)
-                        elif s[j] > 0:
-                            new = old
-                        else:
-                            new = zero
-                        d = new - old
-                        if d != 0:
-                            # Keep S = R − F G exact: a rank-one change of row i.
-                            # G is symmetric, so row j is column j and is contiguous.
-                            for a in range(k):
-                                s[a] -= d * G[j, a]
-                            f[j] = new
-                            moved += d * d
-                    done[i] = sweep + 1
-                    if sweep == 0:
-                        first = moved
-                    elif moved <= delta * delta * first:
-                        break
-                for a in range(k):
-                    F[i, a] = f[a]
-        return done
+def _hals_sweeps_rows(F, S, G, max_sweeps, delta, done):
+    p, k = F.shape
+    zero = F.dtype.type(0)
+    inv = _reciprocal_diagonal(G)
+    tasks = (p + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for t in numba.prange(tasks):
+        # Row i of F and S live in small local arrays while its sweeps run: no
+        # aliasing with G, so the rank-one update below is a vectorised axpy.
+        f = np.empty(k, F.dtype)
+        s = np.empty(k, F.dtype)
+        for i in range(t * ROWS_PER_TASK, min(p, (t + 1) * ROWS_PER_TASK)):
+            for a in range(k):
+                f[a] = F[i, a]
+                s[a] = S[i, a]
+            first = 0.0
+            for sweep in range(max_sweeps):
+                moved = 0.0
+                for j in range(k):
+                    old = f[j]
+                    if inv[j] > 0:
+                        new = max(old + s[j] * inv[j], zero)
+                    elif s[j] > 0:
+                        new = old
+                    else:
+                        new = zero
+                    d = new - old
+                    if d != 0:
+                        # Keep S = R − F G exact: a rank-one change of row i.
+                        # G is symmetric, so row j is column j and is contiguous.
+                        for a in range(k):
+                            s[a] -= d * G[j, a]
+                        f[j] = new
+                        moved += d * d
+                done[i] = sweep + 1
+                if sweep == 0:
+                    first = moved
+                elif moved <= delta * delta * first:
+                    break
+            for a in range(k):
+                F[i, a] = f[a]
+    return done
 
-    def _compiled(func, name, parallel):
-        # A distinct name per variant: Numba's on-disk cache is keyed by name,
-        # and two variants of one function would load each other's code.
-        clone = types.FunctionType(func.__code__, func.__globals__, name)
-        clone.__qualname__ = name
-        return numba.njit(parallel=parallel, cache=True)(clone)
+def _compiled(func, name, parallel):
+    # A distinct name per variant: Numba's on-disk cache is keyed by name,
+    # and two variants of one function would load each other's code.
+    clone = types.FunctionType(func.__code__, func.__globals__, name)
+    clone.__qualname__ = name
+    return numba.njit(parallel=parallel, cache=True)(clone)
 
-    _hals_sweeps_parallel = _compiled(_hals_sweeps_rows, "_hals_sweeps_parallel", True)
-    _hals_sweeps_serial = _compiled(_hals_sweeps_rows, "_hals_sweeps_serial", False)
+_hals_sweeps_parallel = _compiled(_hals_sweeps_rows, "_hals_sweeps_parallel", True)
+_hals_sweeps_serial = _compiled(_hals_sweeps_rows, "_hals_sweeps_serial", False)
 
-    def hals_sweeps(F, R, G, max_sweeps=1, delta=0.0):
-        """HALS sweeps on F in place (rows in parallel); returns sweeps per row.
+def hals_sweeps(F, R, G, max_sweeps=1, delta=0.0):
+    """HALS sweeps on F in place (rows in parallel); returns sweeps per row.
 
-        F must be C-contiguous and writeable."""
-        G = np.ascontiguousarray(G, dtype=F.dtype)
-        S = np.ascontiguousarray(R - F @ G, dtype=F.dtype)    # one BLAS call, then O(k) updates
-        done = np.zeros(F.shape[0], dtype=np.int64)
-        # Threads pay off only on large factors; on small ones their start-up (and
-        # contention with BLAS threads still spinning after the products) dominates.
-        kernel = _hals_sweeps_parallel if F.size * F.shape[1] >= PARALLEL_MIN_WORK else _hals_sweeps_serial
-        return kernel(F, S, G, int(max_sweeps), float(delta), done)
-
-else:  # pragma: no cover
-    hals_sweeps = hals_sweeps_numpy
+    F must be C-contiguous and writeable."""
+    G = np.ascontiguousarray(G, dtype=F.dtype)
+    S = np.ascontiguousarray(R - F @ G, dtype=F.dtype)    # one BLAS call, then O(k) updates
+    done = np.zeros(F.shape[0], dtype=np.int64)
+    # Threads pay off only on large factors; on small ones their start-up (and
+    # contention with BLAS threads still spinning after the products) dominates.
+    kernel = _hals_sweeps_parallel if F.size * F.shape[1] >= PARALLEL_MIN_WORK else _hals_sweeps_serial
+    return kernel(F, S, G, int(max_sweeps), float(delta), done)

@@ -33,12 +33,9 @@ row and round, |P|³/6 for the factorisation and O(k·|P|) for the gradient
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - numba is a core dependency
-    numba = None
 
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
@@ -112,8 +109,6 @@ def nnls_bpp(R, G, passive=None, max_rounds=None):
     """Exact NNLS for all rows: argmin_{F ≥ 0} ½ tr(F G Fᵀ) − ⟨F, R⟩ (float64).
 
     The per-row Numba kernel; `nnls_bpp_numpy` is its batched whole-array twin."""
-    if numba is None:  # pragma: no cover
-        return nnls_bpp_numpy(R, G, passive, max_rounds)
     R, G, passive, tol_y, max_rounds = _inputs(R, G, passive, max_rounds)
     return _bpp_rows(R, G, passive, tol_y, max_rounds, np.empty_like(R))
 
@@ -163,83 +158,82 @@ def nnls_bpp_numpy(R, G, passive=None, max_rounds=None):
 PIVOT_TOL = 1e-12
 ROWS_PER_TASK = 64
 
-if numba is not None:
 
-    @numba.njit(parallel=True, cache=True, fastmath=True)
-    def _bpp_rows(R, G, passive, tol_y, max_rounds, F):
-        p, k = R.shape
-        tasks = (p + ROWS_PER_TASK - 1) // ROWS_PER_TASK
-        for t in numba.prange(tasks):
-            idx = np.empty(k, np.int64)
-            L = np.empty((k, k))
-            z = np.empty(k)
-            f = np.empty(k)
-            P = np.empty(k, np.bool_)
-            for i in range(t * ROWS_PER_TASK, min(p, (t + 1) * ROWS_PER_TASK)):
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def _bpp_rows(R, G, passive, tol_y, max_rounds, F):
+    p, k = R.shape
+    tasks = (p + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for t in numba.prange(tasks):
+        idx = np.empty(k, np.int64)
+        L = np.empty((k, k))
+        z = np.empty(k)
+        f = np.empty(k)
+        P = np.empty(k, np.bool_)
+        for i in range(t * ROWS_PER_TASK, min(p, (t + 1) * ROWS_PER_TASK)):
+            for j in range(k):
+                P[j] = passive[i, j]
+            best_count = k + 1
+            backup = BACKUP_ROUNDS
+            for rnd in range(max_rounds + 1):
+                # Solve G_PP f_P = r_P by Cholesky; f = 0 off P.
+                n = 0
                 for j in range(k):
-                    P[j] = passive[i, j]
-                best_count = k + 1
-                backup = BACKUP_ROUNDS
-                for rnd in range(max_rounds + 1):
-                    # Solve G_PP f_P = r_P by Cholesky; f = 0 off P.
-                    n = 0
-                    for j in range(k):
-                        f[j] = 0.0
-                        if P[j]:
-                            idx[n] = j
-                            n += 1
-                    for a in range(n):
-                        for b in range(a + 1):
-                            s = G[idx[a], idx[b]]
-                            for c in range(b):
-                                s -= L[a, c] * L[b, c]
-                            if a == b:
-                                L[a, a] = np.sqrt(s) if s > PIVOT_TOL * G[idx[a], idx[a]] else 0.0
-                            else:
-                                L[a, b] = s / L[b, b] if L[b, b] > 0 else 0.0
-                    for a in range(n):                      # L z = r_P
-                        s = R[i, idx[a]]
-                        for c in range(a):
-                            s -= L[a, c] * z[c]
-                        z[a] = s / L[a, a] if L[a, a] > 0 else 0.0
-                    for a in range(n - 1, -1, -1):          # Lᵀ f_P = z
-                        s = z[a]
-                        for c in range(a + 1, n):
-                            s -= L[c, a] * f[idx[c]]
-                        f[idx[a]] = s / L[a, a] if L[a, a] > 0 else 0.0
-                    if rnd == max_rounds:
-                        break
-                    # Infeasible: passive and negative, or active with a negative gradient.
-                    count = 0
-                    last = -1
-                    for j in range(k):
-                        if P[j]:
-                            bad = f[j] < 0
+                    f[j] = 0.0
+                    if P[j]:
+                        idx[n] = j
+                        n += 1
+                for a in range(n):
+                    for b in range(a + 1):
+                        s = G[idx[a], idx[b]]
+                        for c in range(b):
+                            s -= L[a, c] * L[b, c]
+                        if a == b:
+                            L[a, a] = np.sqrt(s) if s > PIVOT_TOL * G[idx[a], idx[a]] else 0.0
                         else:
-                            y = -R[i, j]
-                            for a in range(n):
-                                y += G[j, idx[a]] * f[idx[a]]
-                            bad = y < -tol_y
-                        z[j] = 1.0 if bad else 0.0      # z is free here: reuse it as the flip mask
-                        if bad:
-                            count += 1
-                            last = j
-                    if count == 0:
-                        break
-                    if count < best_count:
-                        best_count = count
-                        backup = BACKUP_ROUNDS
-                    elif backup > 0:
-                        backup -= 1
-                    else:                                  # Murty's backup rule
-                        P[last] = not P[last]
-                        continue
-                    for j in range(k):
-                        if z[j] > 0:
-                            P[j] = not P[j]
+                            L[a, b] = s / L[b, b] if L[b, b] > 0 else 0.0
+                for a in range(n):                      # L z = r_P
+                    s = R[i, idx[a]]
+                    for c in range(a):
+                        s -= L[a, c] * z[c]
+                    z[a] = s / L[a, a] if L[a, a] > 0 else 0.0
+                for a in range(n - 1, -1, -1):          # Lᵀ f_P = z
+                    s = z[a]
+                    for c in range(a + 1, n):
+                        s -= L[c, a] * f[idx[c]]
+                    f[idx[a]] = s / L[a, a] if L[a, a] > 0 else 0.0
+                if rnd == max_rounds:
+                    break
+                # Infeasible: passive and negative, or active with a negative gradient.
+                count = 0
+                last = -1
                 for j in range(k):
-                    F[i, j] = max(f[j], 0.0)
-        return F
+                    if P[j]:
+                        bad = f[j] < 0
+                    else:
+                        y = -R[i, j]
+                        for a in range(n):
+                            y += G[j, idx[a]] * f[idx[a]]
+                        bad = y < -tol_y
+                    z[j] = 1.0 if bad else 0.0      # z is free here: reuse it as the flip mask
+                    if bad:
+                        count += 1
+                        last = j
+                if count == 0:
+                    break
+                if count < best_count:
+                    best_count = count
+                    backup = BACKUP_ROUNDS
+                elif backup > 0:
+                    backup -= 1
+                else:                                  # Murty's backup rule
+                    P[last] = not P[last]
+                    continue
+                for j in range(k):
+                    if z[j] > 0:
+                        P[j] = not P[j]
+            for j in range(k):
+                F[i, j] = max(f[j], 0.0)
+    return F
 
 
 @register_solver("anls", losses=("frobenius",), max_iter=500, monotone=True, default_init="nndsvda",
