@@ -87,7 +87,7 @@ CASES = [(name, loss, kind, dtype)
 
 
 @pytest.mark.parametrize("name,loss,kind,dtype", CASES,
-                         ids=[f"{n}-{l}-{k}-{np.dtype(d).name}" for n, l, k, d in CASES])
+                         ids=[f"{n}-{loss}-{k}-{np.dtype(d).name}" for n, loss, k, d in CASES])
 def test_contract(name, loss, kind, dtype):
     spec = SOLVERS[name]
     budget = BUDGET.get(name, DEFAULT)
@@ -190,6 +190,7 @@ def test_each_engine_implements_the_groups_it_declares():
 
 def test_no_solver_asks_an_engine_its_kind():
     import pathlib
+
     import nmfkit.solvers
     for path in pathlib.Path(nmfkit.solvers.__file__).parent.glob("*.py"):
         text = path.read_text(encoding="utf-8")

@@ -16,17 +16,25 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from . import solvers  # noqa: F401  (fills the solver registry)
 from . import checkpoint as _checkpoint
 from . import init as _init  # noqa: F401  (fills the init registry)
+from . import solvers  # noqa: F401  (fills the solver registry)
 from .diagnostics import Tracker
 from .driver import run
 from .engines import is_dask, is_torch, make_engine
 from .penalties import Penalty
 from .registry import INITS, SOLVERS, auto_solver, resolve_loss, solver_spec
 from .result import Factorization
-from .validation import (check_factors, check_fit_memory, check_matrix, check_nonneg_float, check_positive_int,
-                         check_rank, check_seed, choose)
+from .validation import (
+    check_factors,
+    check_fit_memory,
+    check_matrix,
+    check_nonneg_float,
+    check_positive_int,
+    check_rank,
+    check_seed,
+    choose,
+)
 
 DETERMINISTIC_INITS = ("nndsvd", "nndsvda")
 LOSS_EXPONENT = {"frobenius": 2.0, "kl": 1.0, "is": 0.0}   # D(sX‖sY) = s^p D(X‖Y); β-divergences: p = β

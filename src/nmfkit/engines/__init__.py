@@ -49,7 +49,7 @@ def make_engine(X, mask=None, nan_is_missing=False) -> Engine:
         if mask is not None or nan_is_missing:
             raise ValueError("mask= and missing='mask' are not supported for torch tensors; "
                              "missing entries need NumPy data")
-        from .torch_engine import TorchEngine   # torch is an optional extra: import it only when used
+        from .torch_engine import TorchEngine  # torch is an optional extra: import it only when used
         return TorchEngine(X)
     if is_dask(X):
         if mask is not None:

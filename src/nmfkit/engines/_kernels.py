@@ -50,7 +50,6 @@ import scipy.sparse as sp
 
 from ._blocks import ROW_BLOCKS, VECTORISE, balanced_blocks
 
-
 # Below this many flops (2·nnz·k) a parallel region costs more than it saves.
 SPMM_PARALLEL_MIN_FLOPS = 1 << 20
 PARTIALS_MAX_BYTES = 64 << 20    # memory for the per-block partial QtW: fewer blocks above it

@@ -1,7 +1,7 @@
 """Row kernels of KL coordinate descent (Hsieh & Dhillon, KDD 2011): Numba, with NumPy twins.
 
-For each row x of X (length n) and the tall factors F (m×k, the one updated) and O (n×k, fixed),
-the row's coefficients w = F[i, :] minimise  Σ_j λ_j − x_j log λ_j,  λ = O w.  Coordinate a at a
+For each row x of X (length n) and the tall factors F (m×k, the one updated) and Other (n×k, fixed),
+the row's coefficients w = F[i, :] minimise  Σ_j λ_j − x_j log λ_j,  λ = Other w.  Coordinate a at a
 time (a = 1..k), with λ kept up to date, a few Newton steps on the 1-D convex function
 
     f(w_a) = Σ_j λ_j − x_j log λ_j:   g = S_a − Σ_j o_ja x_j/λ_j,   h = Σ_j o_ja² x_j/λ_j²,
@@ -35,7 +35,7 @@ each new w_a is rounded to F's dtype before λ is
 updated, so λ stays the product of the stored factors.  A step that does not move w_a ends the
 coordinate's steps early (the next one would compute the same point).
 
-`kl_cd_dense(X, F, O, steps, floor, want_loss)` and `kl_cd_csr(indptr, indices, data, ...)` return
+`kl_cd_dense(X, F, Other, steps, floor, want_loss)` and `kl_cd_csr(indptr, indices, data, ...)` return
 (F', D_KL(X‖F' Oᵀ) or None).  Rows run in parallel in fixed row blocks (never set by the thread
 count); the loss is added per block, then over the blocks in order, so results do not depend on
 the number of threads.  The twins `*_numpy` run the same steps on all rows at once (whole-array
@@ -53,7 +53,6 @@ import scipy.sparse as sp
 
 from ._blocks import KL_CD_ROW_BLOCKS, VECTORISE, balanced_blocks
 from ._kernels import log_ratio
-
 
 TINY = float(np.finfo(np.float64).tiny)
 
@@ -83,10 +82,10 @@ def next_values(w, g, sq, S, h, R, floor):
     return np.where(g > 0, left, np.where(g < 0, right, w))
 
 
-def _cd_numpy(F, O, steps, floor, lam_of, sums, update):
+def _cd_numpy(F, Other, steps, floor, lam_of, sums, update):
     """Shared loop of the twins: `sums(lam, a)` gives (Σ o x/λ, Σ o² x/λ², R) per row, `update(lam, a, d)`."""
     Fn = F.astype(np.float64)
-    S = O.sum(axis=0, dtype=np.float64)
+    S = Other.sum(axis=0, dtype=np.float64)
     lam = lam_of(Fn)
     for a in range(F.shape[1]):
         for _ in range(steps):
@@ -99,37 +98,37 @@ def _cd_numpy(F, O, steps, floor, lam_of, sums, update):
     return Fn.astype(F.dtype), S
 
 
-def kl_cd_dense_numpy(X, F, O, steps, floor, want_loss=False):
+def kl_cd_dense_numpy(X, F, Other, steps, floor, want_loss=False):
     """The twin of `kl_cd_dense`: whole m×n arrays (λ, x/λ) per Newton step."""
     X64 = np.asarray(X, dtype=np.float64)
-    O64 = O.astype(np.float64)
+    Other64 = Other.astype(np.float64)
     pos = X64 > 0
 
     def sums(lam, a):
         inv = 1.0 / np.maximum(lam, TINY)
         Q = X64 * inv
-        o = O64[:, a]
+        o = Other64[:, a]
         return Q @ o, (Q * inv) @ (o * o), np.max(np.where(pos, o * inv, 0.0), axis=1, initial=0.0)
 
     def update(lam, a, d):
-        return lam + np.outer(d, O64[:, a])
+        return lam + np.outer(d, Other64[:, a])
 
-    Fn, _ = _cd_numpy(F, O, steps, floor, lambda Fn: Fn @ O64.T, sums, update)
+    Fn, _ = _cd_numpy(F, Other, steps, floor, lambda Fn: Fn @ Other64.T, sums, update)
     if not want_loss:
         return Fn, None
-    lam = np.maximum(Fn.astype(np.float64) @ O64.T, TINY)
+    lam = np.maximum(Fn.astype(np.float64) @ Other64.T, TINY)
     logs = np.zeros_like(X64)
     logs[pos] = log_ratio(X64[pos], lam[pos])
     return Fn, float(np.sum(X64 * logs) - X64.sum() + lam.sum())
 
 
-def kl_cd_csr_numpy(indptr, indices, data, F, O, steps, floor, want_loss=False):
+def kl_cd_csr_numpy(indptr, indices, data, F, Other, steps, floor, want_loss=False):
     """The twin of `kl_cd_csr`: λ at the stored entries as a vector, row sums by CSR products."""
     m = len(indptr) - 1
-    shape = (m, O.shape[0])
+    shape = (m, Other.shape[0])
     rows = np.repeat(np.arange(m), np.diff(indptr))
     x = np.asarray(data, dtype=np.float64)
-    O64 = O.astype(np.float64)
+    Other64 = Other.astype(np.float64)
     filled = np.diff(indptr) > 0
 
     def row_sum(values):
@@ -137,7 +136,7 @@ def kl_cd_csr_numpy(indptr, indices, data, F, O, steps, floor, want_loss=False):
 
     def sums(lam, a):
         inv = 1.0 / np.maximum(lam, TINY)
-        o = O64[indices, a]
+        o = Other64[indices, a]
         oq = o * x * inv
         R = np.zeros(m)
         if filled.any():
@@ -145,12 +144,12 @@ def kl_cd_csr_numpy(indptr, indices, data, F, O, steps, floor, want_loss=False):
         return row_sum(oq), row_sum(oq * o * inv), R
 
     def update(lam, a, d):
-        return lam + d[rows] * O64[indices, a]
+        return lam + d[rows] * Other64[indices, a]
 
     def lam_of(Fn):
-        return np.einsum("pa,pa->p", Fn[rows], O64[indices])
+        return np.einsum("pa,pa->p", Fn[rows], Other64[indices])
 
-    Fn, S = _cd_numpy(F, O, steps, floor, lam_of, sums, update)
+    Fn, S = _cd_numpy(F, Other, steps, floor, lam_of, sums, update)
     if not want_loss:
         return Fn, None
     lam = np.maximum(lam_of(Fn.astype(np.float64)), TINY)
@@ -253,8 +252,8 @@ def _cd_dense(X, Ot, S, steps, floor, want_loss, bounds, Fn, loss_parts):
         loss_parts[b] = loss
 
 @numba.njit(parallel=True, cache=True, fastmath=VECTORISE, error_model="numpy")
-def _cd_csr(indptr, indices, data, O, S, steps, floor, want_loss, bounds, Fn, loss_parts):
-    k = O.shape[1]
+def _cd_csr(indptr, indices, data, Other, S, steps, floor, want_loss, bounds, Fn, loss_parts):
+    k = Other.shape[1]
     for b in numba.prange(len(bounds) - 1):
         longest = 0
         for i in range(bounds[b], bounds[b + 1]):
@@ -271,17 +270,17 @@ def _cd_csr(indptr, indices, data, O, S, steps, floor, want_loss, bounds, Fn, lo
                 x[p] = data[start + p]
                 j = indices[start + p]
                 for a in range(k):
-                    ot[a, p] = O[j, a]
+                    ot[a, p] = Other[j, a]
             _cd_row(x, ot, L, S, Fn[i], steps, floor, lam)
             if want_loss:
                 loss += _row_loss(x, ot, L, Fn[i], lam)
         loss_parts[b] = loss
 
-def kl_cd_dense(X, F, O, steps, floor, want_loss=False):
+def kl_cd_dense(X, F, Other, steps, floor, want_loss=False):
     """Coordinate descent on every row of a dense X (C- or F-ordered); see the module docstring."""
     Fn = np.array(F, order="C", copy=True)
-    Ot = np.ascontiguousarray(O.T, dtype=np.float64)
-    S = O.sum(axis=0, dtype=np.float64)
+    Ot = np.ascontiguousarray(Other.T, dtype=np.float64)
+    S = Other.sum(axis=0, dtype=np.float64)
     bounds = dense_blocks(X.shape[0])
     loss_parts = np.zeros(len(bounds) - 1)
     _cd_dense(X, Ot, S, int(steps), float(floor), bool(want_loss), bounds, Fn, loss_parts)
@@ -289,14 +288,14 @@ def kl_cd_dense(X, F, O, steps, floor, want_loss=False):
         return Fn, None
     return Fn, float(loss_parts.sum() + Fn.sum(axis=0, dtype=np.float64) @ S)
 
-def kl_cd_csr(indptr, indices, data, F, O, steps, floor, want_loss=False):
+def kl_cd_csr(indptr, indices, data, F, Other, steps, floor, want_loss=False):
     """Coordinate descent on every row of a CSR X (only its stored entries); see the module docstring."""
     Fn = np.array(F, order="C", copy=True)
-    O = np.ascontiguousarray(O)
-    S = O.sum(axis=0, dtype=np.float64)
+    Other = np.ascontiguousarray(Other)
+    S = Other.sum(axis=0, dtype=np.float64)
     bounds = csr_blocks(indptr)
     loss_parts = np.zeros(len(bounds) - 1)
-    _cd_csr(indptr, indices, data, O, S, int(steps), float(floor), bool(want_loss), bounds, Fn, loss_parts)
+    _cd_csr(indptr, indices, data, Other, S, int(steps), float(floor), bool(want_loss), bounds, Fn, loss_parts)
     if not want_loss:
         return Fn, None
     return Fn, float(loss_parts.sum() + Fn.sum(axis=0, dtype=np.float64) @ S)

@@ -133,7 +133,7 @@ def array_ops(A):
     ops = _OPS_BY_TYPE.get(type(A))
     if ops is None:
         if is_torch(A):
-            from ._torch_ops import TORCH_OPS   # torch is an optional extra: import it only when used
+            from ._torch_ops import TORCH_OPS  # torch is an optional extra: import it only when used
             ops = TORCH_OPS
         else:
             ops = NUMPY_OPS

@@ -30,8 +30,8 @@ import os
 
 import numpy as np
 
-from .base import Engine
 from ._dense_kernels import kl_divergence_terms as _kl_dense
+from .base import Engine
 from .dense import beta_divergence_dense
 
 FAN_IN = 4

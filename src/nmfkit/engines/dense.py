@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._dense_kernels import (FUSED_MAX_RANK, FUSED_STEP_MAX_RANK, column_sums, kl_products, kl_products_numpy,
-                             kl_w_step)
+from ._dense_kernels import FUSED_MAX_RANK, FUSED_STEP_MAX_RANK, column_sums, kl_products, kl_products_numpy, kl_w_step
 from ._kernels import log_ratio
 from .base import Engine
 

@@ -18,7 +18,6 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-
 from ._kernels import block_column_sums, csr_dense, kl_w_step, row_blocks, sampled_dot
 from .base import Engine
 from .dense import beta_divergence_dense

@@ -49,7 +49,6 @@ import numpy as np
 
 from ..engines import array_ops
 
-
 PARALLEL_MIN_WORK = 1 << 22   # p·k² flops per sweep above which rows run in parallel
 ROWS_PER_TASK = 64            # rows per parallel task (amortises the local row buffers)
 

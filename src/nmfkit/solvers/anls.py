@@ -36,7 +36,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
 from .base import Solver

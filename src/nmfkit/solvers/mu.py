@@ -89,7 +89,8 @@ def mu_beta_half(F, num, den, gamma, floor, l1=0.0, l2=0.0):
     return out
 
 
-@register_solver("mu", losses=("frobenius", "kl", "is", "beta"), max_iter=1000, summary="Lee-Seung multiplicative updates, any β (monotone, simple, slow)")
+@register_solver("mu", losses=("frobenius", "kl", "is", "beta"), max_iter=1000,
+                 summary="Lee-Seung multiplicative updates, any β (monotone, simple, slow)")
 class MultiplicativeUpdates(Solver):
     requires = frozenset({"core", "kl", "beta"})   # missing entries through beta_products
 

@@ -104,7 +104,8 @@ class _RCompat(Solver):
 
 
 @register_solver("lee", losses=("frobenius",), monotone=False, max_iter=2000, default_init="random",
-                 summary="R NMF 0.25 'lee': Frobenius MU with eps=1e-9 and W columns summing to 1 (R-exact)", penalties=False)
+                 summary="R NMF 0.25 'lee': Frobenius MU with eps=1e-9 and W columns summing to 1 (R-exact)",
+                 penalties=False)
 class RLee(_RCompat):
     """R NMF's `lee`.  Not monotone: rescaling W's columns without
     compensating H changes W H, so the reported objective may rise (mostly in

@@ -1,6 +1,7 @@
 """Projected (stochastic) gradient descent over entries, with L2 regularisation.
 
-The classic stochastic-gradient recipe for matrix factorization (Koren, Bell & Volinsky 2009) trains W, H on the squared error of each entry plus an L2 term,
+The classic stochastic-gradient recipe for matrix factorization (Koren, Bell & Volinsky 2009) trains
+W, H on the squared error of each entry plus an L2 term,
     e_ij = x_ij − w_i·h_j,     w_i ← w_i + η (e_ij h_j − λ w_i),   h_j ← h_j + η (e_ij w_i − λ h_j),
 and stops when ‖X − WH‖_F < 0.01.  Here the objective is
     ½ Σ_{(i,j) ∈ Ω} e_ij² + ½ λ (‖W‖² + ‖H‖²)  (+ the sklearn-style alpha_W/alpha_H penalties),
