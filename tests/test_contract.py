@@ -210,3 +210,19 @@ def test_solver_protocol_has_no_shared_mutable_state():
         for attr in ("want_objective", "given_start", "rng", "done", "monotone", "cache", "penalised",
                      "returns_last_iterate", "objective_every", "checkpoint_attrs", "requires"):
             assert hasattr(a, attr), (name, attr)
+
+
+def test_architecture_page_states_the_engine_capabilities():
+    """docs/architecture.md's capability table is the one the engines declare."""
+    import pathlib
+    import re
+
+    from nmfkit.engines import ENGINE_CAPABILITIES
+    from nmfkit.engines.base import CAPABILITIES
+    page = pathlib.Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+    rows = {m.group(1): [c.strip() == "✓" for c in m.group(2).split("|")[-5:]]
+            for m in re.finditer(r"^\| `(\w+)` \|(.*)\|$", page.read_text(encoding="utf-8"), re.M)
+            if m.group(1) in CAPABILITIES}
+    assert set(rows) == set(CAPABILITIES)
+    for group, marks in rows.items():
+        assert marks == [group in ENGINE_CAPABILITIES[kind] for kind in ("dense", "sparse", "masked", "dask", "torch")]
