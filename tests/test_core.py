@@ -189,3 +189,17 @@ def test_kl_objective_every_keeps_history_and_stops():
     np.testing.assert_array_equal(f.history["objective"], every.history["objective"][f.history["iteration"]])
     conv = nmfkit.fit(X, 3, solver="mu", loss="kl", max_iter=5000, tol=1e-4, seed=0)
     assert conv.converged and conv.n_iter % 10 == 0 and conv.n_iter < 5000
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse", "masked"])
+def test_engine_loss_dispatches_to_the_loss_methods(kind):
+    rng = np.random.default_rng(3)
+    X = rng.random((9, 7)) * (rng.random((9, 7)) < 0.6) + 0.05
+    mask = rng.random(X.shape) < 0.8 if kind == "masked" else None
+    e = make_engine(sp.csr_matrix(X) if kind == "sparse" else X, mask=mask)
+    W, Ht = rng.random((9, 2)) + 0.1, rng.random((7, 2)) + 0.1
+    assert e.loss(W, Ht, "frobenius", 2.0) == e.frobenius(W, Ht)
+    assert e.loss(W, Ht, "frobenius", 2.0, exact=True) == e.frobenius_exact(W, Ht)
+    assert e.loss(W, Ht, "kl", 1.0) == e.kl_divergence(W, Ht)
+    assert e.loss(W, Ht, "is", 0.0) == e.beta_divergence(W, Ht, 0.0)
+    assert e.loss(W, Ht, "beta", 1.5) == e.beta_divergence(W, Ht, 1.5)

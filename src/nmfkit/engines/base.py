@@ -8,7 +8,7 @@ groups it implements in `capabilities`; each solver class lists those it needs i
 
 Method groups (the methods below, by group):
   core       XHt(Ht) = X Ht (m×k), XtW(W) = Xᵀ W (n×k), sqnorm = ‖X‖²_F (float64), nnz,
-             n_observed, entries_per_pass, frobenius(W, Ht) = ½‖X − W Htᵀ‖²_F (trace identity),
+             n_observed, entries_per_pass, frobenius(W, Ht) = ½‖X − W Htᵀ‖²_F (trace identity), loss,
              frobenius_exact (entry by entry), X_col_sums(), X_row_sums(), mean(), transpose(), ops
   kl         kl_ratio(W, Ht, need) = the parts of (Q Ht, Qᵀ W, D_KL) named in `need`
              ("QHt", "QtW", "loss"), Q = X / (W Htᵀ), evaluated only where X is nonzero for
@@ -92,6 +92,15 @@ class Engine:
         """
         R = self.XHt(Ht)
         return frobenius_from_products(self.sqnorm, W, R, Ht.T @ Ht)
+
+    def loss(self, W, Ht, loss: str, beta: float, exact: bool = False) -> float:
+        """The data term of `loss` at (W, Ht): ½‖X − W Htᵀ‖² ("frobenius"; by the trace identity unless
+        `exact`), D_KL ("kl") or D_β (any other loss name, with its β)."""
+        if loss == "frobenius":
+            return self.frobenius_exact(W, Ht) if exact else self.frobenius(W, Ht)
+        if loss == "kl":
+            return self.kl_divergence(W, Ht)
+        return self.beta_divergence(W, Ht, beta)
 
     @abstractmethod
     def frobenius_exact(self, W, Ht) -> float:  # pragma: no cover - abstract

@@ -117,14 +117,7 @@ class Solver:
 
     def objective(self, W, Ht) -> float:
         """Loss at (W, Ht): ½‖X − W Htᵀ‖² for Frobenius, D_β otherwise."""
-        e = self.engine
-        if self.loss == "frobenius":
-            data = e.frobenius(W, Ht)
-        elif self.loss == "kl":
-            data = e.kl_divergence(W, Ht)
-        else:
-            data = e.beta_divergence(W, Ht, self.beta)
-        return data + self.penalty.value(W, Ht)
+        return self.engine.loss(W, Ht, self.loss, self.beta) + self.penalty.value(W, Ht)
 
     def step(self, W, Ht):  # pragma: no cover - abstract
         raise NotImplementedError
