@@ -12,7 +12,24 @@ from ._kernels import log_ratio
 from .base import Engine
 
 
-class DenseEngine(Engine):
+class DenseProducts(Engine):
+    """The products and sums of a dense NumPy X (`self.X`), shared by the dense and masked engines
+    (the masked engine's X has its hidden entries set to zero)."""
+
+    def XHt(self, Ht):
+        return self.X @ Ht
+
+    def XtW(self, W):
+        return self.X.T @ W
+
+    def X_col_sums(self):
+        return self.X.sum(axis=0, dtype=np.float64)
+
+    def X_row_sums(self):
+        return self.X.sum(axis=1, dtype=np.float64)
+
+
+class DenseEngine(DenseProducts):
     kind = "dense"
     capabilities = frozenset({"core", "kl", "beta", "entries", "kl_cd",
                               "complete", "numpy_factors", "numpy_data", "dense_data", "resident"})
@@ -25,20 +42,8 @@ class DenseEngine(Engine):
             np.einsum("ij,ij->", X, X, dtype=np.float64))
         self.nnz = int(np.count_nonzero(X))
 
-    def XHt(self, Ht):
-        return self.X @ Ht
-
-    def XtW(self, W):
-        return self.X.T @ W
-
     def transpose(self):
         return DenseEngine(self.X.T)
-
-    def X_col_sums(self):
-        return self.X.sum(axis=0, dtype=np.float64)
-
-    def X_row_sums(self):
-        return self.X.sum(axis=1, dtype=np.float64)
 
     def mean(self) -> float:
         return float(self.X.mean(dtype=np.float64))

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Engine
-from .dense import beta_divergence_dense
+from .dense import DenseProducts, beta_divergence_dense
 
 
-class MaskedEngine(Engine):
+class MaskedEngine(DenseProducts):
     kind = "masked"
     capabilities = frozenset({"core", "kl", "beta", "entries", "mask",
                               "numpy_factors", "numpy_data", "dense_data", "resident"})
@@ -44,21 +43,9 @@ class MaskedEngine(Engine):
         self.sqnorm = float(np.einsum("ij,ij->", self.X, self.X, dtype=np.float64))
         self.nnz = int(np.count_nonzero(self.X))
 
-    # -- the two big products and simple statistics -----------------------------------------------
-    def XHt(self, Ht):
-        return self.X @ Ht
-
-    def XtW(self, W):
-        return self.X.T @ W
-
+    # -- XHt, XtW and the sums of X are DenseProducts' (M∘X is stored) ----------------------------
     def transpose(self):
         return MaskedEngine(self.X.T, self.mask.T, _M=self.M.T)
-
-    def X_col_sums(self):
-        return self.X.sum(axis=0, dtype=np.float64)
-
-    def X_row_sums(self):
-        return self.X.sum(axis=1, dtype=np.float64)
 
     def mean(self) -> float:
         """Mean of the observed entries (initialisations scale to it)."""
