@@ -117,15 +117,7 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     if scale_log2:                    # fit X / 2^e: X's magnitude would overflow or underflow the products
         engine = make_engine(times_power_of_two(X, -scale_log2), mask=mask, nan_is_missing=missing == "mask")
     check_fit_memory(engine.shape, rank, engine.dtype, dense="dense_data" in engine.capabilities)
-    if loss is None:
-        own = ({name.lower(): spec for name, spec in SOLVERS.items()}.get(solver.lower())
-               if isinstance(solver, str) else None)
-        loss = own.losses[0] if own is not None and beta is None and "frobenius" not in own.losses else "frobenius"
-    loss, beta_value = resolve_loss(loss, beta)
-    if solver == "auto":
-        asked = {k: v for k, v in solver_options.items() if k in ("alpha_W", "alpha_H", "l1_ratio")}
-        solver = auto_solver(loss, engine.kind, Penalty.from_options(engine.shape, **asked).active)
-    spec = solver_spec(solver, loss, engine.kind)
+    spec, loss, beta_value = _choose_solver(solver, loss, beta, engine, solver_options)
     solver = spec.name
     if scale_log2:
         _check_unit_options(solver_options, scale_log2, engine.dtype)
@@ -135,52 +127,12 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     n_runs = check_positive_int(n_runs, "n_runs")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable: callback(state) -> bool")
-    if track is True:
-        track = Tracker()
-    elif isinstance(track, (list, tuple)):
-        track = Tracker(track)
-    elif track is not False and track is not None and not isinstance(track, Tracker):
-        raise TypeError("track must be True/False, a list of quantity names, or a diagnostics.Tracker")
+    track = _as_tracker(track)
 
     solver_obj = spec.cls(engine, loss, beta_value, **solver_options)  # fails early on bad options
-    fingerprint = {"shape": list(X.shape), "rank": rank, "solver": solver, "loss": loss, "beta": beta_value,
-                   "dtype": str(engine.dtype)}
-    if checkpoint is not None or resume is not None:
-        fingerprint["data"] = data_digest(X, mask)
-        fingerprint["options"] = effective_options(spec, solver_options)
-    resumed = None
-    if checkpoint is not None or resume is not None:
-        if n_runs > 1:
-            raise ValueError("checkpoint/resume follow one run; use n_runs=1")
-        if track:
-            raise ValueError("track= cannot be combined with checkpoint/resume")
-        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-    if checkpoint is not None:
-        _checkpoint.check_target(checkpoint)     # a missing or read-only folder fails now, not at the first save
-    if resume is not None:
-        resumed = _checkpoint.load(resume)
-        _checkpoint.check_fingerprint(resumed["fingerprint"], fingerprint, resume)
-        resumed = _to_engine_arrays(resumed, engine)
-    ckpt = None if checkpoint is None else {"path": checkpoint, "every": checkpoint_every,
-                                            "fingerprint": fingerprint}
-
-    if isinstance(init, str):
-        init = spec.default_init if init == "auto" else init
-        init = choose(init, INITS, "init")
-        given = None
-        if n_runs > 1 and init in DETERMINISTIC_INITS:
-            raise ValueError(f"n_runs={n_runs} needs a random init, but {init!r} is deterministic; "
-                             "use init='random' or 'nndsvdar'")
-        init_name = init
-    else:
-        given = check_factors(init, X.shape, rank, engine.dtype)
-        check_nonzero_start(*given)
-        if scale_log2:
-            half = -scale_log2 // 2
-            given = times_power_of_two(given[0], half), times_power_of_two(given[1], half)
-        init_name = "given"
-        if n_runs > 1:
-            raise ValueError(f"n_runs={n_runs} needs a random init; (W0, H0) gives every run the same start")
+    ckpt, resumed = _checkpointing(checkpoint, resume, checkpoint_every, n_runs, track, X, mask, rank, spec,
+                                   loss, beta_value, engine, solver_options)
+    init_name, given = _starting_factors(init, spec, n_runs, X.shape, rank, engine, scale_log2)
 
     seeds = np.random.SeedSequence(seed).spawn(n_runs)
     runs, best, interrupted = [], None, False
@@ -249,6 +201,77 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
                          history=history, options=options, runs=runs,
                          seconds=time.perf_counter() - started, row_names=row_names, col_names=col_names,
                          monotonicity=best.monotonicity)
+
+
+def _choose_solver(solver, loss, beta, engine, solver_options):
+    """(spec, loss, β) of the solver a fit runs: `solver="auto"` picks the fastest for the loss, data kind
+    and penalties; `loss=None` is Frobenius, or the solver's own loss if it has no Frobenius form."""
+    if loss is None:
+        own = ({name.lower(): spec for name, spec in SOLVERS.items()}.get(solver.lower())
+               if isinstance(solver, str) else None)
+        loss = own.losses[0] if own is not None and beta is None and "frobenius" not in own.losses else "frobenius"
+    loss, beta_value = resolve_loss(loss, beta)
+    if solver == "auto":
+        asked = {k: v for k, v in solver_options.items() if k in ("alpha_W", "alpha_H", "l1_ratio")}
+        solver = auto_solver(loss, engine.kind, Penalty.from_options(engine.shape, **asked).active)
+    return solver_spec(solver, loss, engine.kind), loss, beta_value
+
+
+def _as_tracker(track):
+    """`track=` as a diagnostics.Tracker, or None/False for no tracking."""
+    if track is True:
+        return Tracker()
+    if isinstance(track, (list, tuple)):
+        return Tracker(track)
+    if track is not False and track is not None and not isinstance(track, Tracker):
+        raise TypeError("track must be True/False, a list of quantity names, or a diagnostics.Tracker")
+    return track
+
+
+def _checkpointing(checkpoint, resume, checkpoint_every, n_runs, track, X, mask, rank, spec, loss, beta_value,
+                   engine, solver_options):
+    """(checkpoint settings for the driver or None, the loaded checkpoint to resume or None), every
+    check made before the first iteration: one run, no tracking, a writable target, a matching fingerprint."""
+    if checkpoint is None and resume is None:
+        return None, None
+    fingerprint = {"shape": list(X.shape), "rank": rank, "solver": spec.name, "loss": loss, "beta": beta_value,
+                   "dtype": str(engine.dtype), "data": data_digest(X, mask),
+                   "options": effective_options(spec, solver_options)}
+    if n_runs > 1:
+        raise ValueError("checkpoint/resume follow one run; use n_runs=1")
+    if track:
+        raise ValueError("track= cannot be combined with checkpoint/resume")
+    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if checkpoint is not None:
+        _checkpoint.check_target(checkpoint)     # a missing or read-only folder fails now, not at the first save
+    resumed = None
+    if resume is not None:
+        resumed = _checkpoint.load(resume)
+        _checkpoint.check_fingerprint(resumed["fingerprint"], fingerprint, resume)
+        resumed = _to_engine_arrays(resumed, engine)
+    ckpt = None if checkpoint is None else {"path": checkpoint, "every": checkpoint_every,
+                                            "fingerprint": fingerprint}
+    return ckpt, resumed
+
+
+def _starting_factors(init, spec, n_runs, shape, rank, engine, scale_log2):
+    """(init name, given (W0, H0) in the fitted units or None) for `init=`: a registered name ("auto": the
+    solver's default) or the user's (W0, H0)."""
+    if isinstance(init, str):
+        init = spec.default_init if init == "auto" else init
+        init = choose(init, INITS, "init")
+        if n_runs > 1 and init in DETERMINISTIC_INITS:
+            raise ValueError(f"n_runs={n_runs} needs a random init, but {init!r} is deterministic; "
+                             "use init='random' or 'nndsvdar'")
+        return init, None
+    given = check_factors(init, shape, rank, engine.dtype)
+    check_nonzero_start(*given)
+    if scale_log2:
+        half = -scale_log2 // 2
+        given = times_power_of_two(given[0], half), times_power_of_two(given[1], half)
+    if n_runs > 1:
+        raise ValueError(f"n_runs={n_runs} needs a random init; (W0, H0) gives every run the same start")
+    return "given", given
 
 
 def _to_engine_arrays(resumed, engine):

@@ -23,13 +23,17 @@ class SolverSpec:
     name: str
     cls: type
     losses: tuple[str, ...]
-    engines: tuple[str, ...]         # derived from the solver class's `requires`
+    engines: tuple[str, ...] = ()    # derived from the solver class's `requires` when not given
     monotone: bool = True          # promises a non-increasing objective
     max_iter: int = 1000           # default iteration cap
     default_init: str = "nndsvda"
     summary: str = ""
     options: dict = field(default_factory=dict)
     penalties: bool = True         # accepts alpha_W / alpha_H
+
+    def __post_init__(self):
+        if not self.engines:
+            object.__setattr__(self, "engines", engines_for(self.cls.requires))
 
 
 SOLVERS: dict[str, SolverSpec] = {}
@@ -43,7 +47,7 @@ def register_solver(name, *, losses, monotone=True, max_iter=1000,
     documented options.  The engine kinds it runs on follow from the class's `requires` and each
     engine's `capabilities`.  A new solver is one module in nmfkit/solvers using it."""
     def deco(cls):
-        SOLVERS[name] = SolverSpec(name, cls, tuple(losses), engines_for(cls.requires), monotone, max_iter,
+        SOLVERS[name] = SolverSpec(name, cls, tuple(losses), (), monotone, max_iter,
                                    default_init, summary, dict(options or {}), penalties)
         cls.name = name
         return cls
