@@ -1,4 +1,5 @@
-"""The only iteration loop in nmfkit.
+"""The iteration loop of every fit (a projection onto a fixed W, nmfkit.project, needs none of its
+machinery and runs its own short multiplicative loop).
 
 `run(solver, W, Ht, ...)` calls `solver.step` until a stopping rule fires:
   max_iter     the iteration cap;
@@ -81,6 +82,34 @@ def relative_decrease(objectives, iterations=None, window=WINDOW) -> float:
     return (old - new) / (span * max(abs(old), np.finfo(float).tiny))
 
 
+def _start(solver, W, Ht, resume):
+    """(W, Ht, objective, history, best, first iteration, seconds already spent) of a fresh start from
+    (W, Ht), prepared by the solver, or of a resume from a loaded checkpoint."""
+    if resume is None:
+        W, Ht = solver.prepare(W, Ht)
+        obj = float(solver.objective(W, Ht))
+        hist = {"iteration": [0], "seconds": [0.0], "objective": [obj]}
+        return W, Ht, obj, hist, (obj, W, Ht, 0), 1, 0.0
+    solver.prepare(resume["W"], resume["Ht"])    # set-up only: the saved iterates are prepared already
+    solver.set_state(resume["solver_state"])
+    if resume["rng_state"] is not None and solver.rng is not None:
+        solver.rng.bit_generator.state = resume["rng_state"]
+    hist = resume["history"]
+    return (resume["W"], resume["Ht"], hist["objective"][-1], hist, resume["best"], resume["iteration"] + 1,
+            resume["seconds"])
+
+
+def _audit_monotonicity(solver, hist, label):
+    """The iterations where a monotone solver's objective rose beyond rounding, warned about once."""
+    increases = objective_increases(hist["objective"], scale=0.5 * solver.engine.sqnorm, dtype=solver.engine.dtype)
+    if increases:
+        it_max, up_max = max(increases, key=lambda p: p[1])
+        warnings.warn(f"{label}: the objective increased at {len(increases)} iteration(s) although this "
+                      f"solver is monotone; largest +{up_max:.3g} at iteration {it_max} "
+                      "(listed in Factorization.monotonicity)", RuntimeWarning, stacklevel=4)
+    return increases
+
+
 def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monotone=True,
         progress=False, label="nmf", tracker=None, checkpoint=None, resume=None,
         objective_every=1) -> RunOutput:
@@ -89,19 +118,7 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
     `objective_every` = how often to ask a solver for an objective that costs a pass over X."""
     start = time.perf_counter()
     every = 1 if tracker is not None else objective_every
-    if resume is None:
-        W, Ht = solver.prepare(W, Ht)
-        obj = float(solver.objective(W, Ht))
-        hist = {"iteration": [0], "seconds": [0.0], "objective": [obj]}
-        best, first, offset = (obj, W, Ht, 0), 1, 0.0
-    else:
-        solver.prepare(resume["W"], resume["Ht"])    # set-up only: the saved iterates are prepared already
-        solver.set_state(resume["solver_state"])
-        if resume["rng_state"] is not None and solver.rng is not None:
-            solver.rng.bit_generator.state = resume["rng_state"]
-        W, Ht, hist = resume["W"], resume["Ht"], resume["history"]
-        best, first, offset = resume["best"], resume["iteration"] + 1, resume["seconds"]
-        obj = hist["objective"][-1]
+    W, Ht, obj, hist, best, first, offset = _start(solver, W, Ht, resume)
     tracked = -offset                 # tracker seconds are left out of the history's (and earlier runs' added)
     if tracker is not None:
         tracker.start(solver, W, Ht, obj)
@@ -183,15 +200,7 @@ def run(solver, W, Ht, *, max_iter, tol, time_limit=None, callback=None, monoton
         hist.update(tracker.columns())
     n = min(len(v) for v in hist.values())
     hist = {k: np.asarray(v[:n], dtype=np.int64 if k == "iteration" else np.float64) for k, v in hist.items()}
-    increases = []
-    if monotone:
-        increases = objective_increases(hist["objective"], scale=0.5 * solver.engine.sqnorm,
-                                        dtype=solver.engine.dtype)
-        if increases:
-            it_max, up_max = max(increases, key=lambda p: p[1])
-            warnings.warn(f"{label}: the objective increased at {len(increases)} iteration(s) although this "
-                          f"solver is monotone; largest +{up_max:.3g} at iteration {it_max} "
-                          "(listed in Factorization.monotonicity)", RuntimeWarning, stacklevel=3)
+    increases = _audit_monotonicity(solver, hist, label) if monotone else []
     obj, W, Ht, _ = best
     return RunOutput(W, Ht, obj, last[3], converged, stop_reason, hist, time.perf_counter() - start,
                      increases)
