@@ -238,13 +238,7 @@ class _BaseNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """scikit-learn's reconstruction_err_: √(2·D_β(X ‖ W H)) (= ‖X − WH‖_F for Frobenius)."""
         loss, beta = self._loss()
         engine = make_engine(X.tocsr() if issparse(X) else X)
-        Ht = np.ascontiguousarray(H.T, dtype=X.dtype)
-        if loss == "frobenius":
-            value = engine.frobenius_exact(W, Ht)
-        elif loss == "kl":
-            value = engine.kl_divergence(W, Ht)
-        else:
-            value = engine.beta_divergence(W, Ht, beta)
+        value = engine.loss(W, np.ascontiguousarray(H.T, dtype=X.dtype), loss, beta, exact=True)
         return float(np.sqrt(2.0 * max(value, 0.0)))
 
     def _set_fitted(self, H, n_iter):
