@@ -152,7 +152,7 @@ def run_problem(kind, size, device, iters, cpu_scale, repeats):
                                         tol=0, objective_every=1)
     rows = []
     for (solver, loss), fit in fits.items():
-        best = min(f.history["objective"].min() for (s, l), f in fits.items() if l == loss)
+        best = min(f.history["objective"].min() for (_, fit_loss), f in fits.items() if fit_loss == loss)
         ref = nmfkit.fit(X_cpu, size["k"], solver=solver, loss=loss, init="nndsvda", max_iter=max(3, iters // 10),
                          tol=0, objective_every=1)
         sec = per_iteration(fit.history)
@@ -201,7 +201,8 @@ def main(argv=None):
         t = "—" if r["time_to_1e-3"] is None else f"{r['time_to_1e-3']:.3g}"
         print(f"| {r['problem']} {r['shape'][0]}×{r['shape'][1]} | {r['solver']} | {r['loss']} | "
               f"{r['sec_per_iter']:.3g} | {r['gemm_floor']:.3g} | {r['ratio']:.2f} | {t} | "
-              f"{r['numpy_sec_per_iter']:.3g} | {r['numpy_full_estimate']:.3g} | {r['speedup_vs_numpy_estimate']:.1f}× |")
+              f"{r['numpy_sec_per_iter']:.3g} | {r['numpy_full_estimate']:.3g} | "
+              f"{r['speedup_vs_numpy_estimate']:.1f}× |")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"device": name, "torch": torch.__version__, "rows": rows}, fh, indent=1)

@@ -83,8 +83,8 @@ def main(argv=None):
 
     sys.path.insert(0, SRC)
     import dask
-    from distributed import Client, LocalCluster
     from dask.utils import format_bytes, parse_bytes
+    from distributed import Client, LocalCluster
 
     import nmfkit
     from nmfkit.engines.dask_engine import read_lazy

@@ -269,7 +269,8 @@ def write_markdown(results, path, args):
         lines += [f"## {res['problem']} — {res['description']} — {res['loss']}", "",
                   f"Floor (one X Hᵀ + one Xᵀ W): {fmt(res['floor_s'], 's')}. Lowest objective reached: "
                   f"{res['best_objective']:.8g}.", "",
-                  "| method | iterations | s/iteration | × floor | time to 1e-2 | time to 1e-3 | final rel. gap | peak MB |",
+                  "| method | iterations | s/iteration | × floor | time to 1e-2 | time to 1e-3 | final rel. gap "
+                  "| peak MB |",
                   "|---|---|---|---|---|---|---|---|"]
         for name, r in sorted(res["methods"].items(), key=lambda kv: (kv[1]["t_1e-3"] is None, kv[1]["t_1e-3"] or 0)):
             gap = r["points"][-1][1] / res["best_objective"] - 1

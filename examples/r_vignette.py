@@ -13,8 +13,20 @@ import numpy as np
 
 from nmfkit.datasets import load_golub
 from nmfkit.plots import save
-from nmfkit.r_api import (basis, basismap, coef, coefmap, consensusmap, extractFeatures, featureScore, nmf,
-                          predict, purity, randomize, residuals)
+from nmfkit.r_api import (
+    basis,
+    basismap,
+    coef,
+    coefmap,
+    consensusmap,
+    extractFeatures,
+    featureScore,
+    nmf,
+    predict,
+    purity,
+    randomize,
+    residuals,
+)
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--quick", action="store_true", help="3 runs per rank and at most 100 iterations per run")

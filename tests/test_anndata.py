@@ -5,8 +5,8 @@ import scipy.sparse as sp
 
 anndata = pytest.importorskip("anndata", reason="anndata not installed (pip install nmfkit[anndata])")
 
-import nmfkit                      # noqa: E402
-import nmfkit.anndata as nad       # noqa: E402
+import nmfkit  # noqa: E402
+import nmfkit.anndata as nad  # noqa: E402
 
 
 def _adata(n_cells=60, n_genes=40, k=3, seed=0, sparse=False, dtype=np.float32):

@@ -377,6 +377,7 @@ def test_fit_keeps_the_corner_header_in_W(tmp_path, data_csv):
 def test_fit_reads_a_10x_folder(tmp_path, X):
     import gzip
     import io as _io
+
     import scipy.io
     folder = tmp_path / "filtered_feature_bc_matrix"
     folder.mkdir()

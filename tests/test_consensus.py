@@ -9,14 +9,21 @@ import subprocess
 
 import numpy as np
 import pytest
+from _planted import clustered as planted
 from scipy.cluster.hierarchy import cophenet, linkage
 from scipy.spatial.distance import squareform
 
 import nmfkit
-from nmfkit.rank.consensus import (connectivity, consensus_clusters, consensus_matrix, consensus_silhouette,
-                                   cophenetic_correlation, dispersion, silhouette_widths)
+from nmfkit.rank.consensus import (
+    connectivity,
+    consensus_clusters,
+    consensus_matrix,
+    consensus_silhouette,
+    cophenetic_correlation,
+    dispersion,
+    silhouette_widths,
+)
 from nmfkit.rank.hclust import average_linkage
-from _planted import clustered as planted
 
 
 def noisy_assignments(n=25, runs=12, k=3, agree=0.8, seed=0):
@@ -173,7 +180,8 @@ def test_connectivity_stop_follows_r_rule():
     assert np.array_equal(canonical_labels([2, 2, 0, 1, 0]), [0, 0, 1, 2, 1])
     stop = ConnectivityStop(stopconv=2, check_interval=10)
     Ht = np.array([[1.0, 0.0], [0.0, 1.0]])
-    state = lambda it, H: type("S", (), {"iteration": it, "Ht": H})()
+    def state(it, H):
+        return type("S", (), {"iteration": it, "Ht": H})()
     assert not stop(state(5, Ht))                            # not a check iteration
     assert not stop(state(10, Ht))                           # first check
     assert not stop(state(20, Ht[:, ::-1]))                  # relabelled: same partition, unchanged 1
@@ -211,7 +219,8 @@ def _run_script(tmp_path, code):
 
 def test_script_without_main_guard_runs_inline_with_a_notice(tmp_path):
     done = _run_script(tmp_path, _SCRIPT.format(
-        call="res = nmfkit.consensus(X, 2, n_runs=4, seed=0, n_jobs=2, progress=False)\nprint('done', round(res.cophenetic, 6))"))
+        call=("res = nmfkit.consensus(X, 2, n_runs=4, seed=0, n_jobs=2, progress=False)\n"
+              "print('done', round(res.cophenetic, 6))")))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("top level") == 1 and "done 1.0" in done.stdout
     notice = [line for line in done.stderr.splitlines() if line.startswith("nmfkit:")]

@@ -10,13 +10,13 @@ import subprocess
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _planted import clustered as planted
 
 import nmfkit
+from nmfkit.rank.cross_validation import CrossValidation
 from nmfkit.rank.estimate import hoyer_sparseness, parse_ranks, randomize
 from nmfkit.rank.features import feature_score, select_features, top_features
 from nmfkit.rank.plots import consensus_heatmap, cv_plot, survey_plot
-from nmfkit.rank.cross_validation import CrossValidation
-from _planted import clustered as planted
 
 
 @pytest.fixture(scope="module")

@@ -289,6 +289,7 @@ def test_second_ctrl_c_while_writing_outputs_leaves_whole_files(tmp_path, data_c
 
 def test_ctrl_c_while_outputs_are_moved_into_place_waits_until_they_are(tmp_path, data_csv, monkeypatch):
     import signal
+
     from nmfkit.cli import _output
     real_replace = os.replace
 

@@ -61,12 +61,12 @@ def test_left_step_cannot_overshoot():
     def f(w):
         return 101.0 * w - np.log(w)
 
-    X, O = np.array([[1.0, 0.0]]), np.array([[1.0], [100.0]])
+    X, Other = np.array([[1.0, 0.0]]), np.array([[1.0], [100.0]])
     assert max(0.0, 1.0 - 100.0 / 1.0) == 0.0 and f(0.0 + 1e-300) > f(1.0)   # what Newton would do
     for kernel in (kl_cd_dense, kl_cd_dense_numpy):
         w, path = 1.0, []
         for _ in range(12):
-            new = kernel(X, np.array([[w]]), O, 1, 0.0)[0][0, 0]
+            new = kernel(X, np.array([[w]]), Other, 1, 0.0)[0][0, 0]
             assert 0 < new <= w and f(new) <= f(w)
             w = new
             path.append(w)
@@ -81,18 +81,18 @@ def test_every_coordinate_step_decreases_the_row_objective():
     for trial in range(300):
         n = int(rng.integers(1, 12))
         x = rng.random(n) * (rng.random(n) < 0.6) * 10.0 ** rng.uniform(-2, 2)
-        O = rng.random((n, 2)) * (rng.random((n, 2)) < 0.8)
+        Other = rng.random((n, 2)) * (rng.random((n, 2)) < 0.8)
         F = rng.random((1, 2)) * 10.0 ** rng.uniform(-4, 2, size=(1, 2))
-        lam = (F @ O.T)[0]
+        lam = (F @ Other.T)[0]
         if np.any(lam[x > 0] <= 0):
             continue
 
         def f(Fr):
-            L = (Fr @ O.T)[0]
+            L = (Fr @ Other.T)[0]
             return np.sum(L) - np.sum(x[x > 0] * np.log(L[x > 0]))
 
         for kernel in (kl_cd_dense, kl_cd_dense_numpy):
-            new = kernel(x[None, :], F, O, 1, 0.0)[0]
+            new = kernel(x[None, :], F, Other, 1, 0.0)[0]
             assert np.all(new >= 0)
             assert f(new) <= f(F) + 1e-12 * abs(f(F)), (trial, F, new)
 
@@ -103,24 +103,25 @@ def test_kernels_match_their_twins(dtype, steps):
     rng = np.random.default_rng(2)
     X = random_data(2, m=37, n=23, dtype=dtype)
     F = (rng.random((37, 5)) * (rng.random((37, 5)) < 0.8)).astype(dtype)   # exact zeros too
-    O = rng.random((23, 5)).astype(dtype) + 0.01
+    Other = rng.random((23, 5)).astype(dtype) + 0.01
     F[:, 0] += 0.1                                                           # λ > 0 wherever x > 0
     rtol = 1e-10 if dtype == np.float64 else 2e-5
     S = sp.csr_matrix(X)
-    runs = {"dense": kl_cd_dense(X, F, O, steps, 0.0, True), "twin": kl_cd_dense_numpy(X, F, O, steps, 0.0, True),
-            "F-ordered": kl_cd_dense(np.asfortranarray(X), F, O, steps, 0.0, True),
-            "csr": kl_cd_csr(S.indptr, S.indices, S.data, F, O, steps, 0.0, True),
-            "csr twin": kl_cd_csr_numpy(S.indptr, S.indices, S.data, F, O, steps, 0.0, True)}
+    runs = {"dense": kl_cd_dense(X, F, Other, steps, 0.0, True),
+            "twin": kl_cd_dense_numpy(X, F, Other, steps, 0.0, True),
+            "F-ordered": kl_cd_dense(np.asfortranarray(X), F, Other, steps, 0.0, True),
+            "csr": kl_cd_csr(S.indptr, S.indices, S.data, F, Other, steps, 0.0, True),
+            "csr twin": kl_cd_csr_numpy(S.indptr, S.indices, S.data, F, Other, steps, 0.0, True)}
     F_ref, loss_ref = runs["twin"]
-    assert loss_ref == pytest.approx(kl(X, F_ref, O), rel=1e-10)
+    assert loss_ref == pytest.approx(kl(X, F_ref, Other), rel=1e-10)
     for name, (Fn, loss) in runs.items():
         assert Fn.dtype == dtype and Fn.shape == F.shape, name
         np.testing.assert_allclose(Fn, F_ref, rtol=rtol, atol=rtol * F_ref.max(), err_msg=name)
         assert loss == pytest.approx(loss_ref, rel=rtol), name
     assert not np.shares_memory(runs["dense"][0], F)
     # the transposed data (an F-ordered view, as engine.transpose() gives) updates the other factor
-    G, _ = kl_cd_dense(X.T, O, F_ref, steps, 0.0)
-    np.testing.assert_allclose(G, kl_cd_dense_numpy(np.ascontiguousarray(X.T), O, F_ref, steps, 0.0)[0],
+    G, _ = kl_cd_dense(X.T, Other, F_ref, steps, 0.0)
+    np.testing.assert_allclose(G, kl_cd_dense_numpy(np.ascontiguousarray(X.T), Other, F_ref, steps, 0.0)[0],
                                rtol=rtol, atol=rtol * G.max())
 
 

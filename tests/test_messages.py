@@ -11,9 +11,9 @@ import scipy.sparse as sp
 
 import nmfkit
 from nmfkit import checkpoint, validation
-from nmfkit.rank import consensus, cross_validate_rank, estimate_rank
-from nmfkit.r_api import nmf
 from nmfkit.io import DataFileError
+from nmfkit.r_api import nmf
+from nmfkit.rank import consensus, cross_validate_rank, estimate_rank
 
 GIB = 2**30
 

@@ -34,7 +34,8 @@ def executed(tmp_path_factory):
     env_path = os.path.join(ROOT, "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = env_path        # the kernel imports this checkout's nmfkit
     try:
-        client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+        client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                         resources={"metadata": {"path": str(cwd)}})
         client.execute()
     finally:
         os.environ["PYTHONPATH"] = env_path.split(os.pathsep, 1)[1]

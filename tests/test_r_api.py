@@ -163,7 +163,8 @@ num <- extractFeatures(m, 3L)
 fr <- extractFeatures(m, 0.6)
 clean <- function(l) lapply(l, function(i) if (all(is.na(i))) integer(0) else as.integer(i) - 1L)
 out <- list(score = featureScore(m), score_max = featureScore(m, method = "max"),
-            threshold = median(featureScore(m)) + 3 * mad(featureScore(m)), kim = clean(ef), max = clean(mx), top3 = clean(num),
+            threshold = median(featureScore(m)) + 3 * mad(featureScore(m)), kim = clean(ef), max = clean(mx),
+            top3 = clean(num),
             frac = clean(fr), sparseness = as.list(sparseness(m)), evar = evar(m, V), rss = rss(m, V),
             predict = as.integer(predict(m)) - 1L, predict_features = as.integer(predict(m, "features")) - 1L)
 cat(jsonlite::toJSON(out, digits = NA, auto_unbox = TRUE))
@@ -209,6 +210,7 @@ def test_accessors_match_R(tmp_path):
 def test_ica_seed_is_fastica_floored_at_eps(V):
     pytest.importorskip("sklearn")
     import warnings
+
     from sklearn.decomposition import FastICA
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")      # FastICA may not converge on 12×9 data; the seed is still defined

@@ -13,8 +13,8 @@ import pytest
 import scipy.sparse as sp
 
 import nmfkit
-from nmfkit.engines import make_engine
 from nmfkit import r_api
+from nmfkit.engines import make_engine
 from nmfkit.solvers.r_compat import LEE_EPS, R_DOUBLE_EPS, RBrunet, RLee
 
 R_SCRIPT = Path(__file__).parent / "r" / "r_compat_reference.R"

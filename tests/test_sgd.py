@@ -82,9 +82,11 @@ def test_not_promised_monotone():
     assert nmfkit.registry.SOLVERS["sgd"].monotone is False
 
 
-@pytest.mark.parametrize("bad,match", [({"learning_rate": -1}, "learning_rate"), ({"learning_rate": "fast"}, "learning_rate"),
+@pytest.mark.parametrize("bad,match", [({"learning_rate": -1}, "learning_rate"),
+                                       ({"learning_rate": "fast"}, "learning_rate"),
                                        ({"schedule": "cosine"}, "unknown schedule"), ({"batch_size": 0}, "batch_size"),
-                                       ({"target_error": -0.1}, "target_error"), ({"momentum": 0.9}, "unknown options")])
+                                       ({"target_error": -0.1}, "target_error"),
+                                       ({"momentum": 0.9}, "unknown options")])
 def test_bad_options_are_refused(bad, match):
     X, _ = planted(20, 15)
     with pytest.raises((ValueError, TypeError), match=match):

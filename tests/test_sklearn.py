@@ -9,18 +9,17 @@ import scipy.sparse as sp
 
 pytest.importorskip("sklearn", reason="scikit-learn not installed (pip install nmfkit[sklearn])")
 
-from sklearn.decomposition import NMF as SkNMF                       # noqa: E402
-from sklearn.feature_extraction.text import TfidfVectorizer          # noqa: E402
-from sklearn.linear_model import LogisticRegression                  # noqa: E402
-from sklearn.model_selection import GridSearchCV                     # noqa: E402
-from sklearn.pipeline import Pipeline                                # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks   # noqa: E402
+from sklearn.decomposition import NMF as SkNMF  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-import nmfkit                                                        # noqa: E402
-from nmfkit.engines import make_engine                               # noqa: E402
-from sklearn.exceptions import ConvergenceWarning                     # noqa: E402
-
-from nmfkit.sklearn import NMF, MiniBatchNMF, non_negative_factorization   # noqa: E402
+import nmfkit  # noqa: E402
+from nmfkit.engines import make_engine  # noqa: E402
+from nmfkit.sklearn import NMF, MiniBatchNMF, non_negative_factorization  # noqa: E402
 
 
 def expected_failures(estimator):
@@ -384,7 +383,8 @@ def test_set_output_pandas(Estimator):
 
 
 @pytest.mark.parametrize("scale", [1e300, 1e-300])
-@pytest.mark.parametrize("make", [lambda: nmfkit.NMF(2, random_state=0), lambda: nmfkit.MiniBatchNMF(2, random_state=0)])
+@pytest.mark.parametrize("make", [lambda: nmfkit.NMF(2, random_state=0),
+                                  lambda: nmfkit.MiniBatchNMF(2, random_state=0)])
 def test_data_beyond_the_dtype_range_is_refused_before_work(scale, make):
     X = np.random.default_rng(0).random((12, 8)) * scale
     with pytest.raises(ValueError, match="largest entry .* rescale X first"):

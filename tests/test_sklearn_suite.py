@@ -180,7 +180,8 @@ def run_in_subprocess(tmp):
     out = subprocess.run([sys.executable, "-c", code, str(report)], cwd=tmp, env=env, capture_output=True,
                          text=True, timeout=900)
     if not report.exists():
-        pytest.fail(f"scikit-learn's suite did not run (exit {out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        pytest.fail(f"scikit-learn's suite did not run (exit {out.returncode}):\n"
+                    f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     data = json.loads(report.read_text())
     data["log"] = out.stdout
     return data

@@ -13,8 +13,12 @@ import scipy.sparse as sp
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install nmfkit[gpu])")
 
 import nmfkit  # noqa: E402
-from nmfkit.engines import DenseEngine, SparseEngine, make_engine  # noqa: E402
-from nmfkit.engines import torch_engine  # noqa: E402
+from nmfkit.engines import (  # noqa: E402
+    DenseEngine,
+    SparseEngine,
+    make_engine,
+    torch_engine,  # noqa: E402
+)
 from nmfkit.engines.torch_engine import TorchEngine  # noqa: E402
 from nmfkit.registry import SOLVERS  # noqa: E402
 from nmfkit.solvers import _kernels  # noqa: E402
@@ -248,7 +252,8 @@ def test_sparse_x_is_never_densified(monkeypatch):
     T = as_tensor(X, "csr")
     densified = []
     real = torch.Tensor.to_dense
-    monkeypatch.setattr(torch.Tensor, "to_dense", lambda self, *a, **k: densified.append(self.shape) or real(self, *a, **k))
+    monkeypatch.setattr(torch.Tensor, "to_dense",
+                        lambda self, *a, **k: densified.append(self.shape) or real(self, *a, **k))
     for solver, loss in (("mu", "frobenius"), ("mu", "kl"), ("hals", "frobenius"), ("pgd", "frobenius")):
         fit = nmfkit.fit(T, 4, solver=solver, loss=loss, init=(W0, H0), max_iter=5, tol=0)
         assert fit.relative_error < 1

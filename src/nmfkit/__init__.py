@@ -7,10 +7,21 @@
 from __future__ import annotations
 
 from .fit import fit
-from .registry import SOLVERS, INITS
+from .project import project
+from .rank import (
+    ConsensusResult,
+    CrossValidation,
+    RankSurvey,
+    consensus,
+    cross_validate_rank,
+    estimate_rank,
+    feature_score,
+    randomize,
+    select_features,
+    top_features,
+)
+from .registry import INITS, SOLVERS
 from .result import Factorization
-from .rank import (ConsensusResult, CrossValidation, RankSurvey, consensus, cross_validate_rank, estimate_rank,
-                   feature_score, randomize, select_features, top_features)
 
 __version__ = "0.1.0"
 
@@ -24,8 +35,6 @@ def solvers_table():
 __all__ = ["fit", "Factorization", "SOLVERS", "INITS", "solvers_table", "__version__"]
 __all__ += ["consensus", "estimate_rank", "cross_validate_rank", "ConsensusResult", "RankSurvey", "CrossValidation",
             "feature_score", "select_features", "top_features", "randomize"]
-from .project import project
-
 __all__ += ["project", "NMF", "MiniBatchNMF", "non_negative_factorization"]
 
 

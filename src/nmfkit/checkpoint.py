@@ -6,8 +6,8 @@
 A checkpoint holds the current and best iterates, the history, the iteration
 count, the solver's own state (`Solver.get_state`) and its random stream, plus
 a fingerprint of the problem (shape, rank, solver, loss, dtype, a digest of X's
-values and the solver options) that `resume` checks.  It is written to a temporary file in the same folder and renamed over
-the old one (atomic on POSIX), so a kill during the write leaves the previous
+values and the solver options) that `resume` checks.  It is written to a temporary file in the
+same folder and renamed over the old one (atomic on POSIX), so a kill during the write leaves the previous
 checkpoint intact.  Format: one .npz of arrays plus a JSON string; no pickle.
 For solvers whose state is fully saved (mu, pgd, anls, lee, brunet, sgd), a
 resumed fit ends bit-identical to an uninterrupted one; hals restarts its
@@ -116,7 +116,8 @@ def check_fingerprint(saved: dict, current: dict, path) -> None:
             raise ValueError(f"{path}: the checkpoint is for {key}={a!r}, but this fit has {key}={b!r}")
     for key in ("data", "options"):
         if key in current and key not in saved:
-            raise ValueError(f"{path}: the checkpoint does not record the {'data' if key == 'data' else 'solver options'} "
+            what = "data" if key == "data" else "solver options"
+            raise ValueError(f"{path}: the checkpoint does not record the {what} "
                              "it was made for (an older nmfkit wrote it), so resuming could mix two problems")
     if "data" in current and saved["data"] != current["data"]:
         raise ValueError(f"{path}: the checkpoint was made for other data of the same shape "

@@ -10,8 +10,9 @@ H half-step first.  g(V) = ½‖M − U_k V‖² is the H-subproblem of the step
   diff_norm_V    ½‖U_k(V_k − V_{k+1})‖²  = ½⟨D, DA⟩
   decrease_V     g(V_k) − g(V_{k+1})  = ⟨R, D⟩ − ½⟨D, (Ht_k + Ht_{k+1})A⟩   (no ‖M‖² cancellation)
   inner_product  ⟨∇g(V_{k+1}), V_k − V_{k+1}⟩  = ⟨R − Ht_{k+1}A, D⟩   (first-order term)
-  inner_product2 the sum-of-squares form of the proof, ½ Σ_i Σ_{z≠j} A_zj (√(v_z/v_j) d_j − √(v_j/v_z) d_z)², v = V_k[:, i],
-                 d = V_{k+1}[:, i] − v; expanding the square and using A = Aᵀ gives, vectorised,
+  inner_product2 the sum-of-squares form of the proof,
+                 ½ Σ_i Σ_{z≠j} A_zj (√(v_z/v_j) d_j − √(v_j/v_z) d_z)², v = V_k[:, i], d = V_{k+1}[:, i] − v;
+                 expanding the square and using A = Aᵀ gives, vectorised,
                  Σ D² ∘ (Ht_k A) / Ht_k − ⟨D, DA⟩.  On an exact Lee–Seung step (Ht_k A)/Ht_k = R/Ht_{k+1}
                  and it equals inner_product (the proof's identity); nmfkit's floor and penalties make the
                  two differ by the clamped entries only.

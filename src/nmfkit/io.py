@@ -507,7 +507,7 @@ def _entry_locator(path, base):
 
 def _as_matrix(path, A, what="array"):
     if sp.issparse(A):
-        from .validation import check_sparse_structure   # before SciPy's conversions read the indices
+        from .validation import check_sparse_structure  # before SciPy's conversions read the indices
         A = sp.csr_matrix(check_sparse_structure(A, path, error=DataFileError))
         kind = A.dtype.kind
     else:

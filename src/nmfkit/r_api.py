@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fit import fit as nmf_fit
-from .rank.estimate import hoyer_sparseness, randomize as _randomize
+from .rank.estimate import hoyer_sparseness
+from .rank.estimate import randomize as _randomize
 from .rank.features import feature_score, select_features
 from .registry import SOLVERS
 from .result import Factorization
@@ -721,6 +722,7 @@ def _annotated_heatmap(A, along, annotations, title, leaf_names=None, other_name
     (name, labels) pair beside that axis, and a yellow–red colour scale from 0 to the maximum.
     Past MAX_TREE_LEAVES leaves the order is by dominant component (no tree is drawn)."""
     from scipy.cluster.hierarchy import dendrogram, linkage
+
     from .rank.plots import _codes, _pyplot
     matplotlib, Figure = _pyplot()
     A = np.asarray(A, dtype=np.float64)
@@ -903,10 +905,10 @@ def profcor(x, y=None) -> np.ndarray:
 
 
 __all__ = ["nmf", "NMFModel", "NMFfit", "NMFrank", "METHODS", "smoothing", "offset", "nmfEstimateRank", "purity",
-           "entropy", "cophcor", "dispersion", "consensus", "silhouette", "summary", "consensusmap", "basismap", "coefmap", "rnmf",
-           "syntheticNMF", "nmf_equal", "scoef", "basiscor", "profcor", "basis", "coef", "coefficients", "fitted", "residuals",
-           "rss", "evar", "sparseness", "featureScore", "extractFeatures", "predict", "nmfModel", "rmatrix",
-           "randomize"]
+           "entropy", "cophcor", "dispersion", "consensus", "silhouette", "summary", "consensusmap", "basismap",
+           "coefmap", "rnmf", "syntheticNMF", "nmf_equal", "scoef", "basiscor", "profcor", "basis", "coef",
+           "coefficients", "fitted", "residuals", "rss", "evar", "sparseness", "featureScore", "extractFeatures",
+           "predict", "nmfModel", "rmatrix", "randomize"]
 
 #: R spells it with a dot
 globals()["nmf.equal"] = nmf_equal

@@ -22,8 +22,9 @@ final components: the same exact projection for Frobenius — so `fit(X).transfo
 `fit_transform(X)` (scikit-learn's NMF does not promise this: scikit-learn issue #18663) and
 W is never worse than the solver's last iterate — and, for other losses, the multiplicative
 updates continued from the solver's W until each row changes by less than `tol` (never worse
-than it; `transform(X)` starts from a uniform W, so the two agree only approximately).  `MiniBatchNMF` runs the online multiplicative updates of `nmfkit.minibatch`
-(Lefèvre, Bach & Févotte 2011).
+than it; `transform(X)` starts from a uniform W, so the two agree only approximately).
+`MiniBatchNMF` runs the online multiplicative updates of `nmfkit.minibatch` (Lefèvre, Bach &
+Févotte 2011).
 """
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError("nmfkit.NMF needs scikit-learn: pip install nmfkit[sklearn]") from None
 
 from .engines import make_engine
-from .fit import fit as nmf_fit, max_entry
+from .fit import fit as nmf_fit
+from .fit import max_entry
 from .minibatch import OnlineMU, row_blocks
 from .penalties import Penalty
 from .project import solve_coefficients
@@ -209,7 +211,8 @@ class _BaseNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             if W is None or H is None:
                 raise ValueError("init='custom' needs both W and H passed to fit / fit_transform")
             whom = type(self).__name__
-            return rank, _check_given(W, (m, rank), f"{whom} (input W)", X), _check_given(H, (rank, n), f"{whom} (input H)", X)
+            return (rank, _check_given(W, (m, rank), f"{whom} (input W)", X),
+                    _check_given(H, (rank, n), f"{whom} (input H)", X))
         if not draw:
             return rank, None, None
         seed = check_seed(self.random_state, "random_state")
@@ -377,7 +380,8 @@ class NMF(_BaseNMF):
             result = nmf_fit(X.T, rank, solver=solver, init=(init[1].T, init[0].T), **options, **swapped)
             result = replace(result, W=np.ascontiguousarray(result.H.T), H=np.ascontiguousarray(result.W.T),
                              row_names=result.col_names, col_names=result.row_names,
-                             options={**result.options, **({"alpha_W": alpha_W, "alpha_H": alpha_H} if swapped else {})})
+                             options={**result.options,
+                                      **({"alpha_W": alpha_W, "alpha_H": alpha_H} if swapped else {})})
             W_fit, H_fit = result.W, result.H
         else:
             if any(penalties.get(k) for k in ("alpha_W", "alpha_H", "l1_ratio")):

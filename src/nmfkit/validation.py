@@ -390,7 +390,8 @@ def check_positive_int(value, name, minimum=1):
 def check_nonneg_float(value, name, allow_none=False):
     if value is None and allow_none:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value)
+            or value < 0):
         raise ValueError(f"{name} must be a finite number ≥ 0; got {value!r}")
     return float(value)
 

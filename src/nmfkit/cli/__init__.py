@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
     parser = _Parser(prog="nmfkit", description="Non-negative matrix factorization X ≈ W H from the command line.")
     parser.add_argument("--version", action="version", version=f"nmfkit {__version__}")
-    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error (for bug reports)")
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the full traceback of an error (for bug reports)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:

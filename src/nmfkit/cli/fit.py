@@ -39,8 +39,8 @@ import nmfkit
 from .. import checkpoint as _checkpoint
 from .. import io
 from .._files import atomic_write, save_figure
-from ..result import _jsonable
 from ..registry import INITS, LOSSES, SOLVERS
+from ..result import _jsonable
 from ._output import MANIFEST, OutputFolder, same_file
 from .rank import orient_samples, sample_classes
 
@@ -307,7 +307,8 @@ def write_consensus_outputs(cons, result, data, args, out) -> list:
         writer.writerow([getattr(args, "sample_heading", "sample"), "consensus_cluster", "best_fit_cluster"])
         writer.writerows(zip(names, (cons.sample_clusters + 1).tolist(),
                              (np.argmax(result.H, axis=0) + 1).tolist()))
-    save_figure(cons.plot(labels=getattr(args, "classes", None), sample_names=names), out.path("consensus.png"), dpi=120)
+    save_figure(cons.plot(labels=getattr(args, "classes", None), sample_names=names), out.path("consensus.png"),
+                dpi=120)
     files = write_outputs(result, data, args, out, extra={"consensus": {**cons.summary(), "seed": args.seed}})
     return files + CONSENSUS_FILES
 

@@ -49,6 +49,7 @@ def _table(rows, headers):
 
 def run(args) -> int:
     import nmfkit
+
     from ..registry import INITS, LOSSES
     core = ", ".join(f"{d} {_version(d)}" for d in ("numpy", "scipy", "numba", "matplotlib"))
     print(f"nmfkit {nmfkit.__version__} (Python {platform.python_version()}, {platform.system()} "

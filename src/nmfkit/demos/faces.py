@@ -74,6 +74,7 @@ def _sparseness_figure(values):
 def run(out_dir="out/demo", quick=False) -> dict:
     """Parts of faces: rank-49 NMF basis images beside PCA's eigenfaces (ORL faces)."""
     import nmfkit
+
     from .. import plots, report
     from ..datasets import load_faces
     from ..rank import hoyer_sparseness

@@ -49,6 +49,7 @@ def topic_table(fit, vocabulary, documents, n_words=N_WORDS, n_docs=N_DOCS):
 def run(out_dir="out/demo", quick=False) -> dict:
     """Topics of news text: tf-idf NMF, topics read off their top words."""
     import nmfkit
+
     from .. import plots, report
 
     cfg = QUICK if quick else FULL

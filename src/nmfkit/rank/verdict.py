@@ -128,7 +128,8 @@ def rank_verdict(survey, cv=None) -> RankVerdict:
         votes.append(fit_vs_random_vote(ranks, rss, survey.column("rss", random=True)))
     if cv is not None:
         votes.append(Vote("cross-validation", int(cv.best_rank),
-                          f"the {cv.rule!r} rule on held-out error picks rank {cv.best_rank}", WEIGHTS["cross-validation"]))
+                          f"the {cv.rule!r} rule on held-out error picks rank {cv.best_rank}",
+                          WEIGHTS["cross-validation"]))
     votes.append(rss_bend_vote(ranks, rss, survey.column("rss", random=True) if randomised else None))
     votes.append(cophenetic_vote(ranks, survey.column("cophenetic")))
     votes.append(dispersion_vote(ranks, survey.column("dispersion")))
