@@ -8,7 +8,7 @@ import nmfkit
 from nmfkit.driver import run
 from nmfkit.engines import make_engine
 from nmfkit.registry import INITS, SOLVERS
-from nmfkit.solvers import anls
+from nmfkit.solvers import _anls_kernels as anls
 
 
 def planted(m, n, k, noise=0.01, seed=0):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nmfkit.solvers import _kernels
+from nmfkit.solvers import _hals_kernels as _kernels
 
 
 def _problem(p, k, dtype, seed=0, dead=()):
@@ -91,12 +91,13 @@ def test_kernel_settings_are_defined_once_and_numba_is_required():
     import re
 
     import nmfkit
-    from nmfkit.engines import _blocks, _dense_kernels, _kl_cd_kernels
+    from nmfkit.engines import _blocks, _dense_kernels
     from nmfkit.engines import _kernels as sparse_kernels
+    from nmfkit.solvers import _ccd_kernels
     sources = {p: p.read_text(encoding="utf-8") for p in pathlib.Path(nmfkit.__file__).parent.rglob("*.py")}
     for path, text in sources.items():
         assert "numba is None" not in text and "numba = None" not in text, path.name
         if path.name != "_blocks.py":
             assert not re.search(r"^(\w*ROW_BLOCKS|_?VECTORISE) *=", text, re.M), path.name
     assert sparse_kernels.ROW_BLOCKS == _dense_kernels.ROW_BLOCKS == _blocks.ROW_BLOCKS
-    assert _kl_cd_kernels.KL_CD_ROW_BLOCKS == _blocks.KL_CD_ROW_BLOCKS
+    assert _ccd_kernels.KL_CD_ROW_BLOCKS == _blocks.KL_CD_ROW_BLOCKS

@@ -15,10 +15,10 @@ from nmfkit import checkpoint as ckpt
 from nmfkit.engines import make_engine
 from nmfkit.engines._dense_kernels import kl_products_numpy
 from nmfkit.engines._kernels import log_ratio
-from nmfkit.engines._kl_cd_kernels import kl_cd_csr_numpy, kl_cd_dense_numpy
 from nmfkit.engines.dense import beta_divergence_dense
 from nmfkit.fit import data_scale_log2, in_data_units, times_power_of_two
 from nmfkit.registry import resolve_loss
+from nmfkit.solvers._ccd_kernels import kl_cd_csr_numpy, kl_cd_dense_numpy
 
 X = np.random.default_rng(0).random((30, 20))          # entries in (0, 1): max has exponent 0
 

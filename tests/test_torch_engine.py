@@ -21,7 +21,7 @@ from nmfkit.engines import (  # noqa: E402
 )
 from nmfkit.engines.torch_engine import TorchEngine  # noqa: E402
 from nmfkit.registry import SOLVERS  # noqa: E402
-from nmfkit.solvers import _kernels  # noqa: E402
+from nmfkit.solvers import _hals_kernels as _kernels  # noqa: E402
 from nmfkit.validation import check_matrix  # noqa: E402
 
 # torch's own notice on first use of CSR tensors, raised by the test's conversions

@@ -17,7 +17,8 @@ Method groups (the methods below, by group):
              engines may fuse); factor_col_sums(F)
   beta       beta_products(W, Ht, beta, need), beta_divergence(W, Ht, beta)
   entries    values_at(rows, cols), observed_flat(): entrywise access to X
-  kl_cd      kl_cd_rows(F, Other, inner_steps, floor, want_loss): KL coordinate descent on rows
+  rows       row_storage(): X's rows as row kernels read them, ("dense", (X,)) or
+             ("csr", (indptr, indices, data)), for solvers with kernels of their own
   mask       X has missing entries (n_observed < m·n): the products are those of M∘X, and
              row_grams(Ht) / col_grams(W) give the per-row Grams Htᵀ diag(M_i·) Ht
 Properties of the data rather than methods:
@@ -44,7 +45,7 @@ CAPABILITIES = {
     "kl": ("kl_ratio", "kl_divergence", "kl_w_step", "factor_col_sums"),
     "beta": ("beta_products", "beta_divergence"),
     "entries": ("values_at", "observed_flat"),
-    "kl_cd": ("kl_cd_rows",),
+    "rows": ("row_storage",),
     "mask": ("row_grams", "col_grams"),
     "complete": (), "numpy_factors": (), "numpy_data": (), "dense_data": (), "resident": (),
 }
@@ -185,9 +186,10 @@ class Engine:
         """Flat indices of the entries the loss counts, or None for all m·n."""
         raise NotImplementedError
 
-    # -- kl_cd ---------------------------------------------------------------------------------
+    # -- rows ----------------------------------------------------------------------------------
     @abstractmethod
-    def kl_cd_rows(self, F, Other, inner_steps, floor, want_loss=False):  # pragma: no cover - abstract
+    def row_storage(self):  # pragma: no cover - abstract
+        """X's rows for a solver's own row kernels: ("dense", (X,)) or ("csr", (indptr, indices, data))."""
         raise NotImplementedError
 
     # -- mask ----------------------------------------------------------------------------------

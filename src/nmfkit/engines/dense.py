@@ -31,7 +31,7 @@ class DenseProducts(Engine):
 
 class DenseEngine(DenseProducts):
     kind = "dense"
-    capabilities = frozenset({"core", "kl", "beta", "entries", "kl_cd",
+    capabilities = frozenset({"core", "kl", "beta", "entries", "rows",
                               "complete", "numpy_factors", "numpy_data", "dense_data", "resident"})
 
     def __init__(self, X: np.ndarray):
@@ -118,12 +118,9 @@ class DenseEngine(DenseProducts):
         D = self.X - W @ Ht.T
         return 0.5 * float(np.einsum("ij,ij->", D, D, dtype=np.float64))
 
-    def kl_cd_rows(self, F, Other, inner_steps, floor, want_loss=False):
-        """KL coordinate descent with Newton steps on every row of F against the rows of X
-        (see _kl_cd_kernels): returns (F', D_KL(X‖F' Otherᵀ) or None).  X may be C- or F-ordered."""
-        from ._kl_cd_kernels import kl_cd_dense
-        return kl_cd_dense(self.X, F, Other, inner_steps, floor, want_loss)
-
+    def row_storage(self):
+        """X's rows as the row kernels read them: ("dense", (X,)); X may be C- or F-ordered."""
+        return "dense", (self.X,)
 
 def beta_divergence_dense(X, L, beta) -> float:
     """D_β(X‖L) for β ∉ {1} (β = 2 is ½ Frobenius, β = 0 Itakura–Saito)."""

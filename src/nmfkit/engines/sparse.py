@@ -49,7 +49,7 @@ def canonical_csr(X):
 
 class SparseEngine(Engine):
     kind = "sparse"
-    capabilities = frozenset({"core", "kl", "beta", "entries", "kl_cd",
+    capabilities = frozenset({"core", "kl", "beta", "entries", "rows",
                               "complete", "numpy_factors", "numpy_data", "resident"})
 
     def __init__(self, X, Xt=None):
@@ -191,8 +191,6 @@ class SparseEngine(Engine):
         """½‖X − W Htᵀ‖² via the trace identity (exact products, no m×n array)."""
         return self.frobenius(W, Ht)
 
-    def kl_cd_rows(self, F, Other, inner_steps, floor, want_loss=False):
-        """KL coordinate descent with Newton steps on every row of F, at the stored entries of X's
-        rows only (see _kl_cd_kernels): returns (F', D_KL(X‖F' Otherᵀ) or None)."""
-        from ._kl_cd_kernels import kl_cd_csr
-        return kl_cd_csr(self.X.indptr, self.X.indices, self.X.data, F, Other, inner_steps, floor, want_loss)
+    def row_storage(self):
+        """X's rows as the row kernels read them: ("csr", (indptr, indices, data))."""
+        return "csr", (self.X.indptr, self.X.indices, self.X.data)

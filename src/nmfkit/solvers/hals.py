@@ -5,7 +5,7 @@ G = HtᵀHt for W), penalties folded in exactly by `penalty.edit`:
 
     repeat ≤ 1 + α·ρ times:   F[:, j] ← max(0, F[:, j] + (R[:, j] − F G[:, j]) / G_jj),  j = 1..k
     a row stops early when a sweep moves it by less than δ times its first sweep
-    (solvers/_kernels.py: Numba kernel, rows in parallel, and its NumPy twin).
+    (solvers/_hals_kernels.py: Numba kernel, rows in parallel, and its NumPy twin).
 
 This is A-HALS (Gillis & Glineur, Neural Comput. 24(4) 2012): the expensive
 products are made once per half-step and reused by several cheap sweeps.  With
@@ -64,7 +64,7 @@ from ..engines import array_ops
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
 from ..validation import check_nonneg_float
-from ._kernels import hals_sweeps, hals_sweeps_numpy
+from ._hals_kernels import hals_sweeps, hals_sweeps_numpy
 from .base import Solver
 
 MAX_INNER_ALPHA = 1e6

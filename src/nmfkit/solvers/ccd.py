@@ -12,7 +12,7 @@ paper's "CCD" for KL without its variable selection.  The linear term Σ_j Ht_ja
 so sparse rows only visit their stored entries.
 
 Monotone: every coordinate step minimises a function lying above the 1-D objective (the
-argument is in engines/_kl_cd_kernels.py: f'' decreases in w, so the Newton quadratic bounds f
+argument is in solvers/_ccd_kernels.py: f'' decreases in w, so the Newton quadratic bounds f
 from above to the right; to the left the step is damped to t* = −g/(h + R g), R = max o_j/λ_j
 over the row's nonzeros, which bounds f'' there).  Hence D never increases and no λ_ij with
 x_ij > 0 reaches 0; W, H ≥ 0 exactly (entries may be exactly 0: coordinate descent does not
@@ -28,7 +28,16 @@ from __future__ import annotations
 
 from ..registry import register_solver
 from ..validation import check_positive_int
+from ._ccd_kernels import kl_cd_csr, kl_cd_dense
 from .base import Solver, floor_of
+
+
+def kl_cd_rows(engine, F, Other, inner_steps, floor, want_loss=False):
+    """KL coordinate descent on every row of F against the rows of the engine's X (dense or CSR rows):
+    returns (F', D_KL(X‖F' Otherᵀ) or None)."""
+    layout, rows = engine.row_storage()
+    kernel = kl_cd_dense if layout == "dense" else kl_cd_csr
+    return kernel(*rows, F, Other, inner_steps, floor, want_loss)
 
 
 @register_solver("ccd", losses=("kl",), max_iter=300, monotone=True,
@@ -36,7 +45,7 @@ from .base import Solver, floor_of
                  summary="cyclic coordinate descent with Newton steps for KL (Hsieh-Dhillon; fast, monotone)",
                  options={"inner_steps": 1}, penalties=False)
 class KLCoordinateDescent(Solver):
-    requires = frozenset({"core", "complete", "kl", "kl_cd"})
+    requires = frozenset({"core", "complete", "kl", "rows"})
     objective_every = 10     # the KL objective costs a log per entry: more than a half-step for small k
 
     def __init__(self, engine, loss, beta, *, inner_steps=1, **options):
@@ -59,6 +68,6 @@ class KLCoordinateDescent(Solver):
     def step(self, W, Ht):
         if self._transposed is None:
             self._transposed = self.engine.transpose()
-        Ht, _ = self._transposed.kl_cd_rows(Ht, W, self.inner_steps, self.floor)
-        W, loss = self.engine.kl_cd_rows(W, Ht, self.inner_steps, self.floor, want_loss=self.want_objective)
+        Ht, _ = kl_cd_rows(self._transposed, Ht, W, self.inner_steps, self.floor)
+        W, loss = kl_cd_rows(self.engine, W, Ht, self.inner_steps, self.floor, want_loss=self.want_objective)
         return W, Ht, loss

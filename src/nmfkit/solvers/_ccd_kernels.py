@@ -51,8 +51,8 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from ._blocks import KL_CD_ROW_BLOCKS, VECTORISE, balanced_blocks
-from ._kernels import log_ratio
+from ..engines._blocks import KL_CD_ROW_BLOCKS, VECTORISE, balanced_blocks
+from ..engines._kernels import log_ratio
 
 TINY = float(np.finfo(np.float64).tiny)
 
