@@ -75,6 +75,18 @@ def test_heldout_error_is_the_mean_loss_on_hidden_entries():
         heldout_error(X, W, H, np.ones_like(M))
 
 
+def test_heldout_kl_is_finite_where_x_over_prediction_underflows():
+    # x = the smallest subnormal, prediction 4: x/y underflows to 0, yet x·log(x/y) is a tiny finite number
+    X = np.ones((2, 2))
+    X[0, 0] = 5e-324
+    W, H = np.full((2, 1), 2.0), np.full((1, 2), 2.0)
+    hidden = np.ones((2, 2), dtype=bool)
+    hidden[0, 0] = False
+    assert heldout_error(X, W, H, hidden, "kl") == pytest.approx(4.0, rel=1e-12)   # −x + y; x·log(x/y) ≈ 0
+    with pytest.raises(ValueError, match="'frobenius' or 'kl'"):
+        heldout_error(X, W, H, hidden, "is")
+
+
 def test_choice_rules():
     ranks = [1, 2, 3, 4, 5]
     mean = [5.0, 2.0, 1.05, 1.0, 1.1]

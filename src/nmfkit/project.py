@@ -29,7 +29,7 @@ import numpy as np
 from .engines import is_sparse, is_torch, make_engine
 from .penalties import Penalty
 from .registry import resolve_loss
-from .solvers.anls import nnls_bpp
+from .solvers._anls_kernels import nnls_bpp
 from .solvers.base import floor_of
 from .solvers.mu import beta_exponent, check_positive_data, mu_beta_half
 from .validation import check_matrix, check_nonneg_float, check_positive_int

@@ -33,10 +33,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from ..engines.dense import beta_divergence_dense
 from ..validation import check_matrix, check_nonneg_float, check_positive_int, check_seed, choose
 from .estimate import parse_ranks
 
 RULES = ("min", "1se")
+HELDOUT_BETA = {"frobenius": 2.0, "kl": 1.0}   # the β of each loss the held-out error is defined for
 
 
 def speckled_mask(shape, holdout, rng) -> np.ndarray:
@@ -69,17 +71,15 @@ def heldout_error(X, W, H, mask, loss="frobenius") -> float:
     rows, cols = np.nonzero(~np.asarray(mask, dtype=bool))
     if rows.size == 0:
         raise ValueError("the mask hides no entries; nothing to test on")
+    if loss not in HELDOUT_BETA:
+        raise ValueError(f"held-out error is defined for loss 'frobenius' or 'kl'; got {loss!r}")
     x = _entries(X, rows, cols)
     y = np.einsum("ik,ik->i", W[rows].astype(np.float64), H[:, cols].T.astype(np.float64))
-    if loss == "frobenius":
-        return float(np.mean((x - y) ** 2))
     if loss == "kl":
         y = np.maximum(y, np.finfo(np.float64).tiny)
-        pos = x > 0
-        xlog = np.zeros_like(x)
-        xlog[pos] = x[pos] * np.log(x[pos] / y[pos])
-        return float(np.mean(xlog - x + y))
-    raise ValueError(f"held-out error is defined for loss 'frobenius' or 'kl'; got {loss!r}")
+    # the β-divergence of the hidden entries, per entry; for Frobenius the squared error, not its half
+    scale = 2.0 if loss == "frobenius" else 1.0
+    return scale * beta_divergence_dense(x, y, HELDOUT_BETA[loss]) / x.size
 
 
 def pick_rank(ranks, mean, se, rule="min") -> int:

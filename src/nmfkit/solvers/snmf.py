@@ -22,7 +22,7 @@ numbers); after 10 restarts the run stops with a warning (β too large).
 
 Each NNLS solution is unique (the stacked matrices have full column rank), so
 any exact NNLS solver gives R's `fcnnls` iterate up to rounding; nmfkit uses
-its block-principal-pivoting kernel (`anls.nnls_bpp`).  Exact half-steps: the
+its block-principal-pivoting kernel (`_anls_kernels.nnls_bpp`).  Exact half-steps: the
 objective above never increases.  R reports η·‖W‖² instead of η²‖W‖² in its
 objective; its iterates are the same.  Ties in the largest component are
 broken by the first index (R: at random), which only affects the stop.
@@ -37,7 +37,7 @@ import numpy as np
 
 from ..engines.base import frobenius_from_products
 from ..registry import register_solver
-from .anls import nnls_bpp
+from ._anls_kernels import nnls_bpp
 from .base import IterateCache
 from .r_compat import _RCompat
 
