@@ -93,7 +93,8 @@ def test_quick_benchmark_reports_final_objective_distributions(quick_run):
         lowest = min(min(row["objectives"]) for row in dist["methods"].values())
         assert lowest == dist["best_objective"] > 0
         for row in dist["methods"].values():
-            assert len(row["objectives"]) == 3
+            assert len(row["objectives"]) == len(row["iterations"]) == 3
+            assert all(1 <= n <= dist["max_iter"] for n in row["iterations"])
             assert 0 <= row["min"] <= row["median"] <= row["max"]
             assert row["min"] == pytest.approx(min(row["objectives"]) / lowest - 1)
             assert 0 <= row["share_within_1e-3"] <= 1
