@@ -44,6 +44,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
+import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy.io  # noqa: E402
@@ -324,8 +325,6 @@ def objective_distribution(prob, loss, args):
     engine = make_engine(X)
     max_iter = 50 if args.quick else args.start_iters
     finals, iters = {}, {}
-    import warnings
-
     from sklearn.decomposition import NMF
     from sklearn.exceptions import ConvergenceWarning
     for start in range(args.starts):
@@ -457,8 +456,10 @@ def write_markdown(results, summaries, dists, path, args):
     lines += ["## Per instance", ""]
     for res in results:
         lines += instance_table(res)
-    with open(path, "w") as f:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
         f.write("\n".join(lines))
+    os.replace(tmp, path)
 
 
 def plot(res, path):
