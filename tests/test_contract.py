@@ -1,6 +1,6 @@
 """The solver contract table: every registered solver × each loss it declares ×
-engine (dense, sparse, and torch — a dense CPU tensor — when torch is installed) × dtype
-(float64, float32), on small seeded planted problems.
+engine (dense, sparse, memmap — a read-only `.npy` map — and torch — a dense CPU tensor — when
+torch is installed) × dtype (float64, float32), on small seeded planted problems.
 
 (Other engines, e.g. "masked", have their own tests.)
 Checks: W, H ≥ 0 and finite; the input's dtype is kept; the objective history is
@@ -21,7 +21,7 @@ try:
 except ImportError:
     torch = None
 
-ENGINES = ("dense", "sparse") + (("torch",) if torch is not None else ())
+ENGINES = ("dense", "sparse", "memmap") + (("torch",) if torch is not None else ())
 DTYPES = (np.float64, np.float32)
 RANK = 4
 NOISE = 0.01
@@ -79,6 +79,14 @@ def planted(kind, dtype, seed=0):
     return (sp.csr_matrix(X) if kind == "sparse" else X), noise
 
 
+def mapped(kind, X, folder):
+    """For the memmap engine: X saved as folder/X.npy and mapped read-only; other kinds as they are."""
+    if kind != "memmap":
+        return X
+    np.save(folder / "X.npy", X)
+    return np.load(folder / "X.npy", mmap_mode="r")
+
+
 CASES = [(name, loss, kind, dtype)
          for name, spec in sorted(SOLVERS.items())
          for loss in spec.losses
@@ -88,11 +96,11 @@ CASES = [(name, loss, kind, dtype)
 
 @pytest.mark.parametrize("name,loss,kind,dtype", CASES,
                          ids=[f"{n}-{loss}-{k}-{np.dtype(d).name}" for n, loss, k, d in CASES])
-def test_contract(name, loss, kind, dtype):
+def test_contract(name, loss, kind, dtype, tmp_path):
     spec = SOLVERS[name]
     budget = BUDGET.get(name, DEFAULT)
     X, noise = planted(kind, dtype)
-    X = data_for(loss, X)
+    X = mapped(kind, data_for(loss, X), tmp_path)
     X_before = X.clone() if kind == "torch" else X.copy()
     max_iter = budget["max_iter"] if loss == "frobenius" else min(budget["max_iter"], OTHER_LOSS_ITER)
     fit = nmfkit.fit(X, RANK, solver=name, max_iter=max_iter, tol=1e-9, seed=0, **loss_args(loss))
@@ -131,9 +139,9 @@ REFUSALS = [(name, loss, None) for name, spec in sorted(SOLVERS.items())
 
 @pytest.mark.skipif(not REFUSALS, reason="every solver supports every loss and engine")
 @pytest.mark.parametrize("name,loss,kind", REFUSALS or [(None, None, None)])
-def test_undeclared_combinations_are_refused(name, loss, kind):
+def test_undeclared_combinations_are_refused(name, loss, kind, tmp_path):
     X, _ = planted(kind or "dense", np.float64)
-    X = X + 0.1 if kind is None else X                      # strictly positive, valid for every loss
+    X = X + 0.1 if kind is None else mapped(kind, X, tmp_path)   # strictly positive, valid for every loss
     expected = "does not support loss" if kind is None else "does not run on"
     with pytest.raises(ValueError, match=expected):
         nmfkit.fit(X, RANK, solver=name, max_iter=2, **loss_args(loss))
@@ -149,10 +157,10 @@ def test_the_table_covers_the_fast_solvers():
 # Which engines each solver runs on, derived from the solvers' `requires` and the engines'
 # `capabilities`; this is the support table the documentation promises.
 SUPPORT = {
-    "hals": ("dense", "sparse", "dask", "torch"),
-    "anls": ("dense", "sparse", "dask"),
+    "hals": ("dense", "sparse", "dask", "torch", "memmap"),
+    "anls": ("dense", "sparse", "dask", "memmap"),
     "ccd": ("dense", "sparse"),
-    "mu": ("dense", "sparse", "masked", "dask", "torch"),
+    "mu": ("dense", "sparse", "masked", "dask", "torch", "memmap"),
     "pgd": ("dense", "sparse", "masked", "torch"),
     "sgd": ("dense", "sparse", "masked"),
     "lsnmf": ("dense",),
@@ -160,8 +168,9 @@ SUPPORT = {
 
 
 def engine_classes():
-    from nmfkit.engines import DaskEngine, DenseEngine, MaskedEngine, SparseEngine
-    classes = {"dense": DenseEngine, "sparse": SparseEngine, "masked": MaskedEngine, "dask": DaskEngine}
+    from nmfkit.engines import DaskEngine, DenseEngine, MaskedEngine, MemmapEngine, SparseEngine
+    classes = {"dense": DenseEngine, "sparse": SparseEngine, "masked": MaskedEngine, "dask": DaskEngine,
+               "memmap": MemmapEngine}
     if torch is not None:
         from nmfkit.engines.torch_engine import TorchEngine
         classes["torch"] = TorchEngine
@@ -220,9 +229,10 @@ def test_architecture_page_states_the_engine_capabilities():
     from nmfkit.engines import ENGINE_CAPABILITIES
     from nmfkit.engines.base import CAPABILITIES
     page = pathlib.Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
-    rows = {m.group(1): [c.strip() == "✓" for c in m.group(2).split("|")[-5:]]
+    kinds = ("dense", "sparse", "masked", "dask", "torch", "memmap")
+    rows = {m.group(1): [c.strip() == "✓" for c in m.group(2).split("|")[-len(kinds):]]
             for m in re.finditer(r"^\| `(\w+)` \|(.*)\|$", page.read_text(encoding="utf-8"), re.M)
             if m.group(1) in CAPABILITIES}
     assert set(rows) == set(CAPABILITIES)
     for group, marks in rows.items():
-        assert marks == [group in ENGINE_CAPABILITIES[kind] for kind in ("dense", "sparse", "masked", "dask", "torch")]
+        assert marks == [group in ENGINE_CAPABILITIES[kind] for kind in kinds]

@@ -22,7 +22,7 @@ def _as_array(X, name, allow_nan=False):
     if hasattr(X, "to_numpy") and hasattr(X, "dtypes"):  # pandas DataFrame
         return _frame_values(X, name, allow_nan)
     try:
-        A = np.asarray(X)
+        A = X if isinstance(X, np.memmap) else np.asarray(X)   # a memmap stays mapped (its engine)
     except (TypeError, ValueError) as exc:  # ragged nested lists and the like
         raise TypeError(f"{name} must be a 2-D numeric matrix; could not convert it: {exc}") from None
     return A

@@ -7,6 +7,7 @@ are the only places in nmfkit that ask what kind of array something is.
 """
 from __future__ import annotations
 
+import numpy as np
 import scipy.sparse as sp
 
 from ._ops import array_ops, is_torch
@@ -14,6 +15,7 @@ from .base import CAPABILITIES, Engine, supports
 from .dask_engine import DaskEngine
 from .dense import DenseEngine
 from .masked import MaskedEngine, build_mask
+from .memmap import MemmapEngine
 from .sparse import SparseEngine
 
 # The torch engine's capabilities, spelled here so that the registry needs no torch to list them.
@@ -27,6 +29,7 @@ ENGINE_CAPABILITIES = {
     "masked": MaskedEngine.capabilities,
     "dask": DaskEngine.capabilities,
     "torch": TORCH_CAPABILITIES,
+    "memmap": MemmapEngine.capabilities,
 }
 
 
@@ -44,7 +47,8 @@ def make_engine(X, mask=None, nan_is_missing=False) -> Engine:
     With a mask (True = observed) that hides something, or NaN entries and
     `nan_is_missing`, the data goes to the masked engine; a mask hiding
     nothing keeps the plain engine.  Dask arrays go to the dask engine, torch
-    tensors (dense or CSR, any device) to the torch engine."""
+    tensors (dense or CSR, any device) to the torch engine, NumPy memmaps to the
+    memmap engine (read in row blocks)."""
     if is_torch(X):
         if mask is not None or nan_is_missing:
             raise ValueError("mask= and missing='mask' are not supported for torch tensors; "
@@ -61,6 +65,8 @@ def make_engine(X, mask=None, nan_is_missing=False) -> Engine:
             return MaskedEngine(filled, M)
     if sp.issparse(X):
         return SparseEngine(X)
+    if isinstance(X, np.memmap):
+        return MemmapEngine(X)
     return DenseEngine(X)
 
 
@@ -74,5 +80,5 @@ def is_dask(X) -> bool:
     return type(X).__module__.startswith("dask.")
 
 
-__all__ = ["Engine", "DenseEngine", "SparseEngine", "MaskedEngine", "DaskEngine", "make_engine", "is_sparse",
-           "is_dask", "is_torch", "array_ops", "ENGINE_CAPABILITIES", "engines_for"]
+__all__ = ["Engine", "DenseEngine", "SparseEngine", "MaskedEngine", "DaskEngine", "MemmapEngine", "make_engine",
+           "is_sparse", "is_dask", "is_torch", "array_ops", "ENGINE_CAPABILITIES", "engines_for"]
