@@ -16,7 +16,7 @@ row kept in a local accumulator so the inner loop over the k columns is a
 contiguous, vectorisable axpy.  Its twin is SciPy's own product
 (`csr_dense_scipy`).  The sum over a row runs in the same order in both, so
 they agree to rounding (fused multiply-adds aside).
-tests/test_core.py and tests/test_engine_kernels.py check the pairs agree.
+tests/test_core.py and tests/kernels/test_engine_kernels.py check the pairs agree.
 
 `kl_w_step(indptr, indices, data, W, Ht, den, l2, floor, need, Ht_next, bounds)` is one KL
 multiplicative W half-step fused with the products the next H half-step needs,
@@ -37,7 +37,7 @@ still runs on several threads); the partials and the column sums of W' are added
 in block order, so the result does not depend on the number of threads.
 `update=False` makes the same sums at W itself (W' = W): a resumed fit
 recomputes bit for bit the products an uninterrupted one cached.  The twin
-`kl_w_step_scipy` forms Q and Q' with SciPy; tests/test_sparse_kl_kernel.py
+`kl_w_step_scipy` forms Q and Q' with SciPy; tests/kernels/test_sparse_kl_kernel.py
 checks kernel, twin and the engines' generic two-pass step agree.
 """
 from __future__ import annotations

@@ -131,7 +131,7 @@ def nnls_bpp_numpy(R, G, passive=None, max_rounds=None):
 # The kernel instead pivots each row to completion with a Cholesky factorisation
 # of just G_PP (|P|³/6 flops, |P| ≤ k), rows in parallel.  Same pivoting rules as
 # `nnls_bpp_numpy`, so the two return the same (unique) solution up to rounding;
-# tests/test_anls.py checks it.  A Cholesky pivot below PIVOT_TOL·G_jj (a dead or
+# tests/solvers/test_anls.py checks it.  A Cholesky pivot below PIVOT_TOL·G_jj (a dead or
 # collinear component) pins that variable at 0, which is how the pseudo-inverse
 # treats a null direction: the objective value is the same.
 PIVOT_TOL = 1e-12

@@ -39,7 +39,7 @@ coordinate's steps early (the next one would compute the same point).
 (F', D_KL(X‖F' Oᵀ) or None).  Rows run in parallel in fixed row blocks (never set by the thread
 count); the loss is added per block, then over the blocks in order, so results do not depend on
 the number of threads.  The twins `*_numpy` run the same steps on all rows at once (whole-array
-maths, sums in another order); tests/test_kl_cd.py checks they agree.
+maths, sums in another order); tests/solvers/test_ccd.py checks they agree.
 Cost per half-step: (2 + 6·steps)·k flops per entry (dense: m·n entries, sparse: nnz), one division
 per entry and step, plus a log per entry when the loss is asked for.
 """

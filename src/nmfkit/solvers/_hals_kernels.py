@@ -20,7 +20,7 @@ independent problem gets the sweeps it needs).
 
 Row i of a column update depends only on row i, so the column-by-column,
 whole-array twin (`hals_sweeps_numpy`) and the row-by-row Numba kernel give the
-same result up to summation order; tests/test_kernels.py checks it.  The twin
+same result up to summation order; tests/kernels/test_hals_kernels.py checks it.  The twin
 is also the HALS path for torch tensors (it uses only the array family's ops,
 so it runs on the GPU; one sweep is k column updates of O(p·k) each).  The kernel
 copies a row of F and of S into small local arrays for all of its sweeps (no

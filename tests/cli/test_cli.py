@@ -15,7 +15,7 @@ from nmfkit.cli import main
 from nmfkit.io import read_matrix, write_matrix
 from nmfkit.registry import SOLVERS
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 GENES = [f"gene{i}" for i in range(12)]
 SAMPLES = [f"s{j}" for j in range(8)]
 

@@ -26,7 +26,7 @@ from nmfkit.validation import check_matrix  # noqa: E402
 
 # torch's own notice on first use of CSR tensors, raised by the test's conversions
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 # (solver, fit arguments, layouts): every combination declared for the torch engine.

@@ -17,7 +17,7 @@ from nmfkit import r_api
 from nmfkit.engines import make_engine
 from nmfkit.solvers.r_compat import LEE_EPS, R_DOUBLE_EPS, RBrunet, RLee
 
-R_SCRIPT = Path(__file__).parent / "r" / "r_compat_reference.R"
+R_SCRIPT = Path(__file__).parents[1] / "r" / "r_compat_reference.R"
 ITERATIONS = (1, 10, 100)
 LOSS = {"lee": "frobenius", "brunet": "kl"}
 

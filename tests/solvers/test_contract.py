@@ -228,7 +228,7 @@ def test_architecture_page_states_the_engine_capabilities():
 
     from nmfkit.engines import ENGINE_CAPABILITIES
     from nmfkit.engines.base import CAPABILITIES
-    page = pathlib.Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+    page = pathlib.Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
     kinds = ("dense", "sparse", "masked", "dask", "torch", "memmap")
     rows = {m.group(1): [c.strip() == "✓" for c in m.group(2).split("|")[-len(kinds):]]
             for m in re.finditer(r"^\| `(\w+)` \|(.*)\|$", page.read_text(encoding="utf-8"), re.M)

@@ -211,7 +211,7 @@ def _run_script(tmp_path, code):
     import sys
     script = tmp_path / "plain.py"
     script.write_text(code)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "PYTHONPATH": os.path.join(root, "src")}
     return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=300)
