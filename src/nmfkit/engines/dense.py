@@ -138,3 +138,30 @@ def beta_divergence_dense(X, L, beta) -> float:
         return float(np.sum(R - np.log(R) - 1.0))
     return float(np.sum(X ** beta + (beta - 1.0) * L ** beta - beta * X * L ** (beta - 1.0))
                  / (beta * (beta - 1.0)))
+
+
+def beta_products_in_blocks(blocks, shape, W, Ht, beta, need, dtype) -> dict:
+    """β-MU numerators and denominators (see DenseEngine.beta_products) and D_β(X‖W Htᵀ), summed
+    over dense row blocks of X: `blocks` yields (start, stop, X[start:stop] as a dense array), so
+    only one block of Λ = W Htᵀ is in memory at a time."""
+    m, n = shape
+    k = W.shape[1]
+    eps = np.finfo(dtype).eps
+    out = {}
+    if "XH" in need:
+        out["num_W"], out["den_W"] = np.empty((m, k), dtype), np.empty((m, k), dtype)
+    if "XW" in need:
+        out["num_H"], out["den_H"] = np.zeros((n, k), dtype), np.zeros((n, k), dtype)
+    loss = 0.0
+    for s, e, Xb in blocks:
+        L = np.maximum(W[s:e] @ Ht.T, eps)
+        A = Xb * L ** (beta - 2.0)
+        B = L ** (beta - 1.0)
+        if "XH" in need:
+            out["num_W"][s:e], out["den_W"][s:e] = A @ Ht, B @ Ht
+        if "XW" in need:
+            out["num_H"] += A.T @ W[s:e]
+            out["den_H"] += B.T @ W[s:e]
+        loss += beta_divergence_dense(Xb, L, beta)
+    out["loss"] = loss
+    return out

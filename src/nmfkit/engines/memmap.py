@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Engine
-from .dense import beta_divergence_dense
+from .dense import beta_divergence_dense, beta_products_in_blocks
 
 BLOCK_BYTES = 64 * 2 ** 20     # bytes of X read per block
 
@@ -109,27 +109,7 @@ class MemmapEngine(Engine):
     # -- beta ----------------------------------------------------------------------------------
     def beta_products(self, W, Ht, beta, need=("XH", "XW")):
         """β-MU numerators and denominators (see DenseEngine.beta_products), one row block at a time."""
-        m, n = self.shape
-        k = W.shape[1]
-        eps = np.finfo(self.dtype).eps
-        out = {}
-        if "XH" in need:
-            out["num_W"], out["den_W"] = np.empty((m, k), self.dtype), np.empty((m, k), self.dtype)
-        if "XW" in need:
-            out["num_H"], out["den_H"] = np.zeros((n, k), self.dtype), np.zeros((n, k), self.dtype)
-        loss = 0.0
-        for s, e, Xb in self._blocks():
-            L = np.maximum(W[s:e] @ Ht.T, eps)
-            A = Xb * L ** (beta - 2.0)
-            B = L ** (beta - 1.0)
-            if "XH" in need:
-                out["num_W"][s:e], out["den_W"][s:e] = A @ Ht, B @ Ht
-            if "XW" in need:
-                out["num_H"] += A.T @ W[s:e]
-                out["den_H"] += B.T @ W[s:e]
-            loss += beta_divergence_dense(Xb, L, beta)
-        out["loss"] = loss
-        return out
+        return beta_products_in_blocks(self._blocks(), self.shape, W, Ht, beta, need, self.dtype)
 
     def beta_divergence(self, W, Ht, beta):
         return self.beta_products(W, Ht, beta, need=())["loss"]

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from ._kernels import block_column_sums, csr_dense, kl_w_step, row_blocks, sampled_dot
 from .base import Engine
-from .dense import beta_divergence_dense
+from .dense import beta_products_in_blocks
 
 BLOCK = 1 << 22          # entries per dense block in the β products (32 MB in float64)
 
@@ -153,29 +153,9 @@ class SparseEngine(Engine):
         it runs in row blocks of about BLOCK entries, so memory stays O(BLOCK)
         and X itself is never densified whole."""
         m, n = self.shape
-        k = W.shape[1]
         rows = max(1, min(m, BLOCK // max(n, 1)))
-        eps = np.finfo(self.dtype).eps
-        out = {}
-        if "XH" in need:
-            out["num_W"], out["den_W"] = np.empty((m, k), self.dtype), np.empty((m, k), self.dtype)
-        if "XW" in need:
-            out["num_H"], out["den_H"] = np.zeros((n, k), self.dtype), np.zeros((n, k), self.dtype)
-        loss = 0.0
-        for s in range(0, m, rows):
-            e = min(m, s + rows)
-            L = np.maximum(W[s:e] @ Ht.T, eps)
-            Xb = self.X[s:e].toarray()
-            A = Xb * L ** (beta - 2.0)
-            B = L ** (beta - 1.0)
-            if "XH" in need:
-                out["num_W"][s:e], out["den_W"][s:e] = A @ Ht, B @ Ht
-            if "XW" in need:
-                out["num_H"] += A.T @ W[s:e]
-                out["den_H"] += B.T @ W[s:e]
-            loss += beta_divergence_dense(Xb, L, beta)
-        out["loss"] = loss
-        return out
+        blocks = ((s, min(m, s + rows), self.X[s:min(m, s + rows)].toarray()) for s in range(0, m, rows))
+        return beta_products_in_blocks(blocks, self.shape, W, Ht, beta, need, self.dtype)
 
     def beta_divergence(self, W, Ht, beta):
         return self.beta_products(W, Ht, beta, need=())["loss"]
