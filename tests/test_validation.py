@@ -167,3 +167,43 @@ def test_dataframe_extension_columns_become_numbers():
     np.testing.assert_array_equal(check_matrix(df), [[0, 1, 1], [1, 0, 2], [0, 1, 3], [2, 1, 4]])
     with pytest.raises(TypeError, match=r"^X column 'when' is not numeric \(dtype datetime64"):
         check_matrix(df.assign(when=pd.date_range("2020-01-01", periods=4)))
+
+
+def test_dense_values_are_checked_in_blocks_with_exact_positions_and_counts(monkeypatch, tmp_path):
+    """Dense data is scanned a block of rows at a time (a memmap stays a memmap, never copied whole):
+    counts are totals over all blocks and the first offender is located in row-major order."""
+    from nmfkit import validation
+    from nmfkit.validation import check_matrix
+    monkeypatch.setattr(validation, "CHECK_BLOCK_ENTRIES", 12)        # 2 rows of 6 per block
+    X = np.ones((9, 6))
+    X[5, 4], X[7, 1] = -2.0, -3.0
+    with pytest.raises(ValueError, match=r"2 negative entries; the first is X\[5, 4\] = -2"):
+        check_matrix(X)
+    X[5, 4], X[7, 1] = 1.0, 1.0
+    X[8, 0], X[3, 2], X[6, 5] = np.nan, np.inf, np.nan
+    with pytest.raises(ValueError, match=r"2 NaN, 1 infinite entries; the first is at \(3, 2\)"):
+        check_matrix(X)
+    np.save(tmp_path / "x.npy", np.ones((9, 6)))
+    M = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert check_matrix(M) is M
+    np.save(tmp_path / "z.npy", np.zeros((9, 6)))
+    with pytest.raises(ValueError, match="all zeros"):
+        check_matrix(np.load(tmp_path / "z.npy", mmap_mode="r"))
+    with pytest.raises(ValueError, match="every entry is missing"):
+        check_matrix(np.full((9, 6), np.nan), allow_nan=True)
+
+
+def test_dense_check_holds_only_a_block_of_flags_at_once(monkeypatch):
+    import tracemalloc
+
+    from nmfkit import validation
+    from nmfkit.validation import check_matrix
+    monkeypatch.setattr(validation, "CHECK_BLOCK_ENTRIES", 1 << 16)
+    X = np.ones((2048, 1024))                       # 2 Mi entries: one whole-matrix flag array is 2 MiB
+    tracemalloc.start()
+    try:
+        check_matrix(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < (1 << 20), peak                   # a few 64 Ki-entry blocks of flags, not m·n of them

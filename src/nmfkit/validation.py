@@ -147,27 +147,49 @@ def check_matrix(X, name: str = "X", allow_nan: bool = False, allow_zero: bool =
     dtype = resolve_dtype(A.dtype, name)
     if is_sparse(A):
         A = canonical_csr(check_sparse_structure(A, name).astype(dtype, copy=False))
-        values = A.data
+        blocks = [(0, A.data)]
     else:
         A = A.astype(dtype, copy=False)
-        values = A
-    finite = np.isfinite(values)
-    if not finite.all():
-        n_nan = int(np.isnan(values).sum())
-        n_inf = int(values.size - finite.sum() - n_nan)
-        where = _locate(A, ~finite)
-        if not (allow_nan and n_inf == 0):
-            raise _nonfinite_error(name, n_nan, n_inf, where, MISSING_HINT if n_nan else "")
-    neg = values < 0
-    if neg.any():
-        where = _locate(A, neg)
-        raise _negative_error(name, neg.sum(), where, _value(A, where))
-    if not allow_zero and not np.any(values[finite] if not finite.all() else values):
-        if values.size and not finite.any():
+        step = max(1, CHECK_BLOCK_ENTRIES // max(A.shape[1], 1))   # bounded temporaries, also for a memmap
+        blocks = ((s, A[s:s + step]) for s in range(0, A.shape[0], step))
+    n_nan = n_inf = n_neg = 0
+    first_bad = first_neg = None          # (row offset of the block, flags) of the first offending block
+    any_value = any_finite = False
+    for start, B in blocks:
+        finite = np.isfinite(B)
+        if not finite.all():
+            nan = int(np.isnan(B).sum())
+            n_nan, n_inf = n_nan + nan, n_inf + int(B.size - finite.sum() - nan)
+            first_bad = first_bad or (start, ~finite)
+        neg = B < 0
+        if neg.any():
+            n_neg += int(neg.sum())
+            first_neg = first_neg or (start, neg)
+        any_finite = any_finite or bool(finite.any())
+        any_value = any_value or bool(np.any(B[finite]))
+    if first_bad is not None and not (allow_nan and n_inf == 0):
+        where = _locate_in_block(A, *first_bad)
+        raise _nonfinite_error(name, n_nan, n_inf, where, MISSING_HINT if n_nan else "")
+    if first_neg is not None:
+        where = _locate_in_block(A, *first_neg)
+        raise _negative_error(name, n_neg, where, _value(A, where))
+    if not allow_zero and not any_value:
+        if (A.nnz if is_sparse(A) else A.size) and not any_finite:
             stored = " stored" if is_sparse(A) else ""
             raise ValueError(f"{name}: every{stored} entry is missing (NaN); there is nothing to factorize")
         raise _all_zero_error(name)
     return A
+
+
+CHECK_BLOCK_ENTRIES = 1 << 22   # entries of a dense block checked at once (4 Mi: a few MB of flags)
+
+
+def _locate_in_block(A, start, flags):
+    """(i, j) of the first flagged entry of a block of rows starting at row `start` (or of CSR data)."""
+    if is_sparse(A):
+        return _locate(A, flags)
+    i, j = _first(flags)
+    return (start + i, j)
 
 
 # -- sparse structure ---------------------------------------------------------------------------
