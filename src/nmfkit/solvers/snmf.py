@@ -115,32 +115,25 @@ class SNMF(_RCompat):
         ridge = self.eta2 * np.eye(k)
         ones = self.beta_s * np.ones((k, k))
         self.iteration += 1
+        # snmf/r makes H sparse, snmf/l makes W sparse: the same sweep with the roles swapped.
+        # S is the sparse factor (updated first, with the L1 block), D the dense one (ridge).
         if self.version == "r":
-            XtW = self._next.get(W, Ht)
-            XtW = e.XtW(W) if XtW is None else XtW
-            Ht = self._nnls(XtW, W.T @ W + ones, Ht)
-            if np.any(Ht.sum(axis=0) == 0):
-                return self._restart(W, Ht, "W")
-            XHt, HtH = e.XHt(Ht), Ht.T @ Ht
-            W = self._nnls(XHt, HtH + ridge, W)
-            obj = frobenius_from_products(e.sqnorm, W, XHt, HtH) + self._penalty(W, Ht)
-            if self.iteration % CHECK_EVERY == 0 or self.erravg1 is None:
-                XtW = e.XtW(W)
-                self._next.put(W, Ht, XtW)
-                self._check(W, Ht, XtW, XHt, "r")
+            D, S, toward_S, toward_D, restart = W, Ht, e.XtW, e.XHt, "W"
         else:
-            XHt = self._next.get(W, Ht)
-            XHt = e.XHt(Ht) if XHt is None else XHt
-            W = self._nnls(XHt, Ht.T @ Ht + ones, W)
-            if np.any(W.sum(axis=0) == 0):
-                return self._restart(W, Ht, "Ht")
-            XtW, WtW = e.XtW(W), W.T @ W
-            Ht = self._nnls(XtW, WtW + ridge, Ht)
-            obj = frobenius_from_products(e.sqnorm, Ht, XtW, WtW) + self._penalty(W, Ht)
-            if self.iteration % CHECK_EVERY == 0 or self.erravg1 is None:
-                XHt = e.XHt(Ht)
-                self._next.put(W, Ht, XHt)
-                self._check(Ht, W, XHt, XtW, "l")
+            D, S, toward_S, toward_D, restart = Ht, W, e.XHt, e.XtW, "Ht"
+        P = self._next.get(W, Ht)
+        P = toward_S(D) if P is None else P
+        S = self._nnls(P, D.T @ D + ones, S)
+        if np.any(S.sum(axis=0) == 0):
+            return self._restart(*((D, S) if self.version == "r" else (S, D)), restart)
+        Q, SS = toward_D(S), S.T @ S
+        D = self._nnls(Q, SS + ridge, D)
+        W, Ht = (D, S) if self.version == "r" else (S, D)
+        obj = frobenius_from_products(e.sqnorm, D, Q, SS) + self._penalty(W, Ht)
+        if self.iteration % CHECK_EVERY == 0 or self.erravg1 is None:
+            P = toward_S(D)
+            self._next.put(W, Ht, P)
+            self._check(D, S, P, Q, self.version)
         return W, Ht, obj
 
     def _restart(self, W, Ht, which):
