@@ -8,15 +8,15 @@ feature_score, select_features, top_features   which features drive each compone
 plots                survey plot, consensus heatmap, CV curve
 """
 from .consensus import (
-                        ConsensusResult,
-                        connectivity,
-                        consensus,
-                        consensus_clusters,
-                        consensus_matrix,
-                        consensus_silhouette,
-                        cophenetic_correlation,
-                        dispersion,
-                        silhouette_widths,
+    ConsensusResult,
+    connectivity,
+    consensus,
+    consensus_clusters,
+    consensus_matrix,
+    consensus_silhouette,
+    cophenetic_correlation,
+    dispersion,
+    silhouette_widths,
 )
 from .cross_validation import CrossValidation, cross_validate_rank, heldout_error, speckled_mask
 from .estimate import RankSurvey, estimate_rank, hoyer_sparseness, randomize
