@@ -207,7 +207,7 @@ def test_a_pickle_named_npz_is_refused_and_never_unpickled(tmp_path, loader):
 
 @pytest.mark.parametrize("change, message", [
     (dict(drop=["loss"]), "the model has no 'loss' field"),
-    (dict(meta={"loss": "small"}), "the model's 'loss' field is 'small', not a Real"),
+    (dict(meta={"loss": "small"}), r"the model's 'loss' field is malformed \('small', not a Real\)"),
     (dict(H=np.ones((3, 8))), "W is 12×2 but H is 3×8; their ranks disagree"),
     (dict(W=np.full((12, 2), np.nan)), "W holds 24 NaN or infinite values"),
     (dict(H=-np.ones((2, 8))), "H holds 16 negative values"),

@@ -65,7 +65,7 @@ def load(path) -> dict:
     """Read a checkpoint written by `save`.  Another kind of file, a damaged or truncated one, factors
     that disagree in rank or hold NaN, infinite or negative values, a missing or malformed field: a
     one-line `DataFileError` (a ValueError) naming the file, before anything resumes."""
-    from .io import DataFileError, check_factor, read_archive
+    from .io import DataFileError, check_factor, check_fields, read_archive
     path = os.fspath(path)
     meta, z = read_archive(path, "checkpoint", FORMAT)
     W = check_factor(path, "W", z.get("W"), "checkpoint")
@@ -78,11 +78,7 @@ def load(path) -> dict:
     fields = {"fingerprint": dict, "iteration": numbers.Integral, "seconds": numbers.Real,
               "best_objective": numbers.Real, "best_iteration": numbers.Integral, "history_keys": list,
               "solver_state": dict, "rng_state": (dict, type(None))}
-    for key, kind in fields.items():
-        if key not in meta:
-            raise DataFileError(f"{path}: the checkpoint has no {key!r} field")
-        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
-            raise DataFileError(f"{path}: the checkpoint's {key!r} field is malformed ({meta[key]!r})")
+    check_fields(path, meta, fields, "checkpoint")
     if not np.isfinite(meta["best_objective"]) or not 0 <= meta["best_iteration"] <= meta["iteration"]:
         raise DataFileError(f"{path}: the checkpoint's best iterate is malformed (objective "
                             f"{meta['best_objective']!r} at iteration {meta['best_iteration']!r})")

@@ -832,6 +832,18 @@ def read_archive(path, kind: str, fmt: str) -> tuple[dict, dict]:
     return meta, arrays
 
 
+def check_fields(path, meta: dict, fields: dict, kind: str) -> None:
+    """Every `fields` key (name → type or tuple of types) is in an archive's metadata with that type
+    (a bool counts only where bool is asked for), else a one-line DataFileError naming the file."""
+    for key, types in fields.items():
+        if key not in meta:
+            raise DataFileError(f"{path}: the {kind} has no {key!r} field")
+        value, wanted = meta[key], types if isinstance(types, tuple) else (types,)
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            names = " or ".join("None" if t is type(None) else t.__name__ for t in wanted)
+            raise DataFileError(f"{path}: the {kind}'s {key!r} field is malformed ({value!r}, not a {names})")
+
+
 def check_factor(path, name, A, kind="model"):
     """A factor read from an archive: a finite, non-negative 2-D float array, else a DataFileError."""
     if not isinstance(A, np.ndarray) or A.ndim != 2 or A.dtype.kind != "f" or 0 in A.shape:

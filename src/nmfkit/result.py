@@ -131,7 +131,7 @@ class Factorization:
         """Read a file written by `save` (no pickle).  Anything else — another kind of file, a damaged
         or truncated one, factors whose shapes disagree or that hold NaN or negative values, a missing
         field — is a one-line `DataFileError` (a ValueError) naming the file."""
-        from .io import DataFileError, check_factor, read_archive
+        from .io import DataFileError, check_factor, check_fields, read_archive
         path = os.fspath(path)
         meta, arrays = read_archive(path, "model", _FORMAT)
         W = check_factor(path, "W", arrays.get("W"))
@@ -142,11 +142,7 @@ class Factorization:
         fields = {"loss": numbers.Real, "relative_error": numbers.Real, "n_iter": numbers.Integral,
                   "converged": bool, "stop_reason": str, "history_keys": list, "options": dict, "runs": list,
                   "seconds": numbers.Real}
-        for key, kind in fields.items():
-            if key not in meta:
-                raise DataFileError(f"{path}: the model has no {key!r} field")
-            if not isinstance(meta[key], kind) or (kind is not bool and isinstance(meta[key], bool)):
-                raise DataFileError(f"{path}: the model's {key!r} field is {meta[key]!r}, not a {kind.__name__}")
+        check_fields(path, meta, fields, "model")
         history = {}
         for k in meta["history_keys"]:
             column = arrays.get(f"history.{k}") if isinstance(k, str) else None
