@@ -64,6 +64,12 @@ def _inside(path, folder) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
+def _listing(names, shown=5) -> str:
+    """'a, b, c' — at most `shown` names, then how many more."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def _plain_name(name) -> bool:
     return (isinstance(name, str) and name not in ("", ".", "..", MANIFEST) and os.sep not in name
             and "/" not in name and (os.altsep is None or os.altsep not in name))
@@ -120,7 +126,7 @@ class OutputFolder:
             previous = set()
         foreign = [name for name in planned if os.path.lexists(self.final(name)) and name not in previous]
         if foreign and not self.force:
-            listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            listed = _listing(foreign)
             raise ValueError(f"{where} already holds {listed}, which nmfkit did not write; "
                              "use --force to overwrite, or choose another folder")
         self.previous = previous
@@ -137,7 +143,7 @@ class OutputFolder:
         are not known before they run)."""
         foreign = sorted(self.entries() - (read_manifest(self.folder) or set()))
         if foreign and not self.force:
-            listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            listed = _listing(foreign)
             raise ValueError(f"{self.option} {self.folder} already holds {listed}, which nmfkit did not write; "
                              "use --force to write there anyway, or choose another (empty) folder")
 
