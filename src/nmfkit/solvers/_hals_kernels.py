@@ -165,3 +165,121 @@ def hals_sweeps(F, R, G, max_sweeps=1, delta=0.0):
     # contention with BLAS threads still spinning after the products) dominates.
     kernel = _hals_sweeps_parallel if F.size * F.shape[1] >= PARALLEL_MIN_WORK else _hals_sweeps_serial
     return kernel(F, S, G, int(max_sweeps), float(delta), done)
+
+
+# -- constrained sweeps: box [lower, upper] and a per-row diagonal --------------------------------------
+#
+# The half-step of a constrained or graph-regularised fit minimises, row by row,
+#
+#     ½ fᵢ (G + dᵢ I) fᵢᵀ − ⟨fᵢ, Rᵢ⟩   over  lower ≤ fᵢ ≤ upper,
+#
+# (d = 0 without a graph; lower = −∞ for a factor without a sign constraint, upper = +∞ without a
+# bound).  The exact coordinate minimiser is the unconstrained one clipped to the box,
+#
+#     F[i, j] ← min(upper, max(lower, F[i, j] + S[i, j] / (G_jj + dᵢ))),    S = R − F G − d ∘ F,
+#
+# and a coordinate whose curvature G_jj + dᵢ is 0 is linear: it goes to the end of the box its slope
+# points to (lower where S ≤ 0, upper where S > 0), or stays where that end is infinite.  With
+# lower = 0, upper = ∞ and d = 0 this is `hals_sweeps` operation for operation.
+
+def box_coordinate(old, s, inv, lower, upper):
+    """The exact minimiser of one coordinate (`inv` = 1/curvature, 0 for a linear coordinate)."""
+    if inv > 0:
+        return min(max(old + s * inv, lower), upper)
+    if s > 0:
+        return upper if upper < np.inf else old
+    return lower if lower > -np.inf else old
+
+
+def hals_box_sweeps_numpy(F, R, G, max_sweeps=1, delta=0.0, lower=0.0, upper=np.inf, row_diag=None):
+    """Box-constrained HALS sweeps on NumPy F in place, column by column; returns sweeps per row."""
+    p, k = F.shape
+    d = np.zeros(p, F.dtype) if row_diag is None else np.asarray(row_diag, F.dtype)
+    S = R - F @ G - d[:, None] * F
+    curv = np.diagonal(G)[None, :] + d[:, None]
+    inv = np.zeros_like(curv)
+    np.divide(1, curv, out=inv, where=curv > 0)
+    lo, hi = F.dtype.type(lower), F.dtype.type(upper)
+    first = np.zeros(p)
+    done = np.zeros(p, np.int64)
+    active = np.arange(p)
+    for sweep in range(max_sweeps):
+        if len(active) == 0:
+            break
+        Fa, Sa, inva, da = F[active], S[active], inv[active], d[active]
+        moved = np.zeros(len(active))
+        for j in range(k):
+            old, s, ij = Fa[:, j], Sa[:, j], inva[:, j]
+            linear = np.where(s > 0, hi if hi < np.inf else old, lo if lo > -np.inf else old)
+            col = np.where(ij > 0, np.minimum(np.maximum(old + s * ij, lo), hi), linear).astype(F.dtype)
+            step = col - old
+            Sa -= np.outer(step, G[j])
+            Sa[:, j] -= step * da
+            moved += step.astype(np.float64) ** 2
+            Fa[:, j] = col
+        F[active], S[active] = Fa, Sa
+        done[active] += 1
+        if sweep == 0:
+            first[active] = moved
+        else:
+            active = active[moved > delta * delta * first[active]]
+    return done
+
+
+_box_coordinate = numba.njit(cache=True, inline="always")(box_coordinate)
+
+
+def _hals_box_sweeps_rows(F, S, G, max_sweeps, delta, lower, upper, row_diag, done):
+    p, k = F.shape
+    lo, hi = F.dtype.type(lower), F.dtype.type(upper)
+    tasks = (p + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for t in numba.prange(tasks):
+        f = np.empty(k, F.dtype)
+        s = np.empty(k, F.dtype)
+        inv = np.zeros(k, F.dtype)
+        for i in range(t * ROWS_PER_TASK, min(p, (t + 1) * ROWS_PER_TASK)):
+            di = row_diag[i]
+            for a in range(k):
+                f[a] = F[i, a]
+                s[a] = S[i, a]
+                c = G[a, a] + di
+                inv[a] = 1 / c if c > 0 else 0
+            first = 0.0
+            for sweep in range(max_sweeps):
+                moved = 0.0
+                for j in range(k):
+                    old = f[j]
+                    new = _box_coordinate(old, s[j], inv[j], lo, hi)
+                    step = new - old
+                    if step != 0:
+                        for a in range(k):
+                            s[a] -= step * G[j, a]
+                        s[j] -= step * di
+                        f[j] = new
+                        moved += step * step
+                done[i] = sweep + 1
+                if sweep == 0:
+                    first = moved
+                elif moved <= delta * delta * first:
+                    break
+            for a in range(k):
+                F[i, a] = f[a]
+    return done
+
+
+_hals_box_sweeps_parallel = _compiled(_hals_box_sweeps_rows, "_hals_box_sweeps_parallel", True)
+_hals_box_sweeps_serial = _compiled(_hals_box_sweeps_rows, "_hals_box_sweeps_serial", False)
+
+
+def hals_box_sweeps(F, R, G, max_sweeps=1, delta=0.0, lower=0.0, upper=np.inf, row_diag=None):
+    """Box-constrained HALS sweeps on F in place (rows in parallel); returns sweeps per row.
+
+    F must be C-contiguous and writeable; `row_diag` (p values ≥ 0, default 0) adds dᵢ to the
+    curvature of row i."""
+    G = np.ascontiguousarray(G, dtype=F.dtype)
+    d = np.zeros(F.shape[0], F.dtype) if row_diag is None else np.ascontiguousarray(row_diag, dtype=F.dtype)
+    S = np.ascontiguousarray(R - F @ G - d[:, None] * F, dtype=F.dtype)
+    done = np.zeros(F.shape[0], dtype=np.int64)
+    kernel = (_hals_box_sweeps_parallel if F.size * F.shape[1] >= PARALLEL_MIN_WORK
+              else _hals_box_sweeps_serial)
+    return kernel(F, S, G, int(max_sweeps), float(delta), float(lower), float(upper), d, done)

@@ -56,15 +56,16 @@ so the sweeps often cost more than their flop count suggests.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..engines import array_ops
 from ..engines.base import frobenius_from_products
+from ..penalties import FACTOR_OPTIONS, factor_rules
 from ..registry import register_solver
 from ..validation import check_nonneg_float
-from ._hals_kernels import hals_sweeps, hals_sweeps_numpy
+from ._hals_kernels import hals_box_sweeps, hals_sweeps, hals_sweeps_numpy
 from .base import Solver
 
 MAX_INNER_ALPHA = 1e6
@@ -139,7 +140,12 @@ class HALS(Solver):
 
     def __init__(self, engine, loss, beta, *, inner_alpha=0.5, inner_delta=0.1, extrapolate=True,
                  **options):
+        factor_options = {name: options.pop(name) for name in FACTOR_OPTIONS if name in options}
         super().__init__(engine, loss, beta, **options)
+        self.rules = factor_rules(engine.shape, **factor_options)
+        self.constrained = any(rule.active for rule in self.rules.values())
+        self._check_rules()
+        self.dropped = 0          # components the L21 penalty set to zero so far
         self.inner_alpha = check_nonneg_float(inner_alpha, "inner_alpha")
         if self.inner_alpha > MAX_INNER_ALPHA:    # ⌊1 + α·ρ⌋ sweeps must stay a 64-bit integer
             raise ValueError(f"inner_alpha must be at most {MAX_INNER_ALPHA:g}; got {inner_alpha!r}")
@@ -152,10 +158,57 @@ class HALS(Solver):
         self.revived = 0          # components revived so far
         self.restarts = 0         # extrapolation restarts so far
 
+    def _check_rules(self):
+        if not self.constrained:
+            return
+        if "numpy_factors" not in self.engine.capabilities:
+            names = ", ".join(FACTOR_OPTIONS)
+            raise ValueError(f"hals runs the options {names} on NumPy/SciPy data only; got {self.engine.kind} data")
+        for which, rule in self.rules.items():
+            if not rule.nonneg and self.penalty.terms(which)[0]:
+                raise ValueError(f"an L1 penalty (l1_ratio > 0) needs nonneg_{which}=True: on a signed factor "
+                                 "it is not the sum of its entries; use l1_ratio=0 (ridge) there")
+
+    @property
+    def penalised(self) -> bool:
+        return self.penalty.active or any(rule.penalised for rule in self.rules.values())
+
+    def _feasible(self, F, which):
+        """F projected on the factor's feasible set (a new array): [0, ∞) unless options say otherwise."""
+        if not self.constrained:
+            return self.engine.ops.clamp_min(F, 0)
+        rule = self.rules[which]
+        return rule.project(F) if rule.nonneg or rule.upper < np.inf else F
+
+    def _half_step(self, F0, R, G, which, sweeps):
+        """One A-HALS half-step on the factor `which` from F0 with data (R, G), every penalty folded in."""
+        Rp, Gp = self.penalty.edit(R, G, which)
+        if not self.constrained:
+            return hals_update(F0, Rp, Gp, sweeps, self.inner_delta)
+        rule = self.rules[which]
+        Rq, Gq, row_diag, frozen = rule.edit(Rp, Gp, F0)
+        F = np.array(F0, order="C", copy=True)
+        hals_box_sweeps(F, Rq, Gq, sweeps, self.inner_delta, rule.lower, rule.upper, row_diag)
+        if rule.l21:      # compare with the majorized objective without L21's ridge, with its exact norm
+            Rl, Gl, _, _ = replace(rule, l21=0.0).edit(Rp, Gp, F0)
+            self.dropped += rule.drop_components(F, Rl, Gl, row_diag)
+        return F
+
+    def constraint_value(self, W, Ht) -> float:
+        """The per-factor penalties (l21, ortho, graph) at (W, Ht)."""
+        if not self.constrained:
+            return 0.0
+        return self.rules["W"].value(W) + self.rules["H"].value(Ht)
+
+    def objective(self, W, Ht) -> float:
+        return super().objective(W, Ht) + self.constraint_value(W, Ht)
+
     # -- set-up -------------------------------------------------------------
     def prepare(self, W, Ht):
         ops = self.engine.ops
         W, Ht = ops.contiguous_copy(W), ops.contiguous_copy(Ht)
+        if self.constrained:           # the start in the feasible set (a bound may cut it)
+            W, Ht = self._feasible(W, "W"), self._feasible(Ht, "H")
         k = W.shape[1]
         self.sweeps_W, self.sweeps_H = inner_sweeps(self.engine, k, self.inner_alpha)
         level = revival_level(self.engine, k)
@@ -166,14 +219,18 @@ class HALS(Solver):
             self.revived += len(dead)
         # During the run only without penalties: with L1/L2 a zero component can be
         # the penalised optimum, and reviving it would raise the objective.
-        self.revive_level = None if self.penalty.active else level
+        self.revive_level = None if self.penalised else level
         # Optimal scaling of the start (HALS codes rescale the initial point):
         # s = ⟨X, W Htᵀ⟩ / ‖W Htᵀ‖², one extra pass over X.
         num = ops.vdot(ops.to64(W), ops.to64(self.engine.XHt(Ht)))
         den = ops.vdot(ops.to64(W.T @ W), ops.to64(Ht.T @ Ht))
         if num > 0 and den > 0 and np.isfinite(num / den):
             root = float(np.sqrt(num / den).astype(self.engine.dtype))   # rounded as W's dtype
-            if not given or self._scaling_helps(W, Ht, root, num, den):
+            if self.constrained:       # scaled only if it stays feasible and does not raise the objective
+                if self._scaling_keeps_bounds(W, Ht, root) and self._scaling_helps(W, Ht, root, num, den):
+                    W *= root
+                    Ht *= root
+            elif not given or self._scaling_helps(W, Ht, root, num, den):
                 W *= root
                 Ht *= root
         self._state = None
@@ -185,10 +242,20 @@ class HALS(Solver):
         s, sq, p = root * root, self.engine.sqnorm, self.penalty
         before = 0.5 * (sq - 2.0 * num + den) + p.value(W, Ht)
         after = 0.5 * (sq - 2.0 * s * num + s * s * den) + p.value(W * root, Ht * root)
+        if self.constrained:
+            before += self.constraint_value(W, Ht)
+            after += self.constraint_value(W * root, Ht * root)
         return after <= before
 
-    def _revive(self, F, other):
-        F, other, count = revive(F, other, self.revive_level)
+    def _scaling_keeps_bounds(self, W, Ht, root) -> bool:
+        return all(root * float(np.abs(F).max(initial=0)) <= self.rules[which].upper
+                   for F, which in ((W, "W"), (Ht, "H")))
+
+    def _revive(self, F, other, which):
+        level = self.revive_level
+        if level is not None and self.constrained:
+            level = min(level, self.rules[which].upper)
+        F, other, count = revive(F, other, level)
         self.revived += count
         return F, other
 
@@ -198,25 +265,22 @@ class HALS(Solver):
         if st is None or W is not st.W_out or Ht is not st.Ht_out:
             # Fresh start (or the caller moved us): no extrapolation yet.
             st = self._state = Extrapolation(W=W, Ht=Ht, We=W, He=Ht)
-        e, p, ops = self.engine, self.penalty, self.engine.ops
-        delta = self.inner_delta
+        e, p = self.engine, self.penalty
 
         # H half-step from Ĥ_{n-1} with Ŵ_{n-1}.
         We = st.We
         RH, GH = e.XtW(We), We.T @ We
-        RHp, GHp = p.edit(RH, GH, "H")
-        H_new = hals_update(st.He, RHp, GHp, self.sweeps_H, delta)
-        H_new, We = self._revive(H_new, We)
+        H_new = self._half_step(st.He, RH, GH, "H", self.sweeps_H)
+        H_new, We = self._revive(H_new, We, "H")
         beta = st.beta if (self.extrapolate and not st.first) else 0.0
-        He = ops.clamp_min(H_new + beta * (H_new - st.Ht), 0) if beta > 0 else H_new
+        He = self._feasible(H_new + beta * (H_new - st.Ht), "H") if beta > 0 else H_new
 
         # W half-step from Ŵ_{n-1} with Ĥ_n; its products give the objective for free.
         R, G = e.XHt(He), He.T @ He
-        Rp, Gp = p.edit(R, G, "W")
-        W_new = hals_update(We, Rp, Gp, self.sweeps_W, delta)
+        W_new = self._half_step(We, R, G, "W", self.sweeps_W)
         data = frobenius_from_products(e.sqnorm, W_new, R, G)   # revival leaves W Htᵀ unchanged
-        W_new, He = self._revive(W_new, He)
-        obj = data + p.value(W_new, He)
+        W_new, He = self._revive(W_new, He, "W")
+        obj = data + p.value(W_new, He) + self.constraint_value(W_new, He)
         if He is not H_new and not beta > 0:
             H_new = He                      # a revival zeroed columns of the un-extrapolated H
 
@@ -224,7 +288,7 @@ class HALS(Solver):
         if best is None or obj <= best[2]:
             # Accept: extrapolate W with the same β, let β grow towards β̄.
             best = st.best = (W_new, He, obj)
-            st.We = ops.clamp_min(W_new + beta * (W_new - st.W), 0) if beta > 0 else W_new
+            st.We = self._feasible(W_new + beta * (W_new - st.W), "W") if beta > 0 else W_new
             st.He = He
             st.W, st.Ht, st.first = W_new, H_new, False
             if beta > 0:
