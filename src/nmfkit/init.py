@@ -5,6 +5,8 @@ nndsvd    Boutsidis & Gallopoulos (2008): the positive parts of the leading
           singular triplets; zeros stay (MU then keeps them near its floor).
 nndsvda   nndsvd with zeros replaced by mean(X)  (good default for every solver).
 nndsvdar  nndsvd with zeros replaced by U(0, mean(X)/100)  (random, small).
+spa       W = k anchor columns of X chosen by the successive projection algorithm (Gillis &
+          Vavasis 2014), H by exact NNLS: deterministic, and exact on separable data.
 The SVD is randomized (Halko et al. 2011) and uses only the engine's products,
 so it runs on every engine: cost ≈ 2·(q+1) passes over X with k+10 columns.
 Factors come back tall: (W m×k, Ht n×k), as NumPy arrays of X's dtype (the
@@ -92,3 +94,16 @@ def nndsvdar_init(engine, rank, rng):
     W[W == 0] = avg * rng.random(int((W == 0).sum())) / 100
     Ht[Ht == 0] = avg * rng.random(int((Ht == 0).sum())) / 100
     return W.astype(engine.dtype), Ht.astype(engine.dtype)
+
+
+@register_init("spa")
+def spa_init(engine, rank, rng):
+    """W = the anchor columns SPA picks from X (columns scaled to sum 1 for the choice), Ht by exact NNLS
+    (Gillis & Vavasis 2014; see solvers/separable.py).  Deterministic; needs X in memory as a NumPy or
+    SciPy array, and at least `rank` linearly independent columns."""
+    from .solvers.separable import anchor_factors, spa
+    if "numpy_data" not in engine.capabilities:
+        raise ValueError(f"init='spa' needs X as a NumPy array or SciPy sparse matrix, not {engine.kind} data; "
+                         "use init='nndsvda'")
+    W, Ht, _, _ = anchor_factors(engine, spa(engine.X, rank))
+    return W, Ht
