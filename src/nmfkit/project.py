@@ -20,17 +20,20 @@ update of `nmfkit.solvers.mu` (exponent γ(β) keeps it monotone).  It starts fr
 sums equal X_new's (a property every KL stationary point has) and stops each
 column on its own when its relative L1 change falls below `tol` (a converged
 column is frozen), so a column's result does not depend on the others either.
-Cost per iteration: one KL ratio product (nnz·k sparse, m·n·k dense).
+Cost per iteration: one KL ratio product (nnz·k sparse, m·n·k dense), plus one evaluation of the
+divergence at the start and at the end.  The updates run through the driver of every fit
+(`nmfkit.driver`), so an interrupted projection returns the coefficients reached so far.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .driver import run
 from .engines import is_sparse, is_torch, make_engine
 from .penalties import Penalty
 from .registry import resolve_loss
 from .solvers._anls_kernels import nnls_bpp
-from .solvers.base import floor_of
+from .solvers.base import Solver, floor_of
 from .solvers.mu import beta_exponent, check_positive_data, mu_beta_half
 from .validation import check_matrix, check_nonneg_float, check_positive_int
 
@@ -114,29 +117,51 @@ def _frobenius(engine, W, penalty):
     return nnls_bpp(R, G).astype(engine.dtype, copy=False)
 
 
+class FixedBasisMU(Solver):
+    """β-multiplicative updates of the coefficients Ht (n×k) with the basis W fixed, run by the
+    driver like any fit (progress, time, Ctrl-C keep the coefficients reached so far).
+
+    Every column of X (row of Ht) is an independent problem; it stops on its own when its relative
+    L1 change falls below `tol` and is frozen from then on, so its result does not depend on the
+    other columns.  The run ends (`done`) when every column is frozen, or at `max_iter`.  Each
+    update minimises the Févotte–Idier auxiliary function of its column, so the objective never
+    increases (monotone)."""
+    requires = frozenset({"core", "kl", "beta", "complete", "numpy_factors"})
+
+    def __init__(self, engine, beta, penalty, tol):
+        super().__init__(engine, resolve_loss(None, beta)[0], beta)
+        self.penalty, self.tol = penalty, tol
+        self.floor = floor_of(engine.dtype)
+        self.gamma = beta_exponent(beta)
+        self.active = np.ones(engine.shape[1], dtype=bool)
+        self.w_sums = None
+
+    def prepare(self, W, Ht):
+        self.w_sums = W.sum(axis=0).astype(self.engine.dtype)
+        return W, np.maximum(Ht, self.floor).astype(self.engine.dtype)
+
+    def step(self, W, Ht):
+        l1, l2 = self.penalty.terms("H")
+        if self.beta == 1.0:      # KL: Wᵀ1 is the denominator; sparse data costs nnz·k
+            numer = self.engine.kl_ratio(W, Ht, need=("QtW",))["QtW"]
+            denom = np.broadcast_to(self.w_sums, Ht.shape)
+        else:
+            prod = self.engine.beta_products(W, Ht, self.beta, need=("XW",))
+            numer, denom = prod["num_H"], prod["den_H"]
+        new = mu_beta_half(Ht, numer, denom, self.gamma, self.floor, l1, l2).astype(self.engine.dtype, copy=False)
+        change = np.abs(new - Ht).sum(axis=1) / np.maximum(np.abs(Ht).sum(axis=1), self.floor)
+        Ht = np.where(self.active[:, None], new, Ht)
+        self.active &= change > self.tol
+        self.done = not self.active.any()
+        return W, Ht, self.objective(W, Ht) if self.want_objective or self.done else None
+
+
 def _multiplicative(engine, W, beta, penalty, tol, max_iter, start=None):
-    l1, l2 = penalty.terms("H")
-    floor = floor_of(engine.dtype)
-    gamma = beta_exponent(beta)
-    w_sums = W.sum(axis=0).astype(engine.dtype)
-    total = float(w_sums.sum(dtype=np.float64))
+    total = float(W.sum(axis=0).astype(engine.dtype).sum(dtype=np.float64))
     if total <= 0:
         raise ValueError("W is all zeros; there is no basis to project on")
-    n, k = engine.shape[1], W.shape[1]
     if start is None:   # the uniform start whose fitted column sums match the data's column sums
-        start = np.repeat((engine.X_col_sums() / total)[:, None], k, axis=1)
-    Ht = np.maximum(start, floor).astype(engine.dtype)
-    active = np.ones(n, dtype=bool)
-    for _ in range(max_iter):
-        if beta == 1.0:      # KL: Wᵀ1 is the denominator; sparse data costs nnz·k
-            numer, denom = engine.kl_ratio(W, Ht, need=("QtW",))["QtW"], np.broadcast_to(w_sums, Ht.shape)
-        else:
-            prod = engine.beta_products(W, Ht, beta, need=("XW",))
-            numer, denom = prod["num_H"], prod["den_H"]
-        new = mu_beta_half(Ht, numer, denom, gamma, floor, l1, l2).astype(engine.dtype, copy=False)
-        change = np.abs(new - Ht).sum(axis=1) / np.maximum(np.abs(Ht).sum(axis=1), floor)
-        Ht = np.where(active[:, None], new, Ht)
-        active &= change > tol
-        if not active.any():
-            break
-    return Ht
+        start = np.repeat((engine.X_col_sums() / total)[:, None], W.shape[1], axis=1)
+    solver = FixedBasisMU(engine, beta, penalty, tol)
+    return run(solver, W, start, max_iter=max_iter, tol=0.0, objective_every=max_iter + 1,
+               label="projection").Ht
