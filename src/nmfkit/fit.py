@@ -53,7 +53,7 @@ def _labels(X):
 def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=None,
         tol=1e-4, seed=None, n_runs=1, callback=None, time_limit=None, verbose=False, track=False,
         mask=None, missing="error", checkpoint=None, checkpoint_every=50, resume=None,
-        objective_every=None, **solver_options) -> Factorization:
+        objective_every=None, stream=False, chunk=None, **solver_options) -> Factorization:
     """Factorize a non-negative matrix X (m×n) as W H with W (m×k), H (k×n) ≥ 0.
 
     Parameters
@@ -96,6 +96,11 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
         multiplicative updates, 1 where the objective comes free); `track=True`
         evaluates every iteration.
     solver_options : passed to the solver (see its documentation).
+    stream : False (X in memory), True or "exact" (X read from a file or chunk reader in chunks of rows
+        at every pass: the in-memory iterates up to summation order), or "online" (one pass per
+        iteration, Mairal et al. 2010); X is then a path (.npy, .mtx, .h5ad, .zarr, .parquet, a 10x
+        folder) or an array or reader with row slicing.  See `nmfkit.stream`.
+    chunk : rows per chunk of a streamed fit (implies stream=True).
 
     Data whose largest entry lies above 1/eps² or below eps² of its dtype (float64: 2e31 and
     5e-32; float32: 7e13 and 1.4e-14), where ‖X‖², the products or the objective would overflow
@@ -106,6 +111,15 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     than the objective describe X / 2^e.  A given start (W0, H0) whose product is zero is
     refused: it is a stationary point of every solver.
     """
+    # -- streaming (nmfkit.stream): X read in chunks of rows; everything below is the in-memory fit --
+    if (stream is not False and stream is not None) or chunk is not None:
+        from .stream import fit_stream
+        return fit_stream(X, rank, stream=True if stream is False or stream is None else stream, chunk=chunk,
+                          solver=solver, loss=loss, beta=beta, init=init, max_iter=max_iter, tol=tol, seed=seed,
+                          n_runs=n_runs, callback=callback, time_limit=time_limit, verbose=verbose, track=track,
+                          mask=mask, missing=missing, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                          resume=resume, objective_every=objective_every, **solver_options)
+    # -- end of the streaming dispatch --
     row_names, col_names = _labels(X)
     missing = choose(missing, ("error", "mask"), "missing")
     X = check_matrix(X, "X", allow_nan=missing == "mask" or mask is not None)

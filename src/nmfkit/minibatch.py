@@ -15,6 +15,12 @@ X (m×n) ≈ W H is learned from blocks of rows X_b (b rows each), one block per
      (A, B) sum the auxiliary functions of past blocks with weights ρ^age.  With ρ = 0 and one
      block holding all rows, a step is exactly one batch β-MU iteration (W, then H).
 
+`OnlineHALS` is the Frobenius counterpart (Mairal, Bach, Ponce & Sapiro, "Online learning for matrix
+factorization and sparse coding", JMLR 11, 2010): the block's coefficients are the exact NNLS solution
+given H (block principal pivoting), the statistics A ← ρ A + W_bᵀ W_b (k×k) and B ← ρ B + X_bᵀ W_b
+(n×k) summarise the blocks seen, and Ht is updated by HALS sweeps on the surrogate
+½ tr(Ht A Htᵀ) − tr(Htᵀ B), each column update its exact minimiser (the surrogate never increases).
+
 Penalties keep scikit-learn's meaning per block: W's rows by alpha_W·n, H by alpha_H·b.
 Cost per step: three passes over the block (W step, H step, and the block's loss, which the H
 step's products give) of b·n·k each.
@@ -26,6 +32,7 @@ import numpy as np
 from .engines import array_ops, make_engine
 from .penalties import Penalty
 from .project import multiplicative_coefficients
+from .solvers._anls_kernels import nnls_bpp
 from .solvers.base import floor_of
 from .solvers.mu import beta_exponent, mu_beta_half
 
@@ -52,6 +59,10 @@ class OnlineMU:
     @property
     def H(self):
         return np.ascontiguousarray(self.Ht.T)
+
+    def learn(self, X_block, rho: float):
+        """One block seen once (streaming): its coefficients solved afresh, then H updated; returns them."""
+        return self.step(X_block, None, rho, fresh=True)[0]
 
     def step(self, X_block, W_block, rho: float, *, fresh=False, fresh_max_iter=30, tol=1e-4):
         """One mini-batch step on the rows X_block (dense or CSR) whose coefficients are W_block
@@ -83,3 +94,41 @@ class OnlineMU:
         self.Ht = np.maximum(ratio ** self.gamma if self.gamma != 1.0 else ratio, self.floor)
         cost = (prod["loss"] + penalty.value(W_block, self.Ht)) / engine.shape[0]
         return W_block, float(cost)
+
+
+class OnlineHALS:
+    """Frobenius online NMF (Mairal et al. 2010): the dictionary Ht (n×k) and statistics A (k×k), B (n×k)."""
+
+    def __init__(self, H0, *, sweeps=3):
+        self.Ht = np.array(H0.T, order="C")
+        k = self.Ht.shape[1]
+        self.A = np.zeros((k, k))
+        self.B = np.zeros(self.Ht.shape)
+        self.sweeps = sweeps
+
+    def codes(self, X_block):
+        """W_b = argmin_{W ≥ 0} ½‖X_b − W Htᵀ‖² for a block of rows (dense or CSR), exactly."""
+        engine = make_engine(X_block)
+        R = np.asarray(engine.XHt(self.Ht), dtype=np.float64)
+        return nnls_bpp(R, self.Ht.T.astype(np.float64) @ self.Ht).astype(self.Ht.dtype, copy=False), engine
+
+    def learn(self, X_block, rho: float):
+        """Codes of the block, then A, B and Ht updated; returns the codes (b×k)."""
+        W_block, engine = self.codes(X_block)
+        W64 = W_block.astype(np.float64, copy=False)
+        self.A = rho * self.A + W64.T @ W64
+        self.B = rho * self.B + np.asarray(engine.XtW(W_block), dtype=np.float64)
+        self.Ht = hals_on_statistics(self.Ht, self.A, self.B, self.sweeps)
+        return W_block
+
+
+def hals_on_statistics(Ht, A, B, sweeps):
+    """`sweeps` HALS sweeps on ½ tr(Ht A Htᵀ) − tr(Htᵀ B), Ht ≥ 0: column j of Ht becomes
+    max(0, Ht_j + (B_j − Ht A_j) / A_jj), its exact minimiser with the others fixed.  A component
+    no block has used yet (A_jj = 0) keeps its column."""
+    H = Ht.astype(np.float64)
+    for _ in range(sweeps):
+        for j in range(H.shape[1]):
+            if A[j, j] > 0:
+                H[:, j] = np.maximum(0.0, H[:, j] + (B[:, j] - H @ A[:, j]) / A[j, j])
+    return H.astype(Ht.dtype, copy=False)
