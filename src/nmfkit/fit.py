@@ -22,7 +22,7 @@ from . import solvers  # noqa: F401  (fills the solver registry)
 from .diagnostics import Tracker
 from .driver import run
 from .engines import is_dask, is_torch, make_engine
-from .penalties import Penalty
+from .penalties import FACTOR_OPTIONS, Penalty
 from .registry import INITS, SOLVERS, auto_solver, resolve_loss, solver_spec
 from .result import Factorization
 from .validation import (
@@ -225,6 +225,8 @@ def _choose_solver(solver, loss, beta, engine, solver_options):
                if isinstance(solver, str) else None)
         loss = own.losses[0] if own is not None and beta is None and "frobenius" not in own.losses else "frobenius"
     loss, beta_value = resolve_loss(loss, beta)
+    if solver == "auto" and any(name in solver_options for name in FACTOR_OPTIONS):
+        solver = "hals"          # the per-factor penalties and constraints are hals options
     if solver == "auto":
         asked = {k: v for k, v in solver_options.items() if k in ("alpha_W", "alpha_H", "l1_ratio")}
         solver = auto_solver(loss, engine.kind, Penalty.from_options(engine.shape, **asked).active)
