@@ -16,6 +16,13 @@ from .engines import engines_for
 from .validation import choose
 
 LOSSES = {"frobenius": 2.0, "kl": 1.0, "is": 0.0}
+# Losses that are not β-divergences (β is None): observation models fitted by the `irls` solver
+# (nmfkit.distributions); `nmfkit.project`, cross-validation and the scikit-learn skin refuse them.
+LIKELIHOOD_LOSSES = ("nb", "gamma", "inverse_gaussian", "tweedie", "gp", "zip", "zinb", "huber", "l1")
+LOSSES.update(dict.fromkeys(LIKELIHOOD_LOSSES))
+LOSS_ALIASES = {"euclidean": "frobenius", "kullback-leibler": "kl", "itakura-saito": "is",
+                "negative_binomial": "nb", "ig": "inverse_gaussian", "generalized_poisson": "gp",
+                "generalised_poisson": "gp", "mae": "l1"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class SolverSpec:
 
 SOLVERS: dict[str, SolverSpec] = {}
 INITS: dict[str, object] = {}
+DETERMINISTIC_INITS = ("nndsvd", "nndsvda")    # the same start every run: n_runs > 1 needs another
 
 
 def register_solver(name, *, losses, monotone=True, max_iter=1000,
@@ -63,14 +71,18 @@ def register_init(name):
 
 
 def resolve_loss(loss, beta=None) -> tuple[str, float]:
-    """Return (loss name, β).  `beta=` overrides and names the loss 'beta'."""
+    """Return (loss name, β).  `beta=` overrides and names the loss 'beta'.  A loss that is not a
+    β-divergence (LIKELIHOOD_LOSSES) has β = None and cannot be combined with `beta=`."""
+    if beta is not None and isinstance(loss, str) and LOSS_ALIASES.get(loss.lower(), loss.lower()) in \
+            LIKELIHOOD_LOSSES:
+        raise ValueError(f"beta= selects a β-divergence; loss={loss!r} is a likelihood, not a β-divergence: "
+                         "pass one or the other")
     if beta is not None:
         beta = check_beta(beta)
         return ("beta", beta) if beta not in (0.0, 1.0, 2.0) else (
             {2.0: "frobenius", 1.0: "kl", 0.0: "is"}[beta], beta)
-    aliases = {"euclidean": "frobenius", "kullback-leibler": "kl", "itakura-saito": "is"}
     if isinstance(loss, str):
-        loss = aliases.get(loss.lower(), loss.lower())
+        loss = LOSS_ALIASES.get(loss.lower(), loss.lower())
     if loss == "beta":
         raise ValueError("loss='beta' needs its exponent: pass beta=<float> "
                          "(0 = Itakura-Saito, 1 = KL, 2 = Frobenius)")
@@ -104,7 +116,8 @@ def solver_spec(solver: str, loss: str, engine_kind: str) -> SolverSpec:
 
 def auto_solver(loss: str, engine_kind: str, penalized: bool = False) -> str:
     """The fastest registered solver for a loss, data kind and whether penalties are asked for."""
-    preference = {"frobenius": ("hals", "anls", "pgd", "mu"), "kl": ("ccd", "mu"), "is": ("mu",), "beta": ("mu",)}
+    preference = {"frobenius": ("hals", "anls", "pgd", "mu"), "kl": ("ccd", "mu"), "is": ("mu",), "beta": ("mu",),
+                  **dict.fromkeys(LIKELIHOOD_LOSSES, ("irls",))}
     for name in preference.get(loss, ("mu",)):
         spec = SOLVERS.get(name)
         if spec and loss in spec.losses and engine_kind in spec.engines and (spec.penalties or not penalized):
