@@ -12,6 +12,7 @@ import math
 import numbers
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +24,7 @@ from .diagnostics import Tracker
 from .driver import run
 from .engines import is_dask, is_torch, make_engine
 from .penalties import FACTOR_OPTIONS, Penalty
-from .registry import INITS, SOLVERS, auto_solver, resolve_loss, solver_spec
+from .registry import DETERMINISTIC_INITS, INITS, SOLVERS, auto_solver, resolve_loss, solver_spec
 from .result import Factorization
 from .validation import (
     check_factors,
@@ -34,9 +35,9 @@ from .validation import (
     check_rank,
     check_seed,
     choose,
+    spawn_runs,
 )
 
-DETERMINISTIC_INITS = ("nndsvd", "nndsvda")
 LOSS_EXPONENT = {"frobenius": 2.0, "kl": 1.0, "is": 0.0}   # D(sX‖sY) = s^p D(X‖Y); β-divergences: p = β
 # Solver options measured in X's units: they cannot follow an internal rescaling of X.
 UNIT_OPTIONS = ("alpha_W", "alpha_H", "l2", "target_error", "step", "learning_rate")
@@ -121,6 +122,48 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
                           resume=resume, objective_every=objective_every, **solver_options)
     # -- end of the streaming dispatch --
     row_names, col_names = _labels(X)
+    plan = _plan(X, rank, solver=solver, loss=loss, beta=beta, init=init, max_iter=max_iter, tol=tol, seed=seed,
+                 n_runs=n_runs, callback=callback, time_limit=time_limit, verbose=verbose, track=track, mask=mask,
+                 missing=missing, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                 objective_every=objective_every, solver_options=solver_options)
+    started = time.perf_counter()
+    best, runs, last_solver = _run_many(plan)
+    return _assemble(plan, best, runs, last_solver, time.perf_counter() - started, row_names, col_names)
+
+
+@dataclass
+class _Plan:
+    """Everything a fit resolved before its first iteration."""
+    engine: object
+    spec: object
+    loss: str
+    beta: float
+    scale_log2: int
+    rank: int
+    seed: int | None
+    n_runs: int
+    max_iter: int
+    tol: float
+    time_limit: float | None
+    callback: object
+    verbose: bool
+    track: object
+    checkpoint: dict | None
+    resumed: dict | None
+    init_name: str
+    given: tuple | None
+    objective_every: int | None
+    solver_options: dict
+    first_solver: object
+
+    def new_solver(self):
+        return self.spec.cls(self.engine, self.loss, self.beta, **self.solver_options)
+
+
+def _plan(X, rank, *, solver, loss, beta, init, max_iter, tol, seed, n_runs, callback, time_limit, verbose, track,
+          mask, missing, checkpoint, checkpoint_every, resume, objective_every, solver_options) -> _Plan:
+    """Stage 1, resolve: every check and choice a fit makes before its first iteration (data, engine,
+    solver, options, checkpoint, starting factors); a bad argument fails here, by name."""
     missing = choose(missing, ("error", "mask"), "missing")
     X = check_matrix(X, "X", allow_nan=missing == "mask" or mask is not None)
     rank = check_rank(rank, X.shape)
@@ -132,7 +175,6 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
         engine = make_engine(times_power_of_two(X, -scale_log2), mask=mask, nan_is_missing=missing == "mask")
     check_fit_memory(engine.shape, rank, engine.dtype, dense="dense_data" in engine.capabilities)
     spec, loss, beta_value = _choose_solver(solver, loss, beta, engine, solver_options)
-    solver = spec.name
     if scale_log2:
         _check_unit_options(solver_options, scale_log2, engine.dtype)
     max_iter = spec.max_iter if max_iter is None else check_positive_int(max_iter, "max_iter")
@@ -141,47 +183,67 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     n_runs = check_positive_int(n_runs, "n_runs")
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable: callback(state) -> bool")
+    if objective_every is not None:
+        objective_every = check_positive_int(objective_every, "objective_every")
     track = _as_tracker(track)
-
-    solver_obj = spec.cls(engine, loss, beta_value, **solver_options)  # fails early on bad options
+    first_solver = spec.cls(engine, loss, beta_value, **solver_options)  # fails early on bad options
     ckpt, resumed = _checkpointing(checkpoint, resume, checkpoint_every, n_runs, track, X, mask, rank, spec,
                                    loss, beta_value, engine, solver_options)
     init_name, given = _starting_factors(init, spec, n_runs, X.shape, rank, engine, scale_log2)
+    return _Plan(engine, spec, loss, beta_value, scale_log2, rank, seed, n_runs, max_iter, tol, time_limit,
+                 callback, verbose, track, ckpt, resumed, init_name, given, objective_every, dict(solver_options),
+                 first_solver)
 
-    seeds = np.random.SeedSequence(seed).spawn(n_runs)
-    runs, best, interrupted = [], None, False
-    started = time.perf_counter()
-    for r, child in enumerate(seeds):
+
+def _run_many(plan: _Plan):
+    """Stage 2, run: `n_runs` driver runs, each from its own start and random stream (spawned from the
+    seed, `spawn_runs`); returns (the best run's output, one summary row per run, the last run's solver).
+    A Ctrl-C ends the loop after the run it interrupted."""
+    spec, track = plan.spec, plan.track
+    runs, best, solver = [], None, plan.first_solver
+    for r, child in enumerate(spawn_runs(plan.seed, plan.n_runs)):
         rng = np.random.default_rng(child)
-        if resumed is not None:
-            W0 = Ht0 = None               # the driver takes the iterates from the checkpoint
-        elif given is not None:
-            W0, Ht0 = given[0], np.ascontiguousarray(given[1].T)
-        else:
-            W0, Ht0 = INITS[init_name](engine, rank, rng)
-        if W0 is not None:            # NumPy factors → the engine's arrays (a torch tensor on X's device)
-            W0, Ht0 = engine.ops.asarray(W0, engine.X), engine.ops.asarray(Ht0, engine.X)
+        W0, Ht0 = _start_of_run(plan, rng)
         if r > 0:
-            solver_obj = spec.cls(engine, loss, beta_value, **solver_options)
-        solver_obj.rng = rng          # stochastic solvers (sgd) draw from the run's stream
-        solver_obj.given_start = given is not None
-        label = f"{solver} run {r + 1}/{n_runs}" if n_runs > 1 else solver
-        out = run(solver_obj, W0, Ht0, max_iter=max_iter, tol=tol, time_limit=time_limit,
-                  callback=_unscaled_callback(callback, scale_log2, loss, beta_value),
-                  monotone=spec.monotone and solver_obj.monotone, progress=verbose, label=label,
+            solver = plan.new_solver()
+        solver.rng = rng          # stochastic solvers (sgd) draw from the run's stream
+        solver.given_start = plan.given is not None
+        label = f"{spec.name} run {r + 1}/{plan.n_runs}" if plan.n_runs > 1 else spec.name
+        out = run(solver, W0, Ht0, max_iter=plan.max_iter, tol=plan.tol, time_limit=plan.time_limit,
+                  callback=_unscaled_callback(plan.callback, plan.scale_log2, plan.loss, plan.beta),
+                  monotone=spec.monotone and solver.monotone, progress=plan.verbose, label=label,
                   tracker=(track if r == 0 else track.fresh()) if track else None,
-                  checkpoint=ckpt, resume=resumed,
-                  objective_every=(solver_obj.objective_every if objective_every is None
-                                   else check_positive_int(objective_every, "objective_every")))
+                  checkpoint=plan.checkpoint, resume=plan.resumed,
+                  objective_every=solver.objective_every if plan.objective_every is None else plan.objective_every)
         runs.append({"run": r, "seed": int(child.generate_state(1)[0]),
-                     "loss": in_data_units(out.objective, scale_log2, loss, beta_value),
+                     "loss": in_data_units(out.objective, plan.scale_log2, plan.loss, plan.beta),
                      "n_iter": out.n_iter, "stop_reason": out.stop_reason, "seconds": out.seconds})
         if best is None or out.objective < best.objective:
             best = out
         if out.stop_reason == "interrupted":
-            interrupted = True
+            if plan.n_runs > 1:
+                warnings.warn(f"interrupted after {len(runs)} of {plan.n_runs} runs; returning the best so far",
+                              RuntimeWarning, stacklevel=3)
             break
+    return best, runs, solver
 
+
+def _start_of_run(plan: _Plan, rng):
+    """(W0, Ht0) of one run as the engine's arrays: the given start, the init drawn from the run's
+    stream, or (None, None) when the driver takes the iterates from a checkpoint."""
+    if plan.resumed is not None:
+        return None, None
+    if plan.given is not None:
+        W0, Ht0 = plan.given[0], np.ascontiguousarray(plan.given[1].T)
+    else:
+        W0, Ht0 = INITS[plan.init_name](plan.engine, plan.rank, rng)
+    ops, X = plan.engine.ops, plan.engine.X       # NumPy factors → the engine's arrays (torch: on X's device)
+    return ops.asarray(W0, X), ops.asarray(Ht0, X)
+
+
+def _assemble(plan: _Plan, best, runs, solver, seconds, row_names, col_names) -> Factorization:
+    """Stage 3, assemble: the best run as a Factorization in X's units, with its options and warnings."""
+    engine, scale_log2, loss, beta_value = plan.engine, plan.scale_log2, plan.loss, plan.beta
     W, H = best.W, engine.ops.contiguous(best.Ht.T)
     rel = relative_error(engine, best.W, best.Ht)      # scale-invariant
     loss_value, history = best.objective, best.history
@@ -193,28 +255,25 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
         if (math.isinf(loss_value) or loss_value == 0) and math.isfinite(best.objective) and best.objective > 0:
             warnings.warn(f"the loss in X's units is {'above' if loss_value else 'below'} the float64 range: X was "
                           f"fitted as X/2^{scale_log2}, where the loss is {best.objective:.6g}; Factorization.loss "
-                          f"is reported as {loss_value}", RuntimeWarning, stacklevel=2)
+                          f"is reported as {loss_value}", RuntimeWarning, stacklevel=3)
     dead = set(engine.ops.to_numpy(engine.ops.zero_columns(best.W)).tolist()) | set(
         engine.ops.to_numpy(engine.ops.zero_columns(best.Ht)).tolist())
-    penalised = solver_obj.penalised   # then W H = 0 can be the optimum
-    if len(dead) == rank and not penalised:
-        warnings.warn(f"{solver}: the result is the zero factorization (W H = 0), a stationary point where the "
-                      "solver stopped; try another init, step or solver", RuntimeWarning, stacklevel=2)
-    options = {"solver": solver, "loss": loss, "beta": beta_value, "init": init_name, "max_iter": max_iter,
-               "tol": tol, "seed": seed, "n_runs": n_runs, "time_limit": time_limit,
-               "dtype": str(engine.dtype), "engine": engine.kind, **solver_options}
+    if len(dead) == plan.rank and not solver.penalised:     # penalised: W H = 0 can be the optimum
+        warnings.warn(f"{plan.spec.name}: the result is the zero factorization (W H = 0), a stationary point where "
+                      "the solver stopped; try another init, step or solver", RuntimeWarning, stacklevel=3)
+    options = {"solver": plan.spec.name, "loss": loss, "beta": beta_value, "init": plan.init_name,
+               "max_iter": plan.max_iter, "tol": plan.tol, "seed": plan.seed, "n_runs": plan.n_runs,
+               "time_limit": plan.time_limit, "dtype": str(engine.dtype), "engine": engine.kind,
+               **plan.solver_options}
     if scale_log2:
         options["scale_log2"] = scale_log2
     if "mask" in engine.capabilities:
         options["n_missing"] = engine.shape[0] * engine.shape[1] - engine.n_observed
-    if interrupted and n_runs > 1:
-        warnings.warn(f"interrupted after {len(runs)} of {n_runs} runs; returning the best so far",
-                      RuntimeWarning, stacklevel=2)
+    interrupted = any(r["stop_reason"] == "interrupted" for r in runs)
     return Factorization(W=W, H=H, loss=loss_value, relative_error=rel, n_iter=best.n_iter,
                          converged=best.converged, stop_reason="interrupted" if interrupted else best.stop_reason,
-                         history=history, options=options, runs=runs,
-                         seconds=time.perf_counter() - started, row_names=row_names, col_names=col_names,
-                         monotonicity=best.monotonicity)
+                         history=history, options=options, runs=runs, seconds=seconds,
+                         row_names=row_names, col_names=col_names, monotonicity=best.monotonicity)
 
 
 def _choose_solver(solver, loss, beta, engine, solver_options):

@@ -45,7 +45,7 @@ class SolverSpec:
 
 SOLVERS: dict[str, SolverSpec] = {}
 INITS: dict[str, object] = {}
-DETERMINISTIC_INITS = ("nndsvd", "nndsvda")    # the same start every run: n_runs > 1 needs another
+DETERMINISTIC_INITS = ("nndsvd", "nndsvda", "spa")    # the same start every run: n_runs > 1 needs another
 
 
 def register_solver(name, *, losses, monotone=True, max_iter=1000,

@@ -457,6 +457,13 @@ def check_seed(seed, name="seed"):
     return int(seed)
 
 
+def spawn_runs(seed, n_runs: int) -> list:
+    """One independent `numpy.random.SeedSequence` per run, spawned from `seed` (a checked seed or
+    None): run t's stream is the same whatever the number of runs after it or where it runs (a fit's
+    `n_runs`, consensus workers)."""
+    return np.random.SeedSequence(seed).spawn(n_runs)
+
+
 def seeded_rng(seed, name="seed") -> np.random.Generator:
     """A Generator for `seed`: a Generator or SeedSequence is used as it is; anything else goes
     through `check_seed` (so a bad seed is refused by name, not deep inside NumPy)."""

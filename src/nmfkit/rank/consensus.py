@@ -36,11 +36,10 @@ from scipy.cluster.hierarchy import cophenet, cut_tree
 from scipy.spatial.distance import squareform
 
 from ..progress import Progress
+from ..registry import DETERMINISTIC_INITS
 from ..result import Factorization
-from ..validation import check_matrix, check_positive_int, check_rank, check_seed, choose
+from ..validation import check_matrix, check_positive_int, check_rank, check_seed, choose, spawn_runs
 from .hclust import average_linkage
-
-DETERMINISTIC_INITS = ("nndsvd", "nndsvda")
 
 
 # -- measures on a consensus matrix --------------------------------------------------------------
@@ -352,7 +351,7 @@ def check_consensus_runs(n_runs) -> int:
 
 def run_seeds(seed, n_runs):
     """One integer seed per run, spawned from one SeedSequence: the same whatever n_jobs is."""
-    return [int(c.generate_state(1, dtype=np.uint64)[0]) for c in np.random.SeedSequence(seed).spawn(n_runs)]
+    return [int(c.generate_state(1, dtype=np.uint64)[0]) for c in spawn_runs(seed, n_runs)]
 
 
 def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, progress=True,
