@@ -559,7 +559,7 @@ class StreamingNMF:
         if not 0 < self.forget <= 1:
             raise ValueError(f"forget must lie in (0, 1] (1: every chunk counts equally); got {forget!r}")
         self.sweeps = check_positive_int(sweeps, "sweeps")
-        self.rng = np.random.default_rng(check_seed(seed))
+        self.rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed)).spawn(1)[0])   # as fit's run 1
         self.learner, self.n_samples_seen = None, 0
 
     @property
