@@ -30,9 +30,9 @@ import os
 
 import numpy as np
 
-from ._dense_kernels import kl_divergence_terms as _kl_dense
+from ._dense_kernels import kl_products_numpy
 from .base import Engine
-from .dense import beta_divergence_dense
+from .dense import beta_block
 
 FAN_IN = 4
 _SCANS: dict = {}           # X.name → validation's scan, taken once by the engine (see `scan`)
@@ -179,20 +179,8 @@ def _add(*parts):
 
 
 def _kl_block(Xi, Wi, Ht, need):
-    WH = Wi @ Ht.T
-    np.maximum(WH, np.finfo(Xi.dtype).tiny, out=WH)
-    Q = Xi / WH
-    return (Q @ Ht if "QHt" in need else None, Q.T @ Wi if "QtW" in need else None,
-            _kl_dense(Xi, WH, Q, Xi > 0))
-
-
-def _beta_block(Xi, Wi, Ht, beta, need):
-    L = Wi @ Ht.T
-    np.maximum(L, np.finfo(Xi.dtype).eps, out=L)
-    A, B = Xi * L ** (beta - 2.0), L ** (beta - 1.0)
-    W_pair = (A @ Ht, B @ Ht) if "XH" in need else None
-    H_pair = np.stack([A.T @ Wi, B.T @ Wi]) if "XW" in need else None
-    return W_pair, H_pair, beta_divergence_dense(Xi, L, beta)
+    part = kl_products_numpy(Xi, Wi, Ht, (*need, "loss"))
+    return part.get("QHt"), part.get("QtW"), part["loss"]
 
 
 def _frobenius_block(Xi, Wi, Ht):
@@ -267,7 +255,7 @@ class DaskEngine(Engine):
     def beta_products(self, W, Ht, beta, need=("XH", "XW")):
         """β-MU numerators/denominators (see DenseEngine.beta_products), one pass."""
         H, need = self._shared(Ht), tuple(need)
-        bp = self._dask.delayed(_beta_block, nout=3)
+        bp = self._dask.delayed(beta_block, nout=3)
         WP, HP, loss = zip(*(bp(b, Wi, H, beta, need) for b, Wi in zip(self._blocks, self._split(W))))
         want = (list(WP) if "XH" in need else None, self._tree(list(HP)) if "XW" in need else None,
                 self._tree(list(loss)))

@@ -87,19 +87,10 @@ class DenseEngine(DenseProducts):
         """Numerator/denominator products of β-divergence MU at (W, Ht).
 
         num_W = (X ∘ Λ^{β−2}) Ht,  den_W = Λ^{β−1} Ht   (Λ = W Htᵀ), and the
-        transposed pair for Ht, plus D_β(X‖Λ).
+        transposed pair for Ht, plus D_β(X‖Λ): X as one block of `beta_block`.
         """
-        L = W @ Ht.T
-        np.maximum(L, np.finfo(self.dtype).eps, out=L)
-        A = self.X * L ** (beta - 2.0)
-        B = L ** (beta - 1.0)
-        out = {}
-        if "XH" in need:
-            out["num_W"], out["den_W"] = A @ Ht, B @ Ht
-        if "XW" in need:
-            out["num_H"], out["den_H"] = A.T @ W, B.T @ W
-        out["loss"] = beta_divergence_dense(self.X, L, beta)
-        return out
+        W_pair, H_pair, loss = beta_block(self.X, W, Ht, beta, need)
+        return _beta_dict(W_pair, H_pair, loss)
 
     def beta_divergence(self, W, Ht, beta):
         L = W @ Ht.T
@@ -140,28 +131,72 @@ def beta_divergence_dense(X, L, beta) -> float:
                  / (beta * (beta - 1.0)))
 
 
+# -- the β and KL products of one dense row block: the dense engine (X as one block), the memmap
+#    engine (blocks read from storage) and the dask engine (one task per block) all use these --------
+def beta_block(Xb, Wb, Ht, beta, need):
+    """One row block's share of the β-MU products at (W, Ht), Xb = X[s:e], Wb = W[s:e]:
+    ((num_W, den_W) rows s:e, or None; the block's partial sums of (num_H, den_H) stacked as a
+    2×n×k array, or None; D_β(Xb‖Wb Htᵀ)), with Λ = Wb Htᵀ floored at eps."""
+    L = Wb @ Ht.T
+    np.maximum(L, np.finfo(Xb.dtype).eps, out=L)
+    A = Xb * L ** (beta - 2.0)
+    B = L ** (beta - 1.0)
+    W_pair = (A @ Ht, B @ Ht) if "XH" in need else None
+    H_pair = np.stack([A.T @ Wb, B.T @ Wb]) if "XW" in need else None
+    return W_pair, H_pair, beta_divergence_dense(Xb, L, beta)
+
+
+def _beta_dict(W_pair, H_pair, loss) -> dict:
+    out = {}
+    if W_pair is not None:
+        out["num_W"], out["den_W"] = W_pair
+    if H_pair is not None:
+        out["num_H"], out["den_H"] = H_pair[0], H_pair[1]
+    out["loss"] = loss
+    return out
+
+
 def beta_products_in_blocks(blocks, shape, W, Ht, beta, need, dtype) -> dict:
     """β-MU numerators and denominators (see DenseEngine.beta_products) and D_β(X‖W Htᵀ), summed
     over dense row blocks of X: `blocks` yields (start, stop, X[start:stop] as a dense array), so
     only one block of Λ = W Htᵀ is in memory at a time."""
     m, n = shape
     k = W.shape[1]
-    eps = np.finfo(dtype).eps
-    out = {}
+    num_W = den_W = H_pair = None
     if "XH" in need:
-        out["num_W"], out["den_W"] = np.empty((m, k), dtype), np.empty((m, k), dtype)
+        num_W, den_W = np.empty((m, k), dtype), np.empty((m, k), dtype)
     if "XW" in need:
-        out["num_H"], out["den_H"] = np.zeros((n, k), dtype), np.zeros((n, k), dtype)
+        H_pair = np.zeros((2, n, k), dtype)
     loss = 0.0
     for s, e, Xb in blocks:
-        L = np.maximum(W[s:e] @ Ht.T, eps)
-        A = Xb * L ** (beta - 2.0)
-        B = L ** (beta - 1.0)
-        if "XH" in need:
-            out["num_W"][s:e], out["den_W"][s:e] = A @ Ht, B @ Ht
-        if "XW" in need:
-            out["num_H"] += A.T @ W[s:e]
-            out["den_H"] += B.T @ W[s:e]
-        loss += beta_divergence_dense(Xb, L, beta)
-    out["loss"] = loss
+        W_part, H_part, block_loss = beta_block(Xb, W[s:e], Ht, beta, need)
+        if W_part is not None:
+            num_W[s:e], den_W[s:e] = W_part
+        if H_part is not None:
+            H_pair += H_part
+        loss += block_loss
+    return _beta_dict(None if num_W is None else (num_W, den_W), H_pair, loss)
+
+
+def kl_products_in_blocks(blocks, shape, W, Ht, need, dtype) -> dict:
+    """Q = X/(W Htᵀ) products (see DenseEngine.kl_ratio) and, if asked, D_KL(X‖W Htᵀ), summed over
+    dense row blocks of X as `beta_products_in_blocks` does: one block of Q in memory at a time."""
+    m, n = shape
+    k = W.shape[1]
+    out = {}
+    if "QHt" in need:
+        out["QHt"] = np.empty((m, k), dtype)
+    if "QtW" in need:
+        out["QtW"] = np.zeros((n, k), dtype)
+    loss = 0.0
+    for s, e, Xb in blocks:
+        part = kl_products_numpy(Xb, W[s:e], Ht, need)
+        if "QHt" in need:
+            out["QHt"][s:e] = part["QHt"]
+        if "QtW" in need:
+            out["QtW"] += part["QtW"]
+        if "loss" in need:
+            loss += part["loss"]
+    if "loss" in need:
+        out["loss"] = loss
     return out
