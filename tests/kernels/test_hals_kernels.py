@@ -101,3 +101,75 @@ def test_kernel_settings_are_defined_once_and_numba_is_required():
             assert not re.search(r"^(\w*ROW_BLOCKS|_?VECTORISE) *=", text, re.M), path.name
     assert sparse_kernels.ROW_BLOCKS == _dense_kernels.ROW_BLOCKS == _blocks.ROW_BLOCKS
     assert _ccd_kernels.KL_CD_ROW_BLOCKS == _blocks.KL_CD_ROW_BLOCKS
+
+
+# -- the box-constrained sweeps (bounds, signed factors, per-row curvature) --------------------------
+
+BOXES = [(0.0, np.inf), (0.0, 0.6), (-np.inf, np.inf), (-np.inf, 0.5)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lower,upper", BOXES)
+@pytest.mark.parametrize("p,k", [(9, 1), (400, 5), (3000, 12)])   # 3000×12 runs the parallel variant
+@pytest.mark.parametrize("row_diag", [False, True])
+def test_box_numba_matches_numpy(dtype, lower, upper, p, k, row_diag):
+    F, R, G = _problem(p, k, dtype, seed=5, dead=(0,) if k > 1 else ())
+    R = R - 0.5 * np.abs(R).mean()                  # some coordinates want to be negative
+    d = np.random.default_rng(1).random(p).astype(dtype) if row_diag else None
+    F = np.clip(F, lower, upper)                    # a feasible start, as the solver hands over
+    a, b = F.copy(), F.copy()
+    done_a = _kernels.hals_box_sweeps(a, R, G, 8, 0.1, lower, upper, d)
+    done_b = _kernels.hals_box_sweeps_numpy(b, R, G, 8, 0.1, lower, upper, d)
+    rtol = 1e-9 if dtype == np.float64 else 2e-3
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    assert a.dtype == dtype and a.min() >= lower and a.max() <= upper
+    if dtype == np.float64:
+        np.testing.assert_array_equal(done_a, done_b)
+
+
+def test_box_kernel_with_the_default_box_is_the_plain_kernel():
+    """lower = 0, upper = ∞, no row diagonal: the same operations in the same order, bit for bit."""
+    F, R, G = _problem(500, 7, np.float64, seed=6, dead=(3,))
+    a, b = F.copy(), F.copy()
+    _kernels.hals_sweeps(a, R, G, 6, 0.1)
+    _kernels.hals_box_sweeps(b, R, G, 6, 0.1)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("lower,upper", BOXES)
+def test_box_sweeps_converge_to_the_bounded_least_squares_solution(lower, upper):
+    """Rows of F solve min ½‖A f − bᵢ‖² + ½dᵢ‖f‖² over lower ≤ f ≤ upper (scipy's lsq_linear)."""
+    from scipy.optimize import lsq_linear
+    rng = np.random.default_rng(7)
+    A, B = rng.random((15, 4)), rng.standard_normal((6, 15)) + 0.5
+    d = rng.random(6)
+    G, R = A.T @ A, B @ A
+    F = np.clip(rng.random((6, 4)), lower, upper)
+    _kernels.hals_box_sweeps(F, R, G, 3000, 0.0, lower, upper, d)
+    for i in range(6):
+        stacked = np.r_[A, np.sqrt(d[i]) * np.eye(4)]
+        target = np.r_[B[i], np.zeros(4)]
+        ref = lsq_linear(stacked, target, bounds=(lower, upper), tol=1e-14, lsmr_tol="auto").x
+        np.testing.assert_allclose(F[i], ref, atol=1e-7)
+
+
+def test_box_sweeps_decrease_the_half_step_objective():
+    F, R, G = _problem(200, 6, np.float64, seed=8)
+    d = np.random.default_rng(2).random(200)
+
+    def f(F):
+        return 0.5 * np.einsum("ij,jk,ik->", F, G, F) + 0.5 * (d[:, None] * F * F).sum() - np.vdot(F, R)
+
+    values = [f(F)]
+    for _ in range(10):
+        _kernels.hals_box_sweeps(F, R, G, 1, 0.0, -np.inf, 0.8, d)
+        values.append(f(F))
+    assert np.all(np.diff(values) <= 1e-12 * abs(values[0]))
+    assert values[-1] < values[0]
+
+
+def test_box_coordinate_of_a_linear_coordinate():
+    """Zero curvature: the end of the box the slope points to, or no move where that end is infinite."""
+    c = _kernels.box_coordinate
+    assert c(0.3, 1.0, 0.0, 0.0, 2.0) == 2.0 and c(0.3, 1.0, 0.0, 0.0, np.inf) == 0.3
+    assert c(0.3, -1.0, 0.0, 0.0, 2.0) == 0.0 and c(0.3, -1.0, 0.0, -np.inf, 2.0) == 0.3
