@@ -83,8 +83,8 @@ def test_average_linkage_matches_scipy_without_ties():
 
 
 # -- runs ----------------------------------------------------------------------------------------
-def test_consensus_of_clustered_data_is_crisp():
-    X, groups = planted()
+def test_consensus_of_clustered_data_is_crisp(clustered_matrix):
+    X, groups = clustered_matrix
     res = nmfkit.consensus(X, 3, n_runs=8, seed=1, n_jobs=1, progress=False)
     assert res.cophenetic == pytest.approx(1.0, abs=1e-9)
     assert res.dispersion == pytest.approx(1.0, abs=1e-9)

@@ -2,6 +2,7 @@
 monotone objective, penalties, dead components."""
 import numpy as np
 import pytest
+from _planted import low_rank as planted
 from scipy.optimize import nnls
 
 import nmfkit
@@ -9,12 +10,6 @@ from nmfkit.driver import run
 from nmfkit.engines import make_engine
 from nmfkit.registry import INITS, SOLVERS
 from nmfkit.solvers import _anls_kernels as anls
-
-
-def planted(m, n, k, noise=0.01, seed=0):
-    rng = np.random.default_rng(seed)
-    L = rng.random((m, k)) @ rng.random((k, n))
-    return np.abs(L + noise * L.std() * rng.standard_normal(L.shape))
 
 
 def least_squares(p, k, seed):

@@ -4,19 +4,13 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _planted import low_rank_with_noise_level as planted
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nmfkit
 from nmfkit.engines import DenseEngine, MaskedEngine
 from nmfkit.solvers.pgd import gram_apply, lipschitz, quadratic_change
-
-
-def planted(m=80, n=60, k=4, noise=0.01, seed=0):
-    rng = np.random.default_rng(seed)
-    L = (rng.random((m, k)) + 0.1) @ (rng.random((k, n)) + 0.1)
-    X = np.maximum(L * (1 + noise * rng.standard_normal(L.shape)), 0)
-    return X, np.linalg.norm(X - L) / np.linalg.norm(X)
 
 
 def iterates(X, solver, n_iter, **kw):
@@ -30,7 +24,7 @@ def iterates(X, solver, n_iter, **kw):
 @pytest.mark.parametrize("kind", ["dense", "sparse", "masked"])
 @pytest.mark.parametrize("penalty", [{}, {"alpha_W": 0.01, "l1_ratio": 0.5}])
 def test_lee_seung_step_reproduces_mu_iterate_for_iterate(kind, penalty):
-    X, _ = planted()
+    X, _ = planted(80, 60, 4)
     kw = dict(penalty)
     if kind == "sparse":
         X = sp.csr_matrix(X * (X > np.median(X)))
@@ -48,7 +42,7 @@ def test_lee_seung_step_reproduces_mu_iterate_for_iterate(kind, penalty):
 @pytest.mark.parametrize("step,max_iter,excess", [("lipschitz", 300, 1.5), ("armijo", 300, 1.5),
                                                   ("lee-seung", 1500, 2.5)])
 def test_step_rules_recover_planted_factors(step, max_iter, excess):
-    X, noise = planted()
+    X, noise = planted(80, 60, 4)
     f = nmfkit.fit(X, 4, solver="pgd", step=step, max_iter=max_iter, tol=1e-10, seed=0)
     assert f.relative_error <= excess * noise, (f.relative_error, noise)
     assert f.W.min() >= 0 and f.H.min() >= 0
@@ -84,7 +78,7 @@ def test_objective_never_increases(seed, m, n, k, step, kind, alpha):
 
 
 def test_fixed_step_is_not_promised_monotone_and_a_too_large_one_is_caught():
-    X, _ = planted()
+    X, _ = planted(80, 60, 4)
     small = nmfkit.fit(X, 4, solver="pgd", step=1e-4, max_iter=200, tol=0, seed=0)
     assert small.relative_error < 0.1 and small.monotonicity == []
     with pytest.warns(RuntimeWarning, match="objective became"):
@@ -136,12 +130,12 @@ def test_masked_grams_match_definition():
 @pytest.mark.parametrize("bad,match", [({"step": "newton"}, "unknown step"), ({"step": -1.0}, "positive"),
                                        ({"inner": 0}, "inner"), ({"stepsize": 1}, "unknown options")])
 def test_bad_options_are_refused(bad, match):
-    X, _ = planted(20, 15)
+    X, _ = planted(20, 15, 4)
     with pytest.raises((ValueError, TypeError), match=match):
         nmfkit.fit(X, 2, solver="pgd", max_iter=2, **bad)
 
 
 def test_pgd_refuses_other_losses():
-    X, _ = planted(20, 15)
+    X, _ = planted(20, 15, 4)
     with pytest.raises(ValueError, match="does not support loss"):
         nmfkit.fit(X, 2, solver="pgd", loss="kl", max_iter=2)

@@ -2,15 +2,9 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _planted import low_rank_with_noise_level as planted
 
 import nmfkit
-
-
-def planted(m=60, n=50, k=3, seed=0, noise=0.01):
-    rng = np.random.default_rng(seed)
-    L = (rng.random((m, k)) + 0.1) @ (rng.random((k, n)) + 0.1)
-    X = np.maximum(L * (1 + noise * rng.standard_normal(L.shape)), 0)
-    return X, np.linalg.norm(X - L) / np.linalg.norm(X)
 
 
 def test_reaches_the_seed_threshold_on_an_exactly_low_rank_matrix():
