@@ -48,7 +48,37 @@ does not raise the penalised objective, so restarting from a previous result
 never starts above it.
 
 Options: inner_alpha (α, 0 = plain HALS, one sweep), inner_delta (δ),
-extrapolate (True).
+extrapolate (True), and the per-factor penalties and constraints below.
+
+Penalties and constraints per factor (nmfkit.penalties.FactorRule; RcppML 1.0's L21, angular,
+graph, upper_bound and nonneg):
+
+    nonneg_W / nonneg_H   False: that factor is unconstrained (nonneg_W=False is the semi-NMF of
+                          Ding, Li & Jordan, IEEE TPAMI 32(1) 2010: W signed, H ≥ 0)
+    upper_bound           u or (u_W, u_H): 0 ≤ F ≤ u (None: no bound)
+    l21_W / l21_H         + λ Σ_j ‖F[:, j]‖₂: group sparsity, whole components driven to zero
+    ortho_W / ortho_H     + λ Σ_{a<b} ⟨F[:, a], F[:, b]⟩: decorrelated components
+    graph_W / graph_H     adjacency matrix A (square, symmetric, ≥ 0, dense or sparse), with
+    graph_alpha           γ (one value or a pair): + (γ/2) tr(Fᵀ L F), L = D − A (Cai, He, Han & Huang,
+                          IEEE TPAMI 33(8) 2011, GNMF: linked rows of F get similar loadings)
+
+They run on NumPy and SciPy data (the dense, sparse and memmap engines), in a box-constrained twin of
+the sweep kernel (`hals_box_sweeps`); without them the plain kernel runs, unchanged.
+
+Why every half-step still does not increase the penalised objective.  Fix the other factor; the
+half-step objective in F is ½ tr(F G Fᵀ) − ⟨F, R⟩ plus the penalties.  At the half-step's start F₀
+each penalty is replaced by a function that equals it at F₀ and lies above it everywhere
+(penalties.py gives each: ortho and L1/L2 are quadratic already, so exact; the graph term uses
+L ⪯ 2D, L21 uses ‖f‖ ≤ (‖f‖² + ‖f₀‖²)/(2‖f₀‖)).  The result is a quadratic whose coordinate j of row i
+has curvature G_jj (+ the L21 and graph diagonals) > 0, so the sweep's update — the unconstrained
+coordinate minimiser clipped to [lower, upper] — is that coordinate's exact minimiser on the box,
+and every sweep lowers the surrogate.  Then surrogate(F₁) ≤ surrogate(F₀) = objective(F₀) and
+objective(F₁) ≤ surrogate(F₁): the half-step cannot raise the penalised objective.  The L21 zero test
+after the sweeps only accepts a zero component when it lowers the surrogate with the exact norm,
+which still lies above the objective.  Extrapolated points are projected on the box, and `step`
+returns the best pair as above, so the objective `step` reports (data + every penalty) never
+increases.  A penalty on one factor alone is scale-dependent (X ≈ (cW)(H/c)): pin the other factor's
+scale (an upper bound, or an L2 penalty on it) or the fit shrinks the penalised factor instead.
 Cost per iteration: the two products (2·K·k flops, or 2·m·n·k dense) plus
 (m + n)·k² for the gradients and at most (m + n)·k² per sweep (entries resting
 at zero are skipped).  The products are BLAS/SpMM and the sweeps scalar code,
