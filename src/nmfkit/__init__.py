@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from .cluster import bipartition, dclust
 from .fit import fit
 from .project import project
 from .rank import (
@@ -36,6 +37,7 @@ __all__ = ["fit", "Factorization", "SOLVERS", "INITS", "solvers_table", "__versi
 __all__ += ["consensus", "estimate_rank", "cross_validate_rank", "ConsensusResult", "RankSurvey", "CrossValidation",
             "feature_score", "select_features", "top_features", "randomize"]
 __all__ += ["project", "NMF", "MiniBatchNMF", "non_negative_factorization"]
+__all__ += ["bipartition", "dclust"]
 
 
 def __getattr__(name):
