@@ -1,0 +1,450 @@
+"""Several matrices at once: joint NMF with a shared factor, iNMF, online iNMF, quantile normalisation.
+
+Joint NMF (`fit_joint`): data sets X_1 … X_N with the same features share one factor,
+    share="H":  X_i (m_i × n) ≈ W_i H     (same columns: samples in rows, one dictionary H)
+    share="W":  X_i (m × n_i) ≈ W H_i     (same rows: one basis W)
+minimising Σ_i w_i D(X_i ‖ …).  With D homogeneous of degree β (Frobenius β = 2, KL β = 1),
+w_i D(X_i ‖ W_i H) = D(s_i X_i ‖ (s_i W_i) H) with s_i = w_i^{1/β}: the fit is one NMF of the
+stacked, rescaled matrices, read chunk by chunk (`nmfkit.stream`'s engine), so dense, sparse and
+streamed inputs mix, every stacked-capable solver (hals, anls, mu) runs with its guarantee, and
+the driver's stopping rules, history and Ctrl-C apply.  Weights need β > 0.
+
+iNMF (`inmf`; Welch et al., "Single-cell multi-omic integration compares and contrasts features of
+brain cell identity", Cell 177, 2019), in LIGER's notation with cells in rows (X_i: n_i cells × g
+genes, the features shared):
+    min  Σ_i ‖X_i − H_i (W + V_i)‖²_F + λ Σ_i ‖H_i V_i‖²_F,    H_i (n_i×k), W, V_i (k×g) ≥ 0.
+Block coordinate descent, each block solved exactly by NNLS (block principal pivoting, Kim & Park
+2011), in LIGER's order: every H_i (Gram (W+V_i)(W+V_i)ᵀ + λ V_i V_iᵀ), every V_i (Gram
+(1+λ) H_iᵀH_i), then W (Gram Σ H_iᵀH_i).  Each block is minimised exactly with the others fixed,
+so the objective never increases (monotone, up to rounding).  The objective comes from the
+products the updates made (no extra pass).  Cost per iteration: two products with each X_i
+(2·nnz·k) plus O((n + N g)·k²) for the Grams and the NNLS solves.
+
+Online iNMF (`OnlineINMF`; Gao, Kriebel, Welch et al., "Iterative single-cell multi-omic
+integration using online learning", Nat. Biotechnol. 39, 2021): chunks of cells arrive one at a
+time; the chunk's H is solved exactly given (W, V_i), the statistics A_i ← A_i + H_bᵀH_b and
+B_i ← B_i + X_bᵀH_b are accumulated, and V_i, then W, are re-solved exactly (NNLS) on the
+surrogate Σ_i [tr((W+V_i)ᵀ A_i (W+V_i)) − 2 ⟨B_i, (W+V_i)ᵀ⟩ + λ tr(V_iᵀ A_i V_i)], which equals
+the objective over the cells seen with their H held at the values of their chunk (Mairal et
+al.'s surrogate); it never increases as V_i and W are updated.  Its three scenarios: all data sets streamed
+(`partial_fit` on interleaved chunks), a new data set arriving later (`partial_fit` with a new
+name: W keeps learning, earlier V_i stay), and projection of a new data set on W without
+updating it (`project`: H = argmin ‖X − H W‖², V = 0).
+
+Quantile normalisation (`quantile_norm`; the downstream step of LIGER): H_i's columns are scaled to
+unit norm, each cell is assigned the factor of its largest loading (optionally smoothed by its
+nearest neighbours within its data set), and within each such cluster each factor's distribution in
+each data set is mapped onto the reference data set's by piecewise-linear interpolation between
+`quantiles` + 1 quantiles, so the integrated H rows are comparable across data sets.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from .driver import run
+from .engines import make_engine
+from .engines.memmap import MemmapEngine
+from .registry import resolve_loss
+from .result import Factorization
+from .solvers._anls_kernels import nnls_bpp
+from .solvers.base import Solver
+from .validation import check_matrix, check_nonneg_float, check_positive_int, check_rank, check_seed, choose
+
+# -- inputs ----------------------------------------------------------------------------------------
+
+
+def _is_streamed(X) -> bool:
+    return isinstance(X, (str, os.PathLike)) or (hasattr(X, "read") and hasattr(X, "shape"))
+
+
+def _engine_of(X, name):
+    """The engine of one data set: in memory (checked), or streamed from a path or reader."""
+    if _is_streamed(X):
+        from .stream import stream_engine
+        return stream_engine(X)[0]
+    X = check_matrix(X, name)
+    return make_engine(X)
+
+
+def _engines(Xs, what="Xs"):
+    if isinstance(Xs, dict):
+        names, Xs = list(Xs), list(Xs.values())
+    else:
+        Xs = list(Xs)
+        names = [str(i) for i in range(len(Xs))]
+    if len(Xs) < 1:
+        raise ValueError(f"{what} must hold at least one matrix")
+    return names, [_engine_of(X, f"{what}[{name!r}]") for name, X in zip(names, Xs)]
+
+
+START_ITER = 20     # HALS iterations of the joint NMF that starts iNMF
+
+# -- iNMF --------------------------------------------------------------------------------------------
+
+class _Stack:
+    """What the driver reads of the data of a multi-matrix fit: its total shape, ‖X‖² and dtype."""
+
+    kind = "joint"
+
+    def __init__(self, engines):
+        self.engines = engines
+        self.shape = (sum(e.shape[0] for e in engines), engines[0].shape[1])
+        self.sqnorm = float(sum(e.sqnorm for e in engines))
+        self.dtype = np.result_type(*[e.dtype for e in engines])
+
+
+def _nnls(R, G):
+    """argmin_{F ≥ 0} ½ tr(F G Fᵀ) − ⟨F, R⟩ (exact), G made positive definite by a ridge at rounding level
+    (a component no cell uses has a zero row and column in G)."""
+    G = np.array(G, dtype=np.float64)
+    G[np.diag_indices_from(G)] += 1e-13 * max(np.trace(G), 1e-300) / len(G)
+    return nnls_bpp(np.asarray(R, dtype=np.float64), G)
+
+
+class INMFSolver(Solver):
+    """iNMF's block coordinate descent as a driver step (see the module docstring); not registered.
+
+    The driver's iterate is packed: its "W" is the H_i stacked (n×k), its "Ht" is [Wᵀ; V_1ᵀ; …; V_Nᵀ]
+    ((N+1)·g × k)."""
+
+    name = "inmf"
+    requires = frozenset()
+
+    def __init__(self, stack, lam):
+        super().__init__(stack, "frobenius", 2.0)
+        self.lam = lam
+        self.sizes = [e.shape[0] for e in stack.engines]
+        self.rows = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.g = stack.shape[1]
+
+    def unpack(self, Hs, Ht):
+        g, N = self.g, len(self.sizes)
+        Hs = [Hs[self.rows[i]:self.rows[i + 1]] for i in range(N)]
+        return Hs, Ht[:g].T, [Ht[g * (i + 1):g * (i + 2)].T for i in range(N)]
+
+    def pack(self, Hs, W, Vs):
+        return np.vstack(Hs), np.vstack([W.T, *[V.T for V in Vs]])
+
+    def objective(self, Hs, Ht):
+        Hs, W, Vs = self.unpack(Hs, Ht)
+        XtH = [e.XtW(H) for e, H in zip(self.engine.engines, Hs)]
+        return self._objective(Hs, W, Vs, XtH)
+
+    def _objective(self, Hs, W, Vs, XtH):
+        total = 0.0
+        for e, H, V, B in zip(self.engine.engines, Hs, Vs, XtH):
+            U = W + V
+            HtH = H.T @ H
+            total += e.sqnorm - 2.0 * float(np.sum(B.T * U)) + float(np.sum(HtH * (U @ U.T)))
+            total += self.lam * float(np.sum(HtH * (V @ V.T)))
+        return total
+
+    def step(self, Hs, Ht):
+        Hs, W, Vs = self.unpack(Hs, Ht)
+        lam, dtype = self.lam, Hs[0].dtype
+        new_H = []
+        for e, V in zip(self.engine.engines, Vs):             # H_i: Gram U Uᵀ + λ V Vᵀ, data X_i Uᵀ
+            U = W + V
+            new_H.append(_nnls(e.XHt(np.ascontiguousarray(U.T)), U @ U.T + lam * (V @ V.T)).astype(dtype))
+        XtH = [e.XtW(H) for e, H in zip(self.engine.engines, new_H)]
+        HtH = [H.T.astype(np.float64) @ H for H in new_H]
+        new_V = [_nnls(B - W.T @ G, (1.0 + lam) * G).T.astype(dtype)      # V_i: (X_i − H_i W)ᵀ H_i
+                 for B, G in zip(XtH, HtH)]
+        R = sum(B - V.T @ G for B, V, G in zip(XtH, new_V, HtH))
+        W = _nnls(R, sum(HtH)).T.astype(dtype)                             # W: Σ (X_i − H_i V_i)ᵀ H_i
+        obj = self._objective(new_H, W, new_V, XtH)
+        Hs_packed, Ht_packed = self.pack(new_H, W, new_V)
+        return Hs_packed, Ht_packed, obj
+
+
+@dataclass
+class INMFResult:
+    """The result of `inmf`: W (k×g, shared), V[i] (k×g) and H[i] (n_i×k) per data set (named `names`),
+    the objective Σ‖X_i − H_i(W+V_i)‖² + λΣ‖H_iV_i‖² (`loss`) and the driver's history."""
+    W: np.ndarray
+    V: list
+    H: list
+    loss: float
+    n_iter: int
+    converged: bool
+    stop_reason: str
+    history: dict
+    names: list
+    options: dict = field(default_factory=dict)
+    monotonicity: list = field(default_factory=list)
+
+    def quantile_norm(self, **options):
+        """`quantile_norm(self.H, …)`: (H_norm list, cluster list)."""
+        return quantile_norm(self.H, **options)
+
+
+def inmf(Xs, rank, *, lam=5.0, max_iter=30, tol=1e-6, seed=None, init=None, callback=None, time_limit=None,
+         verbose=False) -> INMFResult:
+    """Integrative NMF (iNMF) of data sets sharing their features (columns): see the module docstring.
+
+    Parameters (LIGER's name in brackets)
+    ----------
+    Xs : list or dict of matrices, cells × genes (NumPy, SciPy sparse, or a path / chunk reader to
+        stream), all with the same columns.
+    rank : k [k].
+    lam : λ ≥ 0, the weight of the data-set-specific terms [lambda, default 5].
+    max_iter : iteration cap [max.iters / maxIter, 30].
+    tol : stop when the mean relative objective decrease over the last iterations falls below tol
+        [thresh, 1e-6; LIGER compares two consecutive objectives].
+    seed : random start W, V_i, H_i ~ U(0, 2√(mean/k)) from this seed [rand.seed / seed].
+    init : optional dict with "W", "V" (list) and "H" (list) to start from [H.init, W.init, V.init].
+    """
+    names, engines = _engines(Xs)
+    g = engines[0].shape[1]
+    if any(e.shape[1] != g for e in engines):
+        raise ValueError("every data set must have the same features (columns); got "
+                         + ", ".join(f"{n}: {e.shape[1]}" for n, e in zip(names, engines)))
+    rank = check_rank(rank, (max(e.shape[0] for e in engines), g))
+    lam = check_nonneg_float(lam, "lam")
+    max_iter = check_positive_int(max_iter, "max_iter")
+    tol = check_nonneg_float(tol, "tol")
+    stack = _Stack(engines)
+    solver = INMFSolver(stack, lam)
+    rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed)).spawn(1)[0])
+    H0, W0, V0 = _inmf_start(engines, rank, rng, init, stack.dtype)
+    Hs, Ht = solver.pack(H0, W0, V0)
+    out = run(solver, Hs, Ht, max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback,
+              monotone=True, progress=verbose, label="inmf")
+    Hs, W, Vs = solver.unpack(out.W, out.Ht)
+    return INMFResult(W=np.ascontiguousarray(W), V=[np.ascontiguousarray(V) for V in Vs],
+                      H=[np.ascontiguousarray(H) for H in Hs], loss=out.objective, n_iter=out.n_iter,
+                      converged=out.converged, stop_reason=out.stop_reason, history=out.history, names=names,
+                      options={"rank": rank, "lam": lam, "max_iter": max_iter, "tol": tol, "seed": seed},
+                      monotonicity=out.monotonicity)
+
+
+def _inmf_start(engines, rank, rng, init, dtype):
+    g = engines[0].shape[1]
+    if init is not None:
+        H0 = [np.asarray(H, dtype=dtype) for H in init["H"]]
+        W0 = np.asarray(init["W"], dtype=dtype)
+        V0 = [np.asarray(V, dtype=dtype) for V in init["V"]]
+        if W0.shape != (rank, g) or any(V.shape != (rank, g) for V in V0) or \
+                any(H.shape != (e.shape[0], rank) for H, e in zip(H0, engines)) or len(H0) != len(engines):
+            raise ValueError(f"init must hold W and each V_i of shape ({rank}, {g}) "
+                             f"and each H_i of shape (n_i, {rank})")
+        return H0, W0, V0
+    # a joint NMF of the stacked data sets (shared dictionary), a few HALS iterations from a random start;
+    # V_i start at zero (exact NNLS blocks move them, unlike multiplicative updates)
+    stacked = _StackedReader(engines, [1.0] * len(engines))
+    from .stream import fit_stream
+    start = fit_stream(stacked, rank, solver="hals", init="random", max_iter=START_ITER, tol=0.0,
+                       seed=int(rng.integers(2 ** 31)))
+    W0 = start.H.astype(dtype)
+    H0 = [start.W[stacked.rows[i]:stacked.rows[i + 1]].astype(dtype) for i in range(len(engines))]
+    return H0, W0, [np.zeros((rank, g), dtype) for _ in engines]
+
+
+def inmf_objective(Xs, W, Vs, Hs, lam) -> float:
+    """Σ_i ‖X_i − H_i(W + V_i)‖²_F + λ Σ_i ‖H_i V_i‖²_F evaluated directly (dense residuals, one
+    data set at a time): the check of `inmf`'s reported objective."""
+    Xs = list(Xs.values()) if isinstance(Xs, dict) else list(Xs)
+    total = 0.0
+    for X, V, H in zip(Xs, Vs, Hs):
+        X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
+        total += float(np.sum((X - H @ (W + V)) ** 2)) + lam * float(np.sum((H @ V) ** 2))
+    return total
+
+
+# -- online iNMF ------------------------------------------------------------------------------------
+
+class OnlineINMF:
+    """Online iNMF (Gao et al. 2021), chunks of cells × genes at a time; see the module docstring.
+
+    lam [lambda], rank [k]; `partial_fit(X_chunk, dataset)` returns the chunk's H (rows × k)."""
+
+    def __init__(self, rank, *, lam=5.0, seed=None):
+        self.rank = check_positive_int(rank, "rank")
+        self.lam = check_nonneg_float(lam, "lam")
+        self.rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed)).spawn(1)[0])
+        self.W, self.V, self.A, self.B, self.n_seen = None, {}, {}, {}, {}
+
+    def _start(self, X, dataset):
+        g = X.shape[1]
+        scale = 2.0 * math.sqrt(max(make_engine(X).mean(), 1e-300) / self.rank)
+        if self.W is None:
+            self.W = scale * self.rng.random((self.rank, g))
+        elif g != self.W.shape[1]:
+            raise ValueError(f"X_chunk has {g} columns but the model has {self.W.shape[1]} features")
+        if dataset not in self.V:
+            self.V[dataset] = scale * self.rng.random((self.rank, g))
+            self.A[dataset] = np.zeros((self.rank, self.rank))
+            self.B[dataset] = np.zeros((g, self.rank))
+            self.n_seen[dataset] = 0
+
+    def partial_fit(self, X_chunk, dataset):
+        """Learn from a chunk of cells of data set `dataset` (a new name starts a new data set)."""
+        X_chunk = check_matrix(X_chunk, "X_chunk", allow_zero=True)
+        self._start(X_chunk, dataset)
+        engine = make_engine(X_chunk)
+        W, V, lam = self.W, self.V[dataset], self.lam
+        U = W + V
+        H = _nnls(engine.XHt(np.ascontiguousarray(U.T).astype(engine.dtype)), U @ U.T + lam * (V @ V.T))
+        self.A[dataset] += H.T @ H
+        self.B[dataset] += np.asarray(engine.XtW(H.astype(engine.dtype)), dtype=np.float64)
+        self.n_seen[dataset] += X_chunk.shape[0]
+        self._update_factors(dataset)
+        return H
+
+    def _update_factors(self, dataset):
+        A, B = self.A[dataset], self.B[dataset]
+        self.V[dataset] = _nnls(B - self.W.T @ A, (1.0 + self.lam) * A).T
+        R = sum(self.B[d] - self.V[d].T @ self.A[d] for d in self.V)
+        self.W = _nnls(R, sum(self.A.values())).T
+
+    def transform(self, X, dataset):
+        """H of cells of a data set the model has (W and its V_i fixed)."""
+        X = check_matrix(X, "X", allow_zero=True)
+        U, V = self.W + self.V[dataset], self.V[dataset]
+        return _nnls(make_engine(X).XHt(np.ascontiguousarray(U.T)), U @ U.T + self.lam * (V @ V.T))
+
+    def project(self, X_new):
+        """Scenario 3: H of a new data set on the shared W alone (V = 0), nothing updated."""
+        X_new = check_matrix(X_new, "X_new", allow_zero=True)
+        if self.W is None:
+            raise ValueError("the model has seen no data yet: call partial_fit first")
+        return _nnls(make_engine(X_new).XHt(np.ascontiguousarray(self.W.T)), self.W @ self.W.T)
+
+
+# -- quantile normalisation -------------------------------------------------------------------------
+
+def quantile_norm(Hs, *, reference=None, quantiles=50, min_cells=20, knn_k=20):
+    """LIGER's quantile normalisation of the H_i (cells × k): see the module docstring.
+
+    reference [ref_dataset]: index of the reference data set (default: the one with most cells);
+    quantiles [quantiles, 50]; min_cells [min_cells, 20]: a cluster with fewer cells in a data set is
+    left as it is there; knn_k [knn_k, 20]: neighbours whose majority cluster a cell takes (0: none).
+    Returns (list of normalised H_i, list of cluster labels per data set)."""
+    Hs = [np.asarray(H, dtype=np.float64) for H in Hs]
+    quantiles = check_positive_int(quantiles, "quantiles")
+    ref = int(np.argmax([len(H) for H in Hs])) if reference is None else int(reference)
+    if not 0 <= ref < len(Hs):
+        raise ValueError(f"reference must index one of the {len(Hs)} data sets; got {reference!r}")
+    scaled = [H / np.maximum(np.linalg.norm(H, axis=0), np.finfo(float).tiny) for H in Hs]
+    clusters = [_smooth(S, np.argmax(S, axis=1), knn_k) for S in scaled]
+    out = [S.copy() for S in scaled]
+    levels = np.linspace(0.0, 1.0, quantiles + 1)
+    for c in np.unique(np.concatenate(clusters)):
+        in_ref = clusters[ref] == c
+        if in_ref.sum() < min_cells:
+            continue
+        for i, S in enumerate(scaled):
+            cells = clusters[i] == c
+            if i == ref or cells.sum() < min_cells:
+                continue
+            for j in range(S.shape[1]):
+                out[i][cells, j] = _warp(S[cells, j], scaled[ref][in_ref, j], levels)
+    return out, clusters
+
+
+def _warp(values, target, levels):
+    """values mapped by the piecewise-linear function taking their quantiles to the target's (ties: mean)."""
+    q_from, q_to = np.quantile(values, levels), np.quantile(target, levels)
+    if q_from.sum() == 0 or q_to.sum() == 0 or len(np.unique(q_from)) < 2:
+        return np.zeros_like(values)
+    xs, inverse = np.unique(q_from, return_inverse=True)
+    ys = np.bincount(inverse, weights=q_to) / np.bincount(inverse)
+    return np.interp(values, xs, ys)
+
+
+def _smooth(S, labels, knn_k):
+    if not knn_k or len(S) <= knn_k:
+        return labels
+    from scipy.spatial import cKDTree
+    _, nearest = cKDTree(S).query(S, k=knn_k)
+    votes = labels[nearest]
+    return np.array([np.bincount(row).argmax() for row in votes])
+
+
+# -- joint NMF with a shared factor ------------------------------------------------------------------
+
+class _StackedReader:
+    """The rows of several data sets one after another, each scaled by s_i (a chunk may span two)."""
+
+    def __init__(self, engines, scales):
+        self.engines, self.scales = engines, scales
+        self.rows = np.concatenate([[0], np.cumsum([e.shape[0] for e in engines])])
+        self.shape = (int(self.rows[-1]), engines[0].shape[1])
+        self.dtype = np.result_type(*[e.dtype for e in engines])
+        self.name = "joint"
+
+    def read(self, start, stop):
+        parts = []
+        for i, e in enumerate(self.engines):
+            lo, hi = max(start, self.rows[i]), min(stop, self.rows[i + 1])
+            if lo < hi:
+                parts.append(_rows(e, lo - self.rows[i], hi - self.rows[i]) * self.scales[i])
+        if all(sp.issparse(p) for p in parts):
+            return sp.vstack(parts, format="csr").astype(self.dtype, copy=False)
+        return np.vstack([p.toarray() if sp.issparse(p) else np.asarray(p) for p in parts]).astype(self.dtype,
+                                                                                                    copy=False)
+
+
+def _rows(engine, lo, hi):
+    if isinstance(engine, MemmapEngine):
+        return engine.reader.read(lo, hi) if engine.reader is not None else np.asarray(engine.X[lo:hi])
+    return engine.X[lo:hi]
+
+
+@dataclass
+class JointResult:
+    """The result of `fit_joint`: `shared` (H for share="H", W for share="W") and one factor per data
+    set (`own`, named `names`), the weighted loss and the stacked fit (`fit`)."""
+    shared: np.ndarray
+    own: list
+    names: list
+    share: str
+    loss: float
+    fit: Factorization
+
+
+def fit_joint(Xs, rank, *, share="H", weights=None, chunk=None, loss=None, beta=None, **fit_options) -> JointResult:
+    """Joint NMF of data sets sharing a factor (see the module docstring).  `Xs`: list or dict of
+    matrices (dense, sparse, or paths/readers streamed); `weights`: one w_i > 0 per data set;
+    other options as `nmfkit.fit` (solver, max_iter, tol, seed, …)."""
+    share = choose(share, ("H", "W"), "share")
+    names, engines = _engines(Xs)
+    if share == "W":
+        engines = [e.transpose() for e in engines]
+    n = engines[0].shape[1]
+    if any(e.shape[1] != n for e in engines):
+        what = "columns" if share == "H" else "rows"
+        raise ValueError(f"with share={share!r} every data set must have the same {what}; got "
+                         + ", ".join(f"{nm}: {e.shape[1]}" for nm, e in zip(names, engines)))
+    loss_name, beta_value = resolve_loss("frobenius" if loss is None else loss, beta)
+    scales = _scales(weights, len(engines), beta_value)
+    from .stream import fit_stream
+    stacked = _StackedReader(engines, scales)
+    result = fit_stream(stacked, rank, chunk=chunk, loss=loss_name, beta=beta if loss_name == "beta" else None,
+                        **fit_options)
+    W = result.W
+    own = [W[stacked.rows[i]:stacked.rows[i + 1]] / scales[i] for i in range(len(engines))]
+    if share == "W":
+        return JointResult(shared=np.ascontiguousarray(result.H.T), own=[np.ascontiguousarray(F.T) for F in own],
+                           names=names, share=share, loss=result.loss, fit=result)
+    return JointResult(shared=result.H, own=own, names=names, share=share, loss=result.loss, fit=result)
+
+
+def _scales(weights, count, beta):
+    if weights is None:
+        return [1.0] * count
+    weights = [check_nonneg_float(w, "weights") for w in weights]
+    if len(weights) != count or min(weights) <= 0:
+        raise ValueError(f"weights must hold one positive number per data set ({count}); got {weights!r}")
+    if beta <= 0 and any(w != 1.0 for w in weights):
+        raise ValueError("per-matrix weights need a loss homogeneous of positive degree (β > 0); "
+                         "the Itakura-Saito divergence is scale-invariant")
+    return [w ** (1.0 / beta) for w in weights]
+
+
+__all__ = ["inmf", "INMFResult", "inmf_objective", "OnlineINMF", "quantile_norm", "fit_joint", "JointResult"]

@@ -1,0 +1,142 @@
+"""Joint NMF, iNMF, online iNMF and quantile normalisation (nmfkit.joint) on data simulated from
+their models: recovery with a margin, monotone block-coordinate descent, objectives that match a
+direct evaluation, and the equivalences that define the joint fit."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment
+
+import nmfkit
+from nmfkit.joint import OnlineINMF, fit_joint, inmf, inmf_objective, quantile_norm
+
+K, G = 4, 60
+
+
+def simulate(seed=0, sizes=(150, 120), noise=0.01):
+    """Data sets from the iNMF model: X_i = H_i (W + V_i) with 1 % multiplicative noise; W has a
+    strong entry per component, V_i are small and sparse (the data-set-specific part)."""
+    rng = np.random.default_rng(seed)
+    W = rng.random((K, G)) * (rng.random((K, G)) < 0.5)
+    W[np.arange(K), np.arange(K) * 5] += 2
+    Vs = [0.5 * rng.random((K, G)) * (rng.random((K, G)) < 0.15) for _ in sizes]
+    Hs = [rng.random((n, K)) * (rng.random((n, K)) < 0.6) for n in sizes]
+    Xs = [np.maximum(H @ (W + V) * (1 + noise * rng.standard_normal((len(H), G))), 0) for H, V in zip(Hs, Vs)]
+    return Xs, W, Vs, Hs
+
+
+def cosines(A, B):
+    A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-300)
+    B = B / np.maximum(np.linalg.norm(B, axis=1, keepdims=True), 1e-300)
+    return A @ B.T
+
+
+def matched(A, B):
+    """Row-wise cosines of A's rows against B's after the best one-to-one matching, and the matching."""
+    C = cosines(A, B)
+    rows, cols = linear_sum_assignment(-C)
+    return C[rows, cols], rows, cols
+
+
+def test_inmf_recovers_shared_and_specific_factors_monotonically():
+    Xs, W, Vs, Hs = simulate()
+    result = inmf(Xs, K, lam=1.0, max_iter=200, tol=1e-8, seed=0)
+    objective = result.history["objective"]
+    assert np.all(np.diff(objective) <= 1e-12 * objective[0])              # block-exact: never increases
+    assert not result.monotonicity
+    assert result.loss == pytest.approx(inmf_objective(Xs, result.W, result.V, result.H, 1.0), rel=1e-10)
+    shared, rows, cols = matched(result.W, W)
+    assert shared.min() > 0.97                                            # measured ≥ 0.991
+    for i in range(2):
+        specific = cosines(result.W + result.V[i], W + Vs[i])[rows, cols]
+        assert specific.min() > 0.97                                      # measured ≥ 0.993
+        assert cosines(result.H[i].T, Hs[i].T)[rows, cols].min() > 0.97   # measured ≥ 0.998
+
+
+def test_inmf_inputs_dense_sparse_streamed_and_named_give_the_same_fit(tmp_path):
+    Xs, *_ = simulate(seed=1, sizes=(60, 50))
+    np.save(tmp_path / "b.npy", Xs[1])
+    dense = inmf(Xs, K, max_iter=15, tol=0, seed=3)
+    mixed = inmf({"a": sp.csr_matrix(Xs[0]), "b": str(tmp_path / "b.npy")}, K, max_iter=15, tol=0, seed=3)
+    assert mixed.names == ["a", "b"] and dense.names == ["0", "1"]
+    np.testing.assert_allclose(mixed.history["objective"], dense.history["objective"], rtol=1e-8)
+    with pytest.raises(ValueError, match="same features"):
+        inmf([Xs[0], Xs[1][:, :10]], K)
+    with pytest.raises(ValueError, match="lam"):
+        inmf(Xs, K, lam=-1)
+
+
+def test_quantile_norm_aligns_each_clusters_factor_distributions():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 400)
+    H_ref = rng.random((400, 3)) * 0.2
+    H_ref[np.arange(400), labels] += 1.0
+    H_other = rng.random((300, 3)) * 0.2
+    other_labels = rng.integers(0, 3, 300)
+    H_other[np.arange(300), other_labels] += 1.0
+    H_other = H_other ** 2 * 3.0                       # a different (monotone) distortion of every factor
+    normed, clusters = quantile_norm([H_ref, H_other], knn_k=0)
+    assert (clusters[0] == labels).all() and (clusters[1] == other_labels).all()
+    levels = np.linspace(0, 1, 11)
+    for c in range(3):
+        for j in range(3):
+            ref = np.quantile(normed[0][clusters[0] == c, j], levels)
+            mine = np.quantile(normed[1][clusters[1] == c, j], levels)
+            np.testing.assert_allclose(mine, ref, atol=0.05 * ref.max())   # 50 quantiles → interpolation error
+    np.testing.assert_array_equal(normed[0], H_ref / np.linalg.norm(H_ref, axis=0))   # the reference only scaled
+    smoothed, _ = quantile_norm([H_ref, H_other], knn_k=5)
+    assert len(smoothed) == 2
+    with pytest.raises(ValueError, match="reference"):
+        quantile_norm([H_ref, H_other], reference=4)
+
+
+def test_online_inmf_three_scenarios():
+    Xs, W, Vs, Hs = simulate(seed=4, sizes=(300, 300))
+    model = OnlineINMF(K, lam=1.0, seed=0)
+    for epoch in range(3):                                 # scenario 1: both data sets, interleaved chunks
+        for s in range(0, 300, 50):
+            for i in (0, 1):
+                model.partial_fit(Xs[i][s:s + 50], dataset=f"d{i}")
+    shared, rows, cols = matched(model.W, W)
+    assert shared.min() > 0.9                              # measured ≥ 0.93 after 3 passes
+    H0 = model.transform(Xs[0], "d0")
+    rel = np.linalg.norm(Xs[0] - H0 @ (model.W + model.V["d0"])) / np.linalg.norm(Xs[0])
+    assert rel < 0.15                                      # measured 0.112 (batch iNMF: 0.01)
+    new_X, *_ = simulate(seed=5, sizes=(80,))
+    W_before = model.W.copy()
+    projected = model.project(new_X[0])                    # scenario 3: W not updated
+    np.testing.assert_array_equal(model.W, W_before)
+    assert projected.shape == (80, K) and projected.min() >= 0
+    model.partial_fit(new_X[0], dataset="late")            # scenario 2: a data set arriving later
+    assert set(model.V) == {"d0", "d1", "late"} and model.n_seen["late"] == 80
+
+
+def test_joint_shared_H_with_weights_is_the_stacked_rescaled_fit(tmp_path):
+    rng = np.random.default_rng(6)
+    H = rng.random((3, 30))
+    X1, X2 = rng.random((40, 3)) @ H, rng.random((25, 3)) @ H
+    np.save(tmp_path / "x2.npy", X2)
+    joint = fit_joint([sp.csr_matrix(X1), str(tmp_path / "x2.npy")], 3, weights=[1.0, 4.0], solver="hals",
+                      seed=0, max_iter=30, tol=0)
+    direct = nmfkit.fit(np.vstack([X1, 2.0 * X2]), 3, solver="hals", seed=0, max_iter=30, tol=0)
+    np.testing.assert_allclose(joint.fit.history["objective"], direct.history["objective"], rtol=1e-9)
+    np.testing.assert_allclose(joint.shared, direct.H, rtol=1e-7, atol=1e-10)
+    # the loss is Σ w_i ½‖X_i − W_i H‖² at the returned factors
+    value = sum(w * 0.5 * np.sum((X - F @ joint.shared) ** 2) for w, X, F in zip((1, 4), (X1, X2), joint.own))
+    assert joint.loss == pytest.approx(value, rel=1e-8)
+
+
+def test_joint_shared_W_and_kl_weights():
+    rng = np.random.default_rng(7)
+    W = rng.random((35, 3))
+    X1, X2 = W @ rng.random((3, 20)), W @ rng.random((3, 15))
+    joint = fit_joint([X1, X2], 3, share="W", weights=[2.0, 1.0], loss="kl", solver="mu", seed=0, max_iter=40,
+                      tol=0)
+    assert joint.shared.shape == (35, 3) and [F.shape for F in joint.own] == [(3, 20), (3, 15)]
+    direct = nmfkit.fit(np.hstack([2.0 * X1, X2]).T, 3, loss="kl", solver="mu", seed=0, max_iter=40, tol=0)
+    np.testing.assert_allclose(joint.fit.history["objective"], direct.history["objective"], rtol=1e-9)
+    with pytest.raises(ValueError, match="same rows"):
+        fit_joint([X1, X2[:10]], 3, share="W")
+    with pytest.raises(ValueError, match="scale-invariant"):
+        fit_joint([X1 + 0.1, X2 + 0.1], 3, share="W", weights=[1, 2], loss="is")
+    with pytest.raises(ValueError, match="one positive number per data set"):
+        fit_joint([X1, X2], 3, share="W", weights=[1.0])
