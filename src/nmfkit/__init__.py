@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from .cluster import bipartition, dclust
+from .deep import DeepFactorization, deep_fit
 from .fit import fit
 from .project import project
 from .rank import (
@@ -38,6 +39,7 @@ __all__ += ["consensus", "estimate_rank", "cross_validate_rank", "ConsensusResul
             "feature_score", "select_features", "top_features", "randomize"]
 __all__ += ["project", "NMF", "MiniBatchNMF", "non_negative_factorization"]
 __all__ += ["bipartition", "dclust"]
+__all__ += ["deep_fit", "DeepFactorization"]
 
 
 def __getattr__(name):
