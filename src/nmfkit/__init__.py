@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from . import joint, stream  # streaming NMF and several-matrix models
 from .cluster import bipartition, dclust
 from .deep import DeepFactorization, deep_fit
 from .fit import fit
@@ -38,6 +39,7 @@ __all__ = ["fit", "Factorization", "SOLVERS", "INITS", "solvers_table", "__versi
 __all__ += ["consensus", "estimate_rank", "cross_validate_rank", "ConsensusResult", "RankSurvey", "CrossValidation",
             "feature_score", "select_features", "top_features", "randomize"]
 __all__ += ["project", "NMF", "MiniBatchNMF", "non_negative_factorization"]
+__all__ += ["stream", "joint"]
 __all__ += ["bipartition", "dclust"]
 __all__ += ["deep_fit", "DeepFactorization"]
 

@@ -95,6 +95,11 @@ def add_parser(subparsers):
     p.add_argument("--chunk-rows", type=int, metavar="N", help="rows per dask block with --lazy (default ~64 MiB)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="dask.distributed scheduler to run on, e.g. tcp://10.0.0.5:8786 (implies --lazy)")
+    p.add_argument("--stream", nargs="?", const="exact", choices=["exact", "online"],
+                   help="read INPUT (.npy, .mtx, .h5ad, .zarr, .parquet, 10x folder) in chunks of rows at every "
+                        "pass instead of loading it: exact (default; the in-memory fit's iterates) or online "
+                        "(one pass per iteration); see nmfkit.stream")
+    p.add_argument("--chunk", type=int, metavar="N", help="rows per chunk of a streamed fit (implies --stream)")
     p.add_argument("--track", action="store_true",
                    help="record the convergence diagnostics per iteration into history.csv")
     p.add_argument("--report", action="store_true", help="also write report.html (self-contained)")
@@ -120,7 +125,9 @@ def run(args) -> int:
             _check_checkpoint(args, out, planned)
         if args.resume and not os.path.isfile(args.resume):
             raise FileNotFoundError(2, "No such file or directory", args.resume)
-        if args.lazy or args.scheduler or args.input.rstrip("/").endswith(".zarr"):
+        if args.stream or args.chunk is not None:           # --stream / --chunk: X is read in chunks
+            data = _stream_input(args)
+        elif args.lazy or args.scheduler or args.input.rstrip("/").endswith(".zarr"):
             data = _read_lazy(args)
         else:
             data = io.read_matrix(args.input, labels=args.labels, allow_missing=args.missing == "mask",
@@ -248,6 +255,8 @@ def _fit(args, data, options):
             options[flag] = getattr(args, flag)
     if args.checkpoint:
         options["checkpoint_every"] = args.checkpoint_every
+    if args.stream or args.chunk is not None:
+        options.update(stream=args.stream or "exact", chunk=args.chunk)
     client = _connect(args.scheduler) if args.scheduler else None
     try:
         return nmfkit.fit(data.X, args.rank, solver=args.solver, loss=args.loss, beta=args.beta, init=args.init,
@@ -311,6 +320,20 @@ def write_consensus_outputs(cons, result, data, args, out) -> list:
                 dpi=120)
     files = write_outputs(result, data, args, out, extra={"consensus": {**cons.summary(), "seed": args.seed}})
     return files + CONSENSUS_FILES
+
+
+def _stream_input(args):
+    """INPUT as a chunk reader for a streamed fit (nmfkit.stream; no labels); --transpose streams the
+    columns of a Matrix Market file or 10x folder."""
+    from ..stream import open_stream
+    for flag in ("consensus", "lazy", "scheduler", "track"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag} cannot be combined with --stream/--chunk")
+    if args.missing == "mask":
+        raise ValueError("--missing mask needs the data in memory; it cannot be combined with --stream/--chunk")
+    if args.chunk is not None and args.chunk < 1:
+        raise ValueError(f"--chunk must be at least 1; got {args.chunk}")
+    return io.LabeledMatrix(open_stream(args.input, transpose=args.transpose), None, None, args.input)
 
 
 def _read_lazy(args):
