@@ -256,3 +256,25 @@ def test_online_passes_improve_and_kl_runs(tmp_path):
     assert more.n_iter == 4 and more.history["objective"][-1] < more.history["objective"][1]
     kl = nmfkit.fit(str(tmp_path / "X.npy"), 3, stream="online", chunk=30, seed=0, loss="kl", max_iter=3)
     assert np.isfinite(kl.loss) and kl.H.min() >= 0 and kl.options["loss"] == "kl"
+
+
+# -- command line -----------------------------------------------------------------------------------
+
+def test_cli_fit_stream_writes_the_streamed_fit(tmp_path, capsys):
+    from nmfkit.cli import main
+    X = planted(50, 20, 3, seed=7)
+    np.save(tmp_path / "X.npy", X)
+    out = tmp_path / "out"
+    assert main(["fit", str(tmp_path / "X.npy"), "-k", "3", "-o", str(out), "--chunk", "9", "--seed", "0",
+                 "--solver", "hals", "--max-iter", "20", "--tol", "0", "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    direct = nmfkit.fit(str(tmp_path / "X.npy"), 3, solver="hals", chunk=9, seed=0, max_iter=20, tol=0)
+    assert summary["options"]["stream"] == "exact" and summary["options"]["chunk"] == 9
+    assert summary["loss"] == pytest.approx(direct.loss, rel=1e-12)
+    W = np.loadtxt(out / "W.csv", delimiter=",", skiprows=1)                      # no row labels streamed
+    assert W.shape == (50, 3)
+    assert main(["fit", str(tmp_path / "X.npy"), "-k", "3", "-o", str(tmp_path / "o2"), "--stream", "online",
+                 "-q"]) == 0
+    assert main(["fit", str(tmp_path / "X.npy"), "-k", "3", "-o", str(tmp_path / "o3"), "--stream",
+                 "--track"]) != 0
+    assert "cannot be combined with --stream" in capsys.readouterr().err
