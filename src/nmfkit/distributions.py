@@ -262,13 +262,14 @@ def update_dispersion(model, D, mu, phi, mode, prior=None, newton_steps=2, h=1e-
     if mode == "none" or not model.has_dispersion:
         return phi
     lo, hi = model.t_bounds()
-    t = model.to_t(phi)
 
-    def value(tt):
-        return group_sum(weighted_nll(model, D, mu, model.from_t(tt), prior), mode)
+    def value(p):
+        return group_sum(weighted_nll(model, D, mu, p, prior), mode)
 
     for _ in range(newton_steps):
-        f0, fp, fm = value(t), value(np.minimum(t + h, hi)), value(np.maximum(t - h, lo))
+        t = model.to_t(phi)
+        f0 = value(phi)
+        fp, fm = value(model.from_t(np.minimum(t + h, hi))), value(model.from_t(np.maximum(t - h, lo)))
         g = (fp - fm) / (2 * h)
         curv = (fp - 2 * f0 + fm) / (h * h)
         step = np.clip(np.where(curv > 0, -g / np.where(curv > 0, curv, 1.0), -np.sign(g)), -3.0, 3.0)
@@ -276,12 +277,12 @@ def update_dispersion(model, D, mu, phi, mode, prior=None, newton_steps=2, h=1e-
         for _ in range(halvings):
             if not pending.any():
                 break
-            trial = np.clip(t + np.where(pending, step, 0.0), lo, hi)
-            better = (value(trial) < f0) & pending
-            t = np.where(better, trial, t)
+            trial = np.where(pending, model.from_t(np.clip(t + step, lo, hi)), phi)
+            better = (value(trial) < f0) & pending      # a group keeps its φ unless the trial lowers ℓ
+            phi = np.where(better, trial, phi)
             pending &= ~better
             step = step / 2
-    return model.from_t(t)
+    return phi
 
 
 # -- zero inflation (EM) ----------------------------------------------------------------------------

@@ -67,6 +67,9 @@ def project(W, X_new, *, loss="frobenius", beta=None, tol=1e-6, max_iter=1000, a
     H_new : k×n array with X_new's floating dtype (float32 stays float32).
     """
     loss, beta = resolve_loss(loss, beta)
+    if beta is None:       # a likelihood loss of solver irls (nb, gamma, …): no fixed-basis solve here
+        raise ValueError(f"nmfkit.project supports the β-divergences (frobenius, kl, is, beta=…), not loss {loss!r}; "
+                         f"fit the new columns with nmfkit.fit(X_new, k, loss={loss!r}, solver='irls')")
     tol = check_nonneg_float(tol, "tol")
     max_iter = check_positive_int(max_iter, "max_iter")
     X_new = check_matrix(X_new, "X_new", allow_zero=True)

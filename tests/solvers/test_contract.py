@@ -61,9 +61,14 @@ def loss_args(loss):
     return {"beta": 1.5} if loss == "beta" else {"loss": loss}
 
 
+# Losses whose data must be strictly positive: Itakura–Saito, and the gamma and inverse Gaussian
+# likelihoods of solver irls (their densities vanish at x = 0, so irls refuses zeros).
+POSITIVE_DATA = ("is", "gamma", "inverse_gaussian")
+
+
 def data_for(loss, X):
-    """Itakura–Saito needs strictly positive data: shift every entry (stored, if sparse)."""
-    if loss != "is":
+    """Losses in POSITIVE_DATA need strictly positive data: shift every entry (stored, if sparse)."""
+    if loss not in POSITIVE_DATA:
         return X
     if torch is not None and isinstance(X, torch.Tensor):
         return X + 0.1
