@@ -50,3 +50,26 @@ def test_fit_on_a_read_only_map_matches_the_in_memory_fit(tmp_path, monkeypatch)
     np.testing.assert_array_equal(np.load(tmp_path / "X.npy"), X)        # the file is untouched
     with pytest.raises(ValueError, match="does not run on memmap"):
         nmfkit.fit(Xm, 4, solver="ccd")
+
+
+def test_a_sparse_chunk_reader_gives_the_sparse_engines_products_and_its_transpose():
+    """The engine over a reader of CSR chunks (Matrix Market, .h5ad CSR) and its transposed reader."""
+    import scipy.sparse as sp
+
+    from nmfkit.engines import SparseEngine
+    from nmfkit.stream import ArrayReader
+    rng = np.random.default_rng(3)
+    A = sp.random(29, 13, density=0.4, random_state=rng, format="csr") + sp.eye(29, 13, format="csr")
+    W, Ht = rng.random((29, 3)), rng.random((13, 3))
+    e, s = MemmapEngine(ArrayReader(A), chunk_rows=4), SparseEngine(A)
+    assert e.sqnorm == pytest.approx(s.sqnorm, rel=1e-12) and e.nnz == s.nnz
+    for mine, theirs in [(e.XHt(Ht), s.XHt(Ht)), (e.XtW(W), s.XtW(W)), (e.X_col_sums(), s.X_col_sums()),
+                         (e.X_row_sums(), s.X_row_sums())]:
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12)
+    for loss, beta in (("frobenius", 2.0), ("kl", 1.0), ("beta", 1.5)):
+        assert e.loss(W, Ht, loss, beta) == pytest.approx(DenseEngine(A.toarray()).loss(W, Ht, loss, beta),
+                                                          rel=1e-10)
+    t = e.transpose()                                     # column blocks, one pass over the rows each
+    assert t.shape == (13, 29) and t.sqnorm == e.sqnorm
+    np.testing.assert_allclose(t.XHt(W), s.XtW(W), rtol=1e-12)
+    np.testing.assert_allclose(t.XtW(Ht), s.XHt(Ht), rtol=1e-12)
