@@ -42,6 +42,7 @@ CONSTRAINED = {"nsnmf": 0.25, "offset": 0.2}
 # Separable NMF (spa) takes W among the columns of X; the planted matrix is not separable, so the
 # best such W leaves an error of ≈ 0.08 here (measured); the check is that it is a sane fit.
 CONSTRAINED["spa"] = 0.15
+CONSTRAINED["snpa"] = 0.15   # the same anchors as spa here (measured ≈ 0.08)
 # Convex NMF takes W = X G, G ≥ 0 (basis vectors inside the cone of the samples); the planted
 # basis is not, and the best such W leaves ≈ 0.10 here (measured).
 CONSTRAINED["convex"] = 0.15

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 import nmfkit
-from nmfkit.solvers.separable import spa
+from nmfkit.solvers.separable import project_capped_simplex, snpa, spa
 
 
 def separable(m=40, n=100, k=6, noise=0.0, seed=0):
@@ -119,3 +119,57 @@ def test_without_normalisation_the_longest_columns_are_chosen():
     X = np.diag([1.0, 3.0, 2.0]) @ np.array([[1.0, 0, 0, 0.5], [0, 1, 0, 0.5], [0, 0, 1, 0]])
     assert spa(X, 1, normalize=False).tolist() == [1]
     assert spa(X, 3, normalize=False).tolist() == [1, 2, 0]
+
+
+# -- snpa: the successive non-negative projection algorithm -------------------------------------------
+
+def dependent_anchors(seed=0):
+    """10 × 50 separable X whose 5 anchors span only 3 dimensions: they are the vertices of a
+    pentagon (in the simplex) mapped by a random non-negative 10 × 3 matrix, so none lies in the
+    convex hull of the others.  Returns X and the anchor positions."""
+    rng = np.random.default_rng(seed)
+    angles = 2 * np.pi * np.arange(5) / 5
+    plane = np.stack([1 / 3 + 0.2 * np.cos(angles), 1 / 3 + 0.2 * np.sin(angles)])
+    W = rng.random((10, 3)) @ np.vstack([plane, 1 - plane.sum(axis=0)])
+    H = np.hstack([np.eye(5), 0.95 * rng.dirichlet(np.ones(5), size=45).T])
+    order = rng.permutation(50)
+    return (W @ H)[:, order], np.argsort(order)[:5]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_snpa_finds_anchors_spa_cannot(sparse, seed):
+    X, anchors = dependent_anchors(seed)
+    data = sp.csr_matrix(X) if sparse else X
+    assert set(snpa(data, 5).tolist()) == set(anchors.tolist())
+    fit = nmfkit.fit(data, 5, solver="snpa")
+    assert np.linalg.norm(X - fit.W @ fit.H) / np.linalg.norm(X) < 1e-8    # NNLS with a 1e-12 ridge
+    with pytest.raises(ValueError, match="only 3 linearly independent columns"):
+        nmfkit.fit(data, 5, solver="spa")
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.05])
+def test_snpa_on_separable_data(noise):
+    X, W, anchors = separable(noise=noise, seed=4)
+    assert set(snpa(X, 6).tolist()) == set(anchors.tolist())
+    assert basis_error(W, nmfkit.fit(X, 6, solver="snpa").W) < 2 * noise + 1e-10
+
+
+def test_snpa_refusals():
+    rng = np.random.default_rng(0)
+    X = np.repeat(rng.random((8, 3)), 10, axis=1) * rng.uniform(0.5, 2, 30)    # 3 directions only
+    with pytest.raises(ValueError, match="only 3 columns of X lie outside the convex hull"):
+        nmfkit.fit(X, 4, solver="snpa")
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="inner_iterations must be an integer ≥ 1"):
+            nmfkit.fit(X, 2, solver="snpa", inner_iterations=bad)
+
+
+def test_capped_simplex_projection_is_the_euclidean_one():
+    rng = np.random.default_rng(1)
+    H = rng.normal(0.3, 0.8, size=(4, 200))
+    P = project_capped_simplex(H)
+    assert (P >= 0).all() and (P.sum(axis=0) <= 1 + 1e-12).all()
+    # optimality: ⟨H − P, Q − P⟩ ≤ 0 for feasible Q (vertices 0 and e_i span the set)
+    for Q in [np.zeros(4)] + list(np.eye(4)):
+        assert (np.einsum("in,in->n", H - P, Q[:, None] - P) <= 1e-12).all()
