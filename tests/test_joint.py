@@ -140,3 +140,25 @@ def test_joint_shared_W_and_kl_weights():
         fit_joint([X1 + 0.1, X2 + 0.1], 3, share="W", weights=[1, 2], loss="is")
     with pytest.raises(ValueError, match="one positive number per data set"):
         fit_joint([X1, X2], 3, share="W", weights=[1.0])
+
+
+def test_uinmf_recovers_unshared_metagenes_and_stays_monotone():
+    """Data set 0 also measured 15 features data set 1 did not: Y_0 = H_0 U_0 (+ noise)."""
+    Xs, W, Vs, Hs = simulate(seed=8)
+    rng = np.random.default_rng(9)
+    U0 = rng.random((K, 15)) * (rng.random((K, 15)) < 0.5)
+    U0[np.arange(K), np.arange(K) * 3] += 1.5
+    Y0 = np.maximum(Hs[0] @ U0 * (1 + 0.01 * rng.standard_normal((len(Hs[0]), 15))), 0)
+    result = inmf(Xs, K, lam=1.0, max_iter=200, tol=1e-8, seed=0, unshared=[sp.csr_matrix(Y0), None])
+    objective = result.history["objective"]
+    assert np.all(np.diff(objective) <= 1e-12 * objective[0]) and not result.monotonicity
+    assert result.loss == pytest.approx(inmf_objective(Xs, result.W, result.V, result.H, 1.0, [Y0, None],
+                                                       result.U), rel=1e-10)
+    assert result.U[1] is None and result.U[0].shape == (K, 15)
+    shared, rows, cols = matched(result.W, W)
+    assert shared.min() > 0.97
+    assert cosines(result.U[0], U0)[rows, cols].min() > 0.95
+    with pytest.raises(ValueError, match="rows but its data set has"):
+        inmf(Xs, K, unshared={"0": Y0[:10]})
+    with pytest.raises(ValueError, match="does not have"):
+        inmf(Xs, K, unshared={"zz": Y0})

@@ -31,6 +31,12 @@ al.'s surrogate); it never increases as V_i and W are updated.  Its three scenar
 name: W keeps learning, earlier V_i stay), and projection of a new data set on W without
 updating it (`project`: H = argmin ‖X − H W‖², V = 0).
 
+UINMF (`inmf(..., unshared=...)`; Kriebel & Welch, "UINMF performs mosaic integration of single-cell
+multi-omic datasets using nonnegative matrix factorization", Nat. Commun. 13, 2022): data set i may
+also have features only it measured, Y_i (n_i × u_i) ≈ H_i U_i, adding ‖Y_i − H_i U_i‖² + λ‖H_i U_i‖²
+to the objective; U_i is one more exact NNLS block (Gram (1+λ) H_iᵀH_i) and enters H_i's Gram and
+data, so the descent stays monotone.
+
 Quantile normalisation (`quantile_norm`; the downstream step of LIGER): H_i's columns are scaled to
 unit norm, each cell is assigned the factor of its largest loading (optionally smoothed by its
 nearest neighbours within its data set), and within each such cluster each factor's distribution in
@@ -107,65 +113,87 @@ def _nnls(R, G):
 
 
 class INMFSolver(Solver):
-    """iNMF's block coordinate descent as a driver step (see the module docstring); not registered.
-
-    The driver's iterate is packed: its "W" is the H_i stacked (n×k), its "Ht" is [Wᵀ; V_1ᵀ; …; V_Nᵀ]
-    ((N+1)·g × k)."""
+    """iNMF's (and UINMF's) block coordinate descent as a driver step (see the module docstring); not
+    registered.  The driver's iterate is packed: its "W" is the H_i stacked (n×k), its "Ht" is
+    [Wᵀ; V_1ᵀ; …; V_Nᵀ; U_iᵀ of the data sets with unshared features] (rows × k)."""
 
     name = "inmf"
     requires = frozenset()
 
-    def __init__(self, stack, lam):
+    def __init__(self, stack, lam, unshared=None):
         super().__init__(stack, "frobenius", 2.0)
         self.lam = lam
         self.sizes = [e.shape[0] for e in stack.engines]
         self.rows = np.concatenate([[0], np.cumsum(self.sizes)])
         self.g = stack.shape[1]
+        self.unshared = list(unshared) if unshared is not None else [None] * len(self.sizes)
 
     def unpack(self, Hs, Ht):
         g, N = self.g, len(self.sizes)
         Hs = [Hs[self.rows[i]:self.rows[i + 1]] for i in range(N)]
-        return Hs, Ht[:g].T, [Ht[g * (i + 1):g * (i + 2)].T for i in range(N)]
+        Vs = [Ht[g * (i + 1):g * (i + 2)].T for i in range(N)]
+        Us, at = [], g * (N + 1)
+        for e in self.unshared:
+            Us.append(None if e is None else Ht[at:at + e.shape[1]].T)
+            at += 0 if e is None else e.shape[1]
+        return Hs, Ht[:g].T, Vs, Us
 
-    def pack(self, Hs, W, Vs):
-        return np.vstack(Hs), np.vstack([W.T, *[V.T for V in Vs]])
+    def pack(self, Hs, W, Vs, Us):
+        return np.vstack(Hs), np.vstack([W.T, *[V.T for V in Vs], *[U.T for U in Us if U is not None]])
 
     def objective(self, Hs, Ht):
-        Hs, W, Vs = self.unpack(Hs, Ht)
+        Hs, W, Vs, Us = self.unpack(Hs, Ht)
         XtH = [e.XtW(H) for e, H in zip(self.engine.engines, Hs)]
-        return self._objective(Hs, W, Vs, XtH)
+        YtH = [None if e is None else e.XtW(H) for e, H in zip(self.unshared, Hs)]
+        return self._objective(Hs, W, Vs, Us, XtH, YtH)
 
-    def _objective(self, Hs, W, Vs, XtH):
-        total = 0.0
-        for e, H, V, B in zip(self.engine.engines, Hs, Vs, XtH):
-            U = W + V
+    def _objective(self, Hs, W, Vs, Us, XtH, YtH):
+        total, lam = 0.0, self.lam
+        for i, (e, H, V, B) in enumerate(zip(self.engine.engines, Hs, Vs, XtH)):
+            M = W + V
             HtH = H.T @ H
-            total += e.sqnorm - 2.0 * float(np.sum(B.T * U)) + float(np.sum(HtH * (U @ U.T)))
-            total += self.lam * float(np.sum(HtH * (V @ V.T)))
+            total += e.sqnorm - 2.0 * float(np.sum(B.T * M)) + float(np.sum(HtH * (M @ M.T)))
+            total += lam * float(np.sum(HtH * (V @ V.T)))
+            if Us[i] is not None:       # ‖Y_i − H_i U_i‖² + λ‖H_i U_i‖²
+                U = Us[i]
+                total += self.unshared[i].sqnorm - 2.0 * float(np.sum(YtH[i].T * U))
+                total += (1.0 + lam) * float(np.sum(HtH * (U @ U.T)))
         return total
 
+    def _h_step(self, i, W, V, U, dtype):
+        """H_i: Gram M Mᵀ + λ V Vᵀ (+ (1+λ) U Uᵀ), data X_i Mᵀ (+ Y_i Uᵀ), M = W + V_i."""
+        M, lam = W + V, self.lam
+        R = np.asarray(self.engine.engines[i].XHt(np.ascontiguousarray(M.T)), dtype=np.float64)
+        G = M @ M.T + lam * (V @ V.T)
+        if U is not None:
+            R = R + self.unshared[i].XHt(np.ascontiguousarray(U.T))
+            G = G + (1.0 + lam) * (U @ U.T)
+        return _nnls(R, G).astype(dtype)
+
     def step(self, Hs, Ht):
-        Hs, W, Vs = self.unpack(Hs, Ht)
+        Hs, W, Vs, Us = self.unpack(Hs, Ht)
         lam, dtype = self.lam, Hs[0].dtype
-        new_H = []
-        for e, V in zip(self.engine.engines, Vs):             # H_i: Gram U Uᵀ + λ V Vᵀ, data X_i Uᵀ
-            U = W + V
-            new_H.append(_nnls(e.XHt(np.ascontiguousarray(U.T)), U @ U.T + lam * (V @ V.T)).astype(dtype))
+        new_H = [self._h_step(i, W, V, U, dtype) for i, (V, U) in enumerate(zip(Vs, Us))]
         XtH = [e.XtW(H) for e, H in zip(self.engine.engines, new_H)]
+        YtH = [None if e is None else e.XtW(H) for e, H in zip(self.unshared, new_H)]
         HtH = [H.T.astype(np.float64) @ H for H in new_H]
         new_V = [_nnls(B - W.T @ G, (1.0 + lam) * G).T.astype(dtype)      # V_i: (X_i − H_i W)ᵀ H_i
                  for B, G in zip(XtH, HtH)]
+        new_U = [None if B is None else _nnls(B, (1.0 + lam) * G).T.astype(dtype)   # U_i: Y_iᵀ H_i
+                 for B, G in zip(YtH, HtH)]
         R = sum(B - V.T @ G for B, V, G in zip(XtH, new_V, HtH))
         W = _nnls(R, sum(HtH)).T.astype(dtype)                             # W: Σ (X_i − H_i V_i)ᵀ H_i
-        obj = self._objective(new_H, W, new_V, XtH)
-        Hs_packed, Ht_packed = self.pack(new_H, W, new_V)
+        obj = self._objective(new_H, W, new_V, new_U, XtH, YtH)
+        Hs_packed, Ht_packed = self.pack(new_H, W, new_V, new_U)
         return Hs_packed, Ht_packed, obj
 
 
 @dataclass
 class INMFResult:
     """The result of `inmf`: W (k×g, shared), V[i] (k×g) and H[i] (n_i×k) per data set (named `names`),
-    the objective Σ‖X_i − H_i(W+V_i)‖² + λΣ‖H_iV_i‖² (`loss`) and the driver's history."""
+    U[i] (k×u_i) the metagenes of data set i's unshared features (None where it has none), the
+    objective Σ‖X_i − H_i(W+V_i)‖² + λΣ‖H_iV_i‖² (+ Σ‖Y_i − H_iU_i‖² + λ‖H_iU_i‖²) (`loss`) and the
+    driver's history."""
     W: np.ndarray
     V: list
     H: list
@@ -177,6 +205,7 @@ class INMFResult:
     names: list
     options: dict = field(default_factory=dict)
     monotonicity: list = field(default_factory=list)
+    U: list = field(default_factory=list)
 
     def quantile_norm(self, **options):
         """`quantile_norm(self.H, …)`: (H_norm list, cluster list)."""
@@ -184,7 +213,7 @@ class INMFResult:
 
 
 def inmf(Xs, rank, *, lam=5.0, max_iter=30, tol=1e-6, seed=None, init=None, callback=None, time_limit=None,
-         verbose=False) -> INMFResult:
+         verbose=False, unshared=None) -> INMFResult:
     """Integrative NMF (iNMF) of data sets sharing their features (columns): see the module docstring.
 
     Parameters (LIGER's name in brackets)
@@ -198,6 +227,10 @@ def inmf(Xs, rank, *, lam=5.0, max_iter=30, tol=1e-6, seed=None, init=None, call
         [thresh, 1e-6; LIGER compares two consecutive objectives].
     seed : random start W, V_i, H_i ~ U(0, 2√(mean/k)) from this seed [rand.seed / seed].
     init : optional dict with "W", "V" (list) and "H" (list) to start from [H.init, W.init, V.init].
+    unshared : UINMF (Kriebel & Welch, Nat. Commun. 13, 2022) [use.unshared / runUINMF]: one matrix
+        Y_i (n_i cells × u_i features only data set i measured) or None per data set (a dict keyed like
+        Xs may leave data sets out); Y_i ≈ H_i U_i joins the objective with the same λ, and U_i
+        starts at zero.
     """
     names, engines = _engines(Xs)
     g = engines[0].shape[1]
@@ -209,18 +242,45 @@ def inmf(Xs, rank, *, lam=5.0, max_iter=30, tol=1e-6, seed=None, init=None, call
     max_iter = check_positive_int(max_iter, "max_iter")
     tol = check_nonneg_float(tol, "tol")
     stack = _Stack(engines)
-    solver = INMFSolver(stack, lam)
+    extra = _unshared_engines(unshared, names, engines)
+    solver = INMFSolver(stack, lam, extra)
     rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed)).spawn(1)[0])
     H0, W0, V0 = _inmf_start(engines, rank, rng, init, stack.dtype)
-    Hs, Ht = solver.pack(H0, W0, V0)
+    U0 = [None if e is None else np.zeros((rank, e.shape[1]), stack.dtype) for e in extra]
+    Hs, Ht = solver.pack(H0, W0, V0, U0)
     out = run(solver, Hs, Ht, max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback,
-              monotone=True, progress=verbose, label="inmf")
-    Hs, W, Vs = solver.unpack(out.W, out.Ht)
+              monotone=True, progress=verbose, label="uinmf" if any(e is not None for e in extra) else "inmf")
+    Hs, W, Vs, Us = solver.unpack(out.W, out.Ht)
     return INMFResult(W=np.ascontiguousarray(W), V=[np.ascontiguousarray(V) for V in Vs],
+                      U=[None if U is None else np.ascontiguousarray(U) for U in Us],
                       H=[np.ascontiguousarray(H) for H in Hs], loss=out.objective, n_iter=out.n_iter,
                       converged=out.converged, stop_reason=out.stop_reason, history=out.history, names=names,
                       options={"rank": rank, "lam": lam, "max_iter": max_iter, "tol": tol, "seed": seed},
                       monotonicity=out.monotonicity)
+
+
+def _unshared_engines(unshared, names, engines):
+    """One engine or None per data set for UINMF's unshared features, rows checked against X_i's."""
+    if unshared is None:
+        return [None] * len(engines)
+    if isinstance(unshared, dict):
+        unknown = set(unshared) - set(names)
+        if unknown:
+            raise ValueError(f"unshared names data sets that Xs does not have: {', '.join(sorted(map(str, unknown)))}")
+        unshared = [unshared.get(name) for name in names]
+    unshared = list(unshared)
+    if len(unshared) != len(engines):
+        raise ValueError(f"unshared must hold one matrix or None per data set ({len(engines)}); got {len(unshared)}")
+    out = []
+    for name, Y, e in zip(names, unshared, engines):
+        if Y is None:
+            out.append(None)
+            continue
+        y = _engine_of(Y, f"unshared[{name!r}]")
+        if y.shape[0] != e.shape[0]:
+            raise ValueError(f"unshared[{name!r}] has {y.shape[0]} rows but its data set has {e.shape[0]} cells")
+        out.append(y)
+    return out
 
 
 def _inmf_start(engines, rank, rng, init, dtype):
@@ -245,14 +305,19 @@ def _inmf_start(engines, rank, rng, init, dtype):
     return H0, W0, [np.zeros((rank, g), dtype) for _ in engines]
 
 
-def inmf_objective(Xs, W, Vs, Hs, lam) -> float:
-    """Σ_i ‖X_i − H_i(W + V_i)‖²_F + λ Σ_i ‖H_i V_i‖²_F evaluated directly (dense residuals, one
-    data set at a time): the check of `inmf`'s reported objective."""
+def inmf_objective(Xs, W, Vs, Hs, lam, unshared=None, Us=None) -> float:
+    """Σ_i ‖X_i − H_i(W + V_i)‖²_F + λ Σ_i ‖H_i V_i‖²_F (+ Σ_i ‖Y_i − H_i U_i‖² + λ‖H_i U_i‖² for
+    UINMF's unshared features) evaluated directly (dense residuals, one data set at a time): the check
+    of `inmf`'s reported objective."""
     Xs = list(Xs.values()) if isinstance(Xs, dict) else list(Xs)
     total = 0.0
     for X, V, H in zip(Xs, Vs, Hs):
         X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
         total += float(np.sum((X - H @ (W + V)) ** 2)) + lam * float(np.sum((H @ V) ** 2))
+    for Y, U, H in zip(unshared or [], Us or [], Hs):
+        if Y is not None:
+            Y = Y.toarray() if sp.issparse(Y) else np.asarray(Y, dtype=np.float64)
+            total += float(np.sum((Y - H @ U) ** 2)) + lam * float(np.sum((H @ U) ** 2))
     return total
 
 
