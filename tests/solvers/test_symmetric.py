@@ -97,3 +97,37 @@ def test_bad_input_and_options_are_refused():
             nmfkit.fit(A, 2, solver="symmetric", alpha=bad)
     with pytest.raises(ValueError, match="takes no alpha_W/alpha_H penalties"):
         nmfkit.fit(A, 2, solver="symmetric", alpha_W=0.1)
+
+
+def block_model(n=200, k=5, p_in=0.3, p_out=0.1, seed=0):
+    """A 0/1 graph from the stochastic block model (edge probability p_in within a group, p_out across):
+    the generative process A ~ Bernoulli(H Hᵀ) of symmetric NMF with H the scaled group indicator."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % k
+    P = np.where(labels[:, None] == labels[None, :], p_in, p_out)
+    U = np.triu(rng.random((n, n)), 1)
+    A = (U + U.T < P).astype(float)
+    np.fill_diagonal(A, 0)
+    return A, labels
+
+
+def accuracy(labels, F):
+    """Fraction of nodes whose largest loading is their group's component (best matching)."""
+    k = F.shape[1]
+    counts = np.zeros((k, k))
+    np.add.at(counts, (labels, F.argmax(axis=1)), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    return counts[rows, cols].sum() / labels.size
+
+
+def test_clusters_a_block_model_graph_better_than_plain_nmf():
+    sym, plain = [], []
+    for seed in range(6):
+        A, labels = block_model(seed=seed)
+        s = nmfkit.fit(A, 5, solver="symmetric", init="random", seed=seed, max_iter=500, tol=1e-6)
+        h = nmfkit.fit(A, 5, solver="hals", init="random", seed=seed, max_iter=500, tol=1e-6)
+        sym.append(accuracy(labels, s.W))
+        plain.append(max(accuracy(labels, h.W), accuracy(labels, h.H.T)))    # plain NMF's better factor
+    # measured: symmetric 0.92 on average (worst 0.875); plain 0.88 (worst 0.69, two groups merged)
+    assert np.mean(sym) >= np.mean(plain) + 0.02
+    assert min(sym) >= 0.85
