@@ -17,7 +17,7 @@ truncated solve decreases it; the sweeps stop after `max_sweeps` or when the lar
 sweep is at most `tol` times the row's largest entry.  A coordinate with G_aa ≤ 0 (no weight on
 its support) is left where it is.
 
-`weighted_nnls_rows` (Numba, rows in parallel) and `weighted_nnls_rows_numpy` (the twin: batched
+`weighted_nnls_rows` (Numba, rows in parallel for large problems) and `weighted_nnls_rows_numpy` (the twin: batched
 Grams by einsum, then the same sweeps on all rows at once, every row taking `max_sweeps` sweeps
 when tol = 0) compute the same iterates up to summation order; tests/kernels compare them.  Both
 work in float64 and return a new array; F is not modified.
@@ -27,54 +27,70 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+PARALLEL_MIN_WORK = 1 << 22   # p·q·k² flops of Grams above which rows run in parallel (below: thread start-up
+                              # and the wait for idle BLAS threads cost more than the work)
+
+
+@numba.njit(cache=True)
+def _solve_row(i, F, A, B, O, max_sweeps, tol, out):
+    k = F.shape[1]
+    q = O.shape[0]
+    G = np.zeros((k, k))
+    r = np.zeros(k)
+    for j in range(q):
+        a = A[i, j]
+        b = B[i, j]
+        for s in range(k):
+            o = O[j, s]
+            r[s] += b * o
+            ao = a * o
+            for t in range(s, k):
+                G[s, t] += ao * O[j, t]
+    for s in range(k):
+        for t in range(s + 1, k):
+            G[t, s] = G[s, t]
+    f = F[i].copy()
+    grad = G @ f - r
+    for _ in range(max_sweeps):
+        moved = 0.0
+        for c in range(k):
+            if G[c, c] <= 0.0:
+                continue
+            new = f[c] - grad[c] / G[c, c]
+            if new < 0.0:
+                new = 0.0
+            d = new - f[c]
+            if d != 0.0:
+                for s in range(k):
+                    grad[s] += d * G[s, c]
+                f[c] = new
+                if abs(d) > moved:
+                    moved = abs(d)
+        if moved <= tol * np.max(f):
+            break
+    out[i] = f
+
+
+@numba.njit(cache=True)
+def _rows_serial(F, A, B, O, max_sweeps, tol, out):
+    for i in range(F.shape[0]):
+        _solve_row(i, F, A, B, O, max_sweeps, tol, out)
+
 
 @numba.njit(parallel=True, cache=True)
-def _weighted_nnls_rows(F, A, B, O, max_sweeps, tol):
-    p, k = F.shape
-    q = O.shape[0]
-    out = np.empty((p, k))
-    for i in numba.prange(p):
-        G = np.zeros((k, k))
-        r = np.zeros(k)
-        for j in range(q):
-            a = A[i, j]
-            b = B[i, j]
-            for s in range(k):
-                o = O[j, s]
-                r[s] += b * o
-                ao = a * o
-                for t in range(s, k):
-                    G[s, t] += ao * O[j, t]
-        for s in range(k):
-            for t in range(s + 1, k):
-                G[t, s] = G[s, t]
-        f = F[i].copy()
-        grad = G @ f - r
-        for _ in range(max_sweeps):
-            moved = 0.0
-            for c in range(k):
-                if G[c, c] <= 0.0:
-                    continue
-                new = f[c] - grad[c] / G[c, c]
-                if new < 0.0:
-                    new = 0.0
-                d = new - f[c]
-                if d != 0.0:
-                    for s in range(k):
-                        grad[s] += d * G[s, c]
-                    f[c] = new
-                    if abs(d) > moved:
-                        moved = abs(d)
-            if moved <= tol * np.max(f):
-                break
-        out[i] = f
-    return out
+def _rows_parallel(F, A, B, O, max_sweeps, tol, out):
+    for i in numba.prange(F.shape[0]):
+        _solve_row(i, F, A, B, O, max_sweeps, tol, out)
 
 
 def weighted_nnls_rows(F, A, B, O, max_sweeps=50, tol=1e-8):
     """Row-wise weighted NNLS (see the module docstring), Numba kernel; float64 result."""
-    f64 = [np.ascontiguousarray(M, dtype=np.float64) for M in (F, A, B, O)]
-    return _weighted_nnls_rows(*f64, int(max_sweeps), float(tol))
+    F, A, B, O = (np.ascontiguousarray(M, dtype=np.float64) for M in (F, A, B, O))
+    out = np.empty_like(F)
+    work = A.size * F.shape[1] ** 2
+    kernel = _rows_parallel if work >= PARALLEL_MIN_WORK else _rows_serial
+    kernel(F, A, B, O, int(max_sweeps), float(tol), out)
+    return out
 
 
 def weighted_nnls_rows_numpy(F, A, B, O, max_sweeps=50, tol=1e-8):
