@@ -173,3 +173,16 @@ def test_capped_simplex_projection_is_the_euclidean_one():
     # optimality: ⟨H − P, Q − P⟩ ≤ 0 for feasible Q (vertices 0 and e_i span the set)
     for Q in [np.zeros(4)] + list(np.eye(4)):
         assert (np.einsum("in,in->n", H - P, Q[:, None] - P) <= 1e-12).all()
+
+
+@pytest.mark.parametrize("name", ["spa", "snpa"])
+def test_the_solver_keeps_its_anchors(name):
+    from nmfkit.engines import make_engine
+    from nmfkit.registry import SOLVERS
+    X, _, anchors = separable(seed=5)
+    solver = SOLVERS[name].cls(make_engine(X), "frobenius", 2.0)
+    assert solver.result_options() == {}
+    W, Ht, _ = solver.step(np.ones((40, 6)), np.ones((100, 6)))
+    assert solver.done and sorted(solver.result_options()["anchors"]) == sorted(anchors.tolist())
+    np.testing.assert_array_equal(W, X[:, solver.anchors])
+    assert solver.get_state()["anchors"] is solver.anchors                 # carried by checkpoints

@@ -219,6 +219,10 @@ class SPA(Solver):
     def pick(self, rank):
         return spa(self.engine.X, rank, self.normalize)
 
+    def result_options(self) -> dict:
+        """What the result's options should record beyond the settings: the anchor column indices."""
+        return {} if self.anchors is None else {"anchors": [int(j) for j in self.anchors]}
+
     def step(self, W, Ht):
         self.anchors = self.pick(W.shape[1])
         W_new, Ht_new, R, G = anchor_factors(self.engine, self.anchors)
