@@ -278,3 +278,17 @@ def test_cli_fit_stream_writes_the_streamed_fit(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "X.npy"), "-k", "3", "-o", str(tmp_path / "o3"), "--stream",
                  "--track"]) != 0
     assert "cannot be combined with --stream" in capsys.readouterr().err
+
+
+def test_streamed_matrix_market_fit_is_the_in_memory_sparse_fit(tmp_path):
+    """Entries in file order (not sorted by row or column) land where they belong, the cache is not
+    rewritten by the validating pass, and HALS sizes its inner loops on the stored entries as the
+    sparse engine does: the streamed fits repeat the in-memory sparse fits."""
+    A = sp.random(80, 30, density=0.3, random_state=1, format="coo")
+    A.data = np.round(A.data * 5) + 1
+    scipy.io.mmwrite(tmp_path / "A.mtx", A)
+    path = str(tmp_path / "A.mtx")
+    for options in ({"solver": "mu", "loss": "kl"}, {"solver": "hals"}):
+        streamed = nmfkit.fit(path, 3, chunk=16, seed=0, max_iter=30, tol=0, **options)
+        memory = nmfkit.fit(A.tocsr(), 3, seed=0, max_iter=30, tol=0, **options)
+        np.testing.assert_allclose(streamed.history["objective"], memory.history["objective"], rtol=1e-9)

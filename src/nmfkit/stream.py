@@ -199,6 +199,8 @@ class MtxReader:
             np.add.at(fill, r, 1)
         self.indices.flush()
         self.data.flush()
+        self.indices = np.load(os.path.join(self._dir, "indices.npy"), mmap_mode="r")   # read-only from now on
+        self.data = np.load(os.path.join(self._dir, "data.npy"), mmap_mode="r")
 
     @staticmethod
     def _header(path, gz):
@@ -337,7 +339,7 @@ class _BlockChecker:
             raise ValueError(f"{self.name}: X has a negative entry ({values.min()!r}) in the rows from {start}; "
                              "NMF needs non-negative data")
         if sp.issparse(block):
-            block = sp.csr_matrix(block)
+            block = sp.csr_matrix(block, copy=True)      # canonical form of a copy: a reader's arrays stay as read
             block.sum_duplicates()
             for part in (block.indptr.astype(np.int64), block.indices.astype(np.int64), block.data):
                 self.digest.update(np.ascontiguousarray(part).tobytes())

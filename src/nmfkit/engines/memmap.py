@@ -104,7 +104,8 @@ class MemmapEngine(Engine):
 
     @property
     def entries_per_pass(self) -> int:
-        return self.shape[0] * self.shape[1]
+        """m·n, or the stored entries of a sparse reader's chunks (as the sparse engine counts them)."""
+        return self.nnz if getattr(self.reader, "sparse", False) else self.shape[0] * self.shape[1]
 
     # -- core ----------------------------------------------------------------------------------
     def XHt(self, Ht):
