@@ -1,5 +1,5 @@
-"""Convex NMF, X ≈ X G Hᵀ with G, H ≥ 0, by the multiplicative updates of Ding, Li & Jordan
-(IEEE TPAMI 32(1) 2010, §5) (Frobenius loss, dense and sparse data).
+"""Convex NMF, X ≈ X G H with G, H ≥ 0, by the multiplicative updates of Ding, Li & Jordan
+(IEEE TPAMI 32(1) 2010) (Frobenius loss, dense and sparse data).
 
 Each basis vector is a non-negative combination of data columns, W = X G (G n×k), so the
 basis vectors live in the cone of the data and, with G's columns summing to one, are weighted
@@ -10,13 +10,12 @@ minimises ½‖X − X G Htᵀ‖²_F over G, Ht ≥ 0 (Ht n×k is the usual H�
     Ht ← Ht ∘ sqrt( Y G / (Ht Gᵀ Y G) )          Y G = Xᵀ W,      Gᵀ Y G = Wᵀ W
     G  ← G ∘ sqrt( Y Ht / (Y G HtᵀHt) )          Y Ht = Xᵀ (X Ht)
 
-Y is never formed: each product with it is two products with X, so an iteration costs five
-passes (X G, Xᵀ W, X Ht, Xᵀ(X Ht) and the new W = X G, which the next iteration reuses: four in
-steady state).  Entries are kept at or above a floor ε² (as in the `mu` solver) so that none is
-locked at zero.
+Y is never formed: each product with it is two products with X, so an iteration costs four
+passes over X (Xᵀ W, X Ht, Xᵀ(X Ht) and the new W = X G, which the next iteration reuses).
+Entries are kept at or above a floor ε² (as in the `mu` solver) so that none is locked at zero.
 
-Guarantee: Ding, Li & Jordan (Theorems 3 and 4 with their auxiliary functions) show that each of
-the two updates does not increase the objective; the floor clamps a separable majoriser's
+Guarantee: Ding, Li & Jordan prove, with auxiliary functions, that each of the two updates does
+not increase the objective; the floor clamps a separable majoriser's
 minimiser, which keeps that property.  So the objective is non-increasing (up to rounding); the
 limit is a stationary point at best, not a global minimum.
 

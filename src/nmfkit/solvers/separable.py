@@ -10,7 +10,7 @@ IEEE TPAMI 36(4) 2014) picks the anchors greedily:
 
 then H = argmin_{H ≥ 0} ½‖X − X[:, J] H‖² by block principal pivoting (solvers/_anls_kernels.py).
 
-Guarantee (Gillis & Vavasis 2014, Theorem 3): if X D⁻¹ = W [I, H'] Π with the columns of H' summing
+Guarantee (Gillis & Vavasis 2014): if X D⁻¹ = W [I, H'] Π with the columns of H' summing
 to at most 1, W of full column rank and each column perturbed by at most ε ≲ σ_min(W)/(√k κ²(W)),
 SPA returns anchor columns within O(ε κ²(W)) of the columns of W; with ε = 0 it returns exactly the
 anchor columns.  There is no random start and no iteration: the method is provable and

@@ -2,7 +2,7 @@
 
 For a symmetric non-negative similarity or graph matrix A (n×n), symmetric NMF seeks H ≥ 0 (n×k)
 with A ≈ H Hᵀ (Kuang, Ding & Park, SDM 2012); its rows are soft cluster memberships of the
-graph's nodes.  Following Kuang, Yun & Park (J. Global Optim. 62(3) 2015, §5), the two factors
+graph's nodes.  Following Kuang, Yun & Park (J. Global Optim. 62(3) 2015), the two factors
 are kept apart and tied by a penalty; nmfkit minimises
 
     f(W, Ht) = ½‖A − W Htᵀ‖²_F + (α/2)‖W − Ht‖²_F,     W, Ht ≥ 0 (both n×k),
@@ -16,7 +16,7 @@ an exact non-negative least-squares solve by block principal pivoting (solvers/_
 Guarantee: every half-step minimises f exactly over one block, so f never increases (up to
 rounding), and G is positive definite (α > 0), so each half-step has a unique solution.  The
 penalty makes W and Ht agree increasingly as α grows; at a stationary point with W = Ht, H = W
-is a stationary point of the symmetric problem min ½‖A − H Hᵀ‖² (Kuang, Yun & Park, Thm 5.1).
+is a stationary point of the symmetric problem min ½‖A − H Hᵀ‖² (Kuang, Yun & Park 2015).
 The result holds both factors: W and H = Htᵀ, with W ≈ Hᵀ.  Nothing is promised about the
 global minimum (the problem is non-convex).
 
