@@ -412,7 +412,7 @@ def choose_distribution(X, rank, *, candidates=None, criterion="bic", dispersion
     different things: comparing "gaussian" with the count models on integer data follows common
     practice (RcppML's auto_nmf_distribution does it) but is a heuristic.
     """
-    from .fit import fit   # fit imports the solvers, which import this module
+    from .fit import fit  # fit imports the solvers, which import this module
     criterion = choose(criterion, ("bic", "aic"), "criterion")
     mode = DISPERSION_MODES[choose(dispersion, DISPERSION_MODES, "dispersion")]
     if candidates is None:

@@ -122,4 +122,6 @@ def auto_solver(loss: str, engine_kind: str, penalized: bool = False) -> str:
         spec = SOLVERS.get(name)
         if spec and loss in spec.losses and engine_kind in spec.engines and (spec.penalties or not penalized):
             return name
+    if penalized and any(loss in s.losses and engine_kind in s.engines for s in SOLVERS.values()):
+        raise ValueError(f"no solver supports loss {loss!r} with the alpha_W/alpha_H penalties on {engine_kind} data")
     raise ValueError(f"no solver supports loss {loss!r} on {engine_kind} data")

@@ -2,11 +2,11 @@
 a Numba kernel and its whole-array NumPy twin.
 
 Row p of a tall factor F (p×k) solves, for entry weights A (p×q) and weighted responses B (p×q)
-against the other factor O (q×k),
+against the other factor Other (q×k),
 
-    min_{f ≥ 0}  ½ fᵀ G_p f − ⟨f, r_p⟩,     G_p = Σ_q A_pq O_q O_qᵀ,   r_p = Σ_q B_pq O_q,
+    min_{f ≥ 0}  ½ fᵀ G_p f − ⟨f, r_p⟩,     G_p = Σ_q A_pq Other_q Other_qᵀ,   r_p = Σ_q B_pq Other_q,
 
-i.e. min Σ_q A_pq (z_pq − O_q·f)² with B = A ∘ z: the weighted least-squares problem of one IRLS
+i.e. min Σ_q A_pq (z_pq − Other_q·f)² with B = A ∘ z: the weighted least-squares problem of one IRLS
 step.  Each row has its own k×k Gram (the weights differ per entry), so the cost is q·k² per row
 for the Gram plus k² per coordinate-descent sweep.
 
@@ -32,20 +32,20 @@ PARALLEL_MIN_WORK = 1 << 22   # p·q·k² flops of Grams above which rows run in
 
 
 @numba.njit(cache=True)
-def _solve_row(i, F, A, B, O, max_sweeps, tol, out):
+def _solve_row(i, F, A, B, Other, max_sweeps, tol, out):
     k = F.shape[1]
-    q = O.shape[0]
+    q = Other.shape[0]
     G = np.zeros((k, k))
     r = np.zeros(k)
     for j in range(q):
         a = A[i, j]
         b = B[i, j]
         for s in range(k):
-            o = O[j, s]
+            o = Other[j, s]
             r[s] += b * o
             ao = a * o
             for t in range(s, k):
-                G[s, t] += ao * O[j, t]
+                G[s, t] += ao * Other[j, t]
     for s in range(k):
         for t in range(s + 1, k):
             G[t, s] = G[s, t]
@@ -72,33 +72,33 @@ def _solve_row(i, F, A, B, O, max_sweeps, tol, out):
 
 
 @numba.njit(cache=True)
-def _rows_serial(F, A, B, O, max_sweeps, tol, out):
+def _rows_serial(F, A, B, Other, max_sweeps, tol, out):
     for i in range(F.shape[0]):
-        _solve_row(i, F, A, B, O, max_sweeps, tol, out)
+        _solve_row(i, F, A, B, Other, max_sweeps, tol, out)
 
 
 @numba.njit(parallel=True, cache=True)
-def _rows_parallel(F, A, B, O, max_sweeps, tol, out):
+def _rows_parallel(F, A, B, Other, max_sweeps, tol, out):
     for i in numba.prange(F.shape[0]):
-        _solve_row(i, F, A, B, O, max_sweeps, tol, out)
+        _solve_row(i, F, A, B, Other, max_sweeps, tol, out)
 
 
-def weighted_nnls_rows(F, A, B, O, max_sweeps=50, tol=1e-8):
+def weighted_nnls_rows(F, A, B, Other, max_sweeps=50, tol=1e-8):
     """Row-wise weighted NNLS (see the module docstring), Numba kernel; float64 result."""
-    F, A, B, O = (np.ascontiguousarray(M, dtype=np.float64) for M in (F, A, B, O))
+    F, A, B, Other = (np.ascontiguousarray(M, dtype=np.float64) for M in (F, A, B, Other))
     out = np.empty_like(F)
     work = A.size * F.shape[1] ** 2
     kernel = _rows_parallel if work >= PARALLEL_MIN_WORK else _rows_serial
-    kernel(F, A, B, O, int(max_sweeps), float(tol), out)
+    kernel(F, A, B, Other, int(max_sweeps), float(tol), out)
     return out
 
 
-def weighted_nnls_rows_numpy(F, A, B, O, max_sweeps=50, tol=1e-8):
+def weighted_nnls_rows_numpy(F, A, B, Other, max_sweeps=50, tol=1e-8):
     """The NumPy twin of `weighted_nnls_rows`: the same sweeps on all rows at once (a row that
     has converged takes further sweeps, which only move it by less than the tolerance)."""
-    F, A, B, O = (np.asarray(M, dtype=np.float64) for M in (F, A, B, O))
-    G = np.einsum("pq,qa,qb->pab", A, O, O)
-    r = B @ O
+    F, A, B, Other = (np.asarray(M, dtype=np.float64) for M in (F, A, B, Other))
+    G = np.einsum("pq,qa,qb->pab", A, Other, Other)
+    r = B @ Other
     f = F.copy()
     grad = np.einsum("pab,pb->pa", G, f) - r
     k = F.shape[1]

@@ -158,8 +158,8 @@ class IRLS(Solver):
         return (np.asarray(X) != 0).astype(float)
 
     # -- one iteration -----------------------------------------------------------------------------
-    def _mu(self, F, O):
-        return np.maximum(np.asarray(F, np.float64) @ np.asarray(O, np.float64).T, self.mu_floor)
+    def _mu(self, F, Other):
+        return np.maximum(np.asarray(F, np.float64) @ np.asarray(Other, np.float64).T, self.mu_floor)
 
     def step(self, W, Ht):
         prior = None
@@ -178,15 +178,15 @@ class IRLS(Solver):
     def objective(self, W, Ht):
         return float(dist.observed_nll(self.model, self.engine.X, self._mu(W, Ht), self.phi, self.pi).sum())
 
-    def _half(self, D, F, O, phi, prior):
+    def _half(self, D, F, Other, phi, prior):
         """One safeguarded IRLS update of every row of F against the rows of D (X or Xᵀ)."""
         model = self.model
-        mu = self._mu(F, O)
+        mu = self._mu(F, Other)
         w, wz = dist.entrywise(model.irls, D, mu, phi)
         if prior is not None:
             w, wz = w * prior, wz * prior
         F0 = np.asarray(F, np.float64)
-        target = weighted_nnls_rows(F0, w, wz, O, self.cd_maxit, self.cd_tol)
+        target = weighted_nnls_rows(F0, w, wz, Other, self.cd_maxit, self.cd_tol)
         old = dist.group_sum(dist.weighted_nll(model, D, mu, phi, prior), "row").ravel()
         out = F0.copy()
         pending = np.ones(F0.shape[0], dtype=bool)
@@ -195,7 +195,7 @@ class IRLS(Solver):
             rows = np.flatnonzero(pending)
             trial = F0[rows] + t * (target[rows] - F0[rows])
             sub = D[rows]
-            new = dist.group_sum(dist.weighted_nll(model, sub, self._mu(trial, O), _rows_of(phi, rows),
+            new = dist.group_sum(dist.weighted_nll(model, sub, self._mu(trial, Other), _rows_of(phi, rows),
                                                    None if prior is None else prior[rows]), "row").ravel()
             ok = new <= old[rows]
             out[rows[ok]] = trial[ok]
