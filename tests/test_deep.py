@@ -84,6 +84,9 @@ def test_bad_ranks_are_refused_before_any_fit():
         nmfkit.deep_fit(X, [200, 3])
     with pytest.raises(ValueError, match="fine_tune must be an integer ≥ 0"):
         nmfkit.deep_fit(X, [3, 2], fine_tune=-1)
+    with pytest.raises(ValueError, match="fine-tuning minimises the Frobenius error"):
+        nmfkit.deep_fit(X, [3, 2], fine_tune=5, loss="kl")
+    assert nmfkit.deep_fit(X, [3, 2], loss="kl", max_iter=5).layers[0].options["loss"] == "kl"
     with pytest.raises(ValueError, match="level must be between 1 and 2"):
         nmfkit.deep_fit(X, [3, 2], max_iter=5).basis(3)
 

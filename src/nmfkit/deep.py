@@ -130,16 +130,22 @@ def _sweep(X, Ws, H, floor):
     return Ws, H
 
 
-def deep_fit(X, ranks, *, fine_tune=0, solver="hals", seed=None, **fit_options) -> DeepFactorization:
+def deep_fit(X, ranks, *, fine_tune=0, solver="auto", seed=None, **fit_options) -> DeepFactorization:
     """Deep NMF X ≈ W₁ W₂ … W_L H (see the module docstring).
 
     ranks: [k₁, …, k_L], non-increasing.  fine_tune: number of joint multiplicative sweeps after the
     layer-wise fits (0: none).  solver, seed and other keyword arguments (max_iter, tol, init, loss, …)
-    go to every layer's `nmfkit.fit`; each layer gets its own seed drawn from `seed`."""
+    go to every layer's `nmfkit.fit`; each layer gets its own seed drawn from `seed`.  The result's
+    `loss` and `relative_error` are Frobenius, whatever loss the layers were fitted with."""
     from .fit import fit
     X = check_matrix(X, "X")
     ranks = _check_ranks(ranks, X.shape)
     fine_tune = check_positive_int(fine_tune, "fine_tune", minimum=0)
+    loss = fit_options.get("loss")
+    if fine_tune and (fit_options.get("beta") is not None
+                      or (loss is not None and str(loss).lower() not in ("frobenius", "euclidean"))):
+        raise ValueError("fine-tuning minimises the Frobenius error ½‖X − W₁…W_L H‖²; fit the layers with the "
+                         "Frobenius loss, or use fine_tune=0 to keep other losses' layer-wise fits")
     rng = seeded_rng(seed)
     layers, data = [], X
     for k in ranks:
