@@ -141,7 +141,7 @@ def _split(X, samples, seed, fit_options) -> Bipartition:
     return Bipartition(s1, s2, v, separation(X, s1, s2, c1, c2), c1, c2, result)
 
 
-def bipartition(X, samples=None, *, seed=None, tol=1e-5, max_iter=100, solver="hals", **fit_options) -> Bipartition:
+def bipartition(X, samples=None, *, seed=None, tol=1e-5, max_iter=100, solver="auto", **fit_options) -> Bipartition:
     """Split the samples (columns) of non-negative X in two by the sign of the difference of the rows of a
     rank-2 NMF's H (each scaled to sum 1).
 
@@ -155,7 +155,7 @@ def bipartition(X, samples=None, *, seed=None, tol=1e-5, max_iter=100, solver="h
     return _split(X, samples, seed, {"tol": tol, "max_iter": max_iter, "solver": solver, **fit_options})
 
 
-def dclust(X, min_samples, min_dist=0.0, *, seed=None, tol=1e-5, max_iter=100, solver="hals",
+def dclust(X, min_samples, min_dist=0.0, *, seed=None, tol=1e-5, max_iter=100, solver="auto",
            max_clusters=None, **fit_options) -> DivisiveClustering:
     """Divisive clustering of X's columns by recursive `bipartition` (see the module docstring).
 
