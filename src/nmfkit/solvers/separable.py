@@ -46,6 +46,7 @@ from ..registry import register_solver
 from ._anls_kernels import nnls_bpp
 from .base import Solver
 
+COLUMN_BLOCK = 1024   # columns squared at a time for dense X (bounded temporaries)
 USABLE_TOL = 10.0   # × √m × eps(dtype) × the largest column norm: below it a residual column is numerically zero
 
 
@@ -56,7 +57,10 @@ def column_norms_sq(X, scale) -> np.ndarray:
         sq = np.add.reduceat(np.square(X.data, dtype=np.float64), X.indptr[:-1]) if X.nnz else np.zeros(X.shape[1])
         sq[np.diff(X.indptr) == 0] = 0.0          # reduceat repeats the next value at empty columns
         return sq / scale ** 2
-    sq = np.einsum("ij,ij->j", X, X, dtype=np.float64)
+    sq = np.empty(X.shape[1])
+    for start in range(0, X.shape[1], COLUMN_BLOCK):     # float64 copies of a block of columns at a time
+        block = np.asarray(X[:, start:start + COLUMN_BLOCK], dtype=np.float64)
+        sq[start:start + COLUMN_BLOCK] = np.einsum("ij,ij->j", block, block)
     return sq / scale ** 2
 
 
