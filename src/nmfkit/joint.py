@@ -26,10 +26,12 @@ time; the chunk's H is solved exactly given (W, V_i), the statistics A_i ← A_i
 B_i ← B_i + X_bᵀH_b are accumulated, and V_i, then W, are re-solved exactly (NNLS) on the
 surrogate Σ_i [tr((W+V_i)ᵀ A_i (W+V_i)) − 2 ⟨B_i, (W+V_i)ᵀ⟩ + λ tr(V_iᵀ A_i V_i)], which equals
 the objective over the cells seen with their H held at the values of their chunk (Mairal et
-al.'s surrogate); it never increases as V_i and W are updated.  Its three scenarios: all data sets streamed
+al.'s surrogate); it never increases as V_i and W are updated.  W starts from NNDSVDa of the first chunk
+and each V_i at zero.  Its three scenarios: all data sets streamed
 (`partial_fit` on interleaved chunks), a new data set arriving later (`partial_fit` with a new
 name: W keeps learning, earlier V_i stay), and projection of a new data set on W without
-updating it (`project`: H = argmin ‖X − H W‖², V = 0).
+updating it (`project`: H = argmin ‖X − H W‖², V = 0).  `online_inmf` runs scenario 1 over data
+sets read chunk by chunk from disk (epochs of shuffled chunks, then one pass for every cell's H).
 
 UINMF (`inmf(..., unshared=...)`; Kriebel & Welch, "UINMF performs mosaic integration of single-cell
 multi-omic datasets using nonnegative matrix factorization", Nat. Commun. 13, 2022): data set i may
@@ -45,7 +47,6 @@ each data set is mapped onto the reference data set's by piecewise-linear interp
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -336,13 +337,16 @@ class OnlineINMF:
 
     def _start(self, X, dataset):
         g = X.shape[1]
-        scale = 2.0 * math.sqrt(max(make_engine(X).mean(), 1e-300) / self.rank)
-        if self.W is None:
-            self.W = scale * self.rng.random((self.rank, g))
+        if self.W is None:              # W from NNDSVDa of the first chunk, V_i start at zero
+            if self.rank > min(X.shape):
+                raise ValueError(f"rank={self.rank} exceeds the first chunk's size {X.shape[0]}×{g}; "
+                                 "use larger chunks")
+            from .init import nndsvda_init
+            self.W = np.ascontiguousarray(nndsvda_init(make_engine(X), self.rank, self.rng)[1].T, dtype=np.float64)
         elif g != self.W.shape[1]:
             raise ValueError(f"X_chunk has {g} columns but the model has {self.W.shape[1]} features")
         if dataset not in self.V:
-            self.V[dataset] = scale * self.rng.random((self.rank, g))
+            self.V[dataset] = np.zeros((self.rank, g))
             self.A[dataset] = np.zeros((self.rank, self.rank))
             self.B[dataset] = np.zeros((g, self.rank))
             self.n_seen[dataset] = 0
@@ -379,6 +383,27 @@ class OnlineINMF:
         if self.W is None:
             raise ValueError("the model has seen no data yet: call partial_fit first")
         return _nnls(make_engine(X_new).XHt(np.ascontiguousarray(self.W.T)), self.W @ self.W.T)
+
+
+def online_inmf(Xs, rank, *, lam=5.0, chunk=5000, epochs=5, seed=None) -> tuple[OnlineINMF, list]:
+    """Online iNMF of data sets read chunk by chunk (scenario 1 of Gao et al. 2021): each epoch
+    visits every chunk of every data set once, in an order shuffled by `seed`; afterwards one more
+    pass computes every cell's H with the final W and V_i.  `Xs` as in `inmf` (paths and readers are
+    streamed, so memory holds the factors, the statistics and one chunk).  Returns (the model, the
+    list of H_i).  LIGER: k = rank, lambda = lam, miniBatch_size / minibatchSize = chunk,
+    max.epochs / maxEpochs = epochs."""
+    names, engines = _engines(Xs)
+    chunk = check_positive_int(chunk, "chunk")
+    epochs = check_positive_int(epochs, "epochs")
+    model = OnlineINMF(rank, lam=lam, seed=seed)
+    batches = [(i, s) for i, e in enumerate(engines) for s in range(0, e.shape[0], chunk)]
+    for _ in range(epochs):
+        for b in model.rng.permutation(len(batches)):
+            i, s = batches[b]
+            model.partial_fit(_rows(engines[i], s, min(s + chunk, engines[i].shape[0])), dataset=names[i])
+    Hs = [np.vstack([model.transform(_rows(e, s, min(s + chunk, e.shape[0])), name)
+                     for s in range(0, e.shape[0], chunk)]) for name, e in zip(names, engines)]
+    return model, Hs
 
 
 # -- quantile normalisation -------------------------------------------------------------------------
@@ -512,4 +537,5 @@ def _scales(weights, count, beta):
     return [w ** (1.0 / beta) for w in weights]
 
 
-__all__ = ["inmf", "INMFResult", "inmf_objective", "OnlineINMF", "quantile_norm", "fit_joint", "JointResult"]
+__all__ = ["inmf", "INMFResult", "inmf_objective", "OnlineINMF", "online_inmf", "quantile_norm", "fit_joint",
+           "JointResult"]
