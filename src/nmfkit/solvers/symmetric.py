@@ -56,7 +56,7 @@ def check_symmetric(A, dtype) -> float:
     m, n = A.shape
     if m != n:
         raise ValueError(f"symmetric NMF needs a square symmetric matrix; X is {m}×{n}")
-    top = float(abs(A).max()) if not sp.issparse(A) else (float(abs(A).max()) if A.nnz else 0.0)
+    top = float(A.max()) if A.shape[0] else 0.0          # X is validated non-negative: its largest |entry|
     gap = asymmetry(A)
     if gap > SYMMETRY_TOL * float(np.finfo(dtype).eps) * top:
         raise ValueError(f"symmetric NMF needs a symmetric X; max |X − Xᵀ| = {gap:.3g} "
