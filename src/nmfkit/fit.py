@@ -24,6 +24,7 @@ from .diagnostics import Tracker
 from .driver import run
 from .engines import is_dask, is_torch, make_engine
 from .penalties import FACTOR_OPTIONS, Penalty
+from .precision import PRECISIONS, float32_engine, run_mixed
 from .registry import DETERMINISTIC_INITS, INITS, SOLVERS, auto_solver, resolve_loss, solver_spec
 from .result import Factorization
 from .validation import (
@@ -54,7 +55,7 @@ def _labels(X):
 def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=None,
         tol=1e-4, seed=None, n_runs=1, callback=None, time_limit=None, verbose=False, track=False,
         mask=None, missing="error", checkpoint=None, checkpoint_every=50, resume=None,
-        objective_every=None, stream=False, chunk=None, **solver_options) -> Factorization:
+        objective_every=None, precision="native", stream=False, chunk=None, **solver_options) -> Factorization:
     """Factorize a non-negative matrix X (m×n) as W H with W (m×k), H (k×n) ≥ 0.
 
     Parameters
@@ -97,6 +98,8 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
         multiplicative updates, 1 where the objective comes free); `track=True`
         evaluates every iteration.
     solver_options : passed to the solver (see its documentation).
+    precision : "native" (iterate in X's dtype) or "mixed" (float64 X: iterate in float32 until float32
+        cannot resolve the progress, then finish in float64 from there; see `nmfkit.precision`).
     stream : False (X in memory), True or "exact" (X read from a file or chunk reader in chunks of rows
         at every pass: the in-memory iterates up to summation order), or "online" (one pass per
         iteration, Mairal et al. 2010); X is then a path (.npy, .mtx, .h5ad, .zarr, .parquet, a 10x
@@ -112,6 +115,9 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     than the objective describe X / 2^e.  A given start (W0, H0) whose product is zero is
     refused: it is a stationary point of every solver.
     """
+    precision = choose(precision, PRECISIONS, "precision")
+    if precision == "mixed" and ((stream is not False and stream is not None) or chunk is not None):
+        raise ValueError("precision='mixed' is for in-memory data; a streamed fit iterates in X's dtype")
     # -- streaming (nmfkit.stream): X read in chunks of rows; everything below is the in-memory fit --
     if (stream is not False and stream is not None) or chunk is not None:
         from .stream import fit_stream
@@ -125,10 +131,10 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     plan = _plan(X, rank, solver=solver, loss=loss, beta=beta, init=init, max_iter=max_iter, tol=tol, seed=seed,
                  n_runs=n_runs, callback=callback, time_limit=time_limit, verbose=verbose, track=track, mask=mask,
                  missing=missing, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                 objective_every=objective_every, solver_options=solver_options)
+                 objective_every=objective_every, precision=precision, solver_options=solver_options)
     started = time.perf_counter()
-    best, runs, last_solver = _run_many(plan)
-    return _assemble(plan, best, runs, last_solver, time.perf_counter() - started, row_names, col_names)
+    best, best_run, runs, last_solver = _run_many(plan)
+    return _assemble(plan, best, best_run, runs, last_solver, time.perf_counter() - started, row_names, col_names)
 
 
 @dataclass
@@ -155,13 +161,14 @@ class _Plan:
     objective_every: int | None
     solver_options: dict
     first_solver: object
+    engine32: object = None       # precision="mixed": the float32 engine of phase 1
 
-    def new_solver(self):
-        return self.spec.cls(self.engine, self.loss, self.beta, **self.solver_options)
+    def new_solver(self, engine=None):
+        return self.spec.cls(engine or self.engine, self.loss, self.beta, **self.solver_options)
 
 
 def _plan(X, rank, *, solver, loss, beta, init, max_iter, tol, seed, n_runs, callback, time_limit, verbose, track,
-          mask, missing, checkpoint, checkpoint_every, resume, objective_every, solver_options) -> _Plan:
+          mask, missing, checkpoint, checkpoint_every, resume, objective_every, precision, solver_options) -> _Plan:
     """Stage 1, resolve: every check and choice a fit makes before its first iteration (data, engine,
     solver, options, checkpoint, starting factors); a bad argument fails here, by name."""
     missing = choose(missing, ("error", "mask"), "missing")
@@ -190,9 +197,31 @@ def _plan(X, rank, *, solver, loss, beta, init, max_iter, tol, seed, n_runs, cal
     ckpt, resumed = _checkpointing(checkpoint, resume, checkpoint_every, n_runs, track, X, mask, rank, spec,
                                    loss, beta_value, engine, solver_options)
     init_name, given = _starting_factors(init, spec, n_runs, X.shape, rank, engine, scale_log2)
+    engine32 = None
+    if precision == "mixed":
+        engine32 = _mixed_precision_engine(X, engine, scale_log2, track, ckpt or resumed, mask, missing)
+        spec.cls(engine32, loss, beta_value, **solver_options)
     return _Plan(engine, spec, loss, beta_value, scale_log2, rank, seed, n_runs, max_iter, tol, time_limit,
                  callback, verbose, track, ckpt, resumed, init_name, given, objective_every, dict(solver_options),
-                 first_solver)
+                 first_solver, engine32)
+
+
+def _mixed_precision_engine(X, engine, scale_log2, track, checkpointing, mask, missing):
+    """The float32 engine of a precision="mixed" fit, after the checks that it applies."""
+    if engine.dtype != np.float64:
+        raise ValueError(f"precision='mixed' iterates float64 data in float32 first; X is {engine.dtype} already")
+    if "numpy_data" not in engine.capabilities:
+        raise ValueError(f"precision='mixed' needs X as a NumPy array or SciPy sparse matrix; got {engine.kind} data")
+    if track:
+        raise ValueError("track= cannot be combined with precision='mixed' (the two phases track different "
+                         "arrays); use precision='native'")
+    if checkpointing:
+        raise ValueError("checkpoint/resume cannot be combined with precision='mixed'; use precision='native'")
+    engine32 = float32_engine(X, mask=mask, nan_is_missing=missing == "mask")
+    if scale_log2 or data_scale_log2(X, engine32):
+        raise ValueError("precision='mixed': X's entries lie outside float32's safe range [1.4e-14, 7e13]; "
+                         "use precision='native'")
+    return engine32
 
 
 def _run_many(plan: _Plan):
@@ -209,23 +238,31 @@ def _run_many(plan: _Plan):
         solver.rng = rng          # stochastic solvers (sgd) draw from the run's stream
         solver.given_start = plan.given is not None
         label = f"{spec.name} run {r + 1}/{plan.n_runs}" if plan.n_runs > 1 else spec.name
-        out = run(solver, W0, Ht0, max_iter=plan.max_iter, tol=plan.tol, time_limit=plan.time_limit,
-                  callback=_unscaled_callback(plan.callback, plan.scale_log2, plan.loss, plan.beta),
-                  monotone=spec.monotone and solver.monotone, progress=plan.verbose, label=label,
-                  tracker=(track if r == 0 else track.fresh()) if track else None,
-                  checkpoint=plan.checkpoint, resume=plan.resumed,
-                  objective_every=solver.objective_every if plan.objective_every is None else plan.objective_every)
+        settings = dict(max_iter=plan.max_iter, tol=plan.tol, time_limit=plan.time_limit,
+                        callback=_unscaled_callback(plan.callback, plan.scale_log2, plan.loss, plan.beta),
+                        monotone=spec.monotone and solver.monotone, progress=plan.verbose, label=label,
+                        objective_every=(solver.objective_every if plan.objective_every is None
+                                         else plan.objective_every))
+        if plan.engine32 is not None:
+            solver32 = plan.new_solver(plan.engine32)
+            solver32.rng, solver32.given_start = rng, solver.given_start
+            out, n32 = run_mixed(solver32, solver, W0, Ht0, **settings)
+        else:
+            out = run(solver, W0, Ht0, tracker=(track if r == 0 else track.fresh()) if track else None,
+                      checkpoint=plan.checkpoint, resume=plan.resumed, **settings)
         runs.append({"run": r, "seed": int(child.generate_state(1)[0]),
                      "loss": in_data_units(out.objective, plan.scale_log2, plan.loss, plan.beta),
                      "n_iter": out.n_iter, "stop_reason": out.stop_reason, "seconds": out.seconds})
+        if plan.engine32 is not None:
+            runs[-1]["float32_iterations"] = n32
         if best is None or out.objective < best.objective:
-            best = out
+            best, best_run = out, runs[-1]
         if out.stop_reason == "interrupted":
             if plan.n_runs > 1:
                 warnings.warn(f"interrupted after {len(runs)} of {plan.n_runs} runs; returning the best so far",
                               RuntimeWarning, stacklevel=3)
             break
-    return best, runs, solver
+    return best, best_run, runs, solver
 
 
 def _start_of_run(plan: _Plan, rng):
@@ -241,7 +278,7 @@ def _start_of_run(plan: _Plan, rng):
     return ops.asarray(W0, X), ops.asarray(Ht0, X)
 
 
-def _assemble(plan: _Plan, best, runs, solver, seconds, row_names, col_names) -> Factorization:
+def _assemble(plan: _Plan, best, best_run, runs, solver, seconds, row_names, col_names) -> Factorization:
     """Stage 3, assemble: the best run as a Factorization in X's units, with its options and warnings."""
     engine, scale_log2, loss, beta_value = plan.engine, plan.scale_log2, plan.loss, plan.beta
     W, H = best.W, engine.ops.contiguous(best.Ht.T)
@@ -267,6 +304,8 @@ def _assemble(plan: _Plan, best, runs, solver, seconds, row_names, col_names) ->
                **plan.solver_options}
     if scale_log2:
         options["scale_log2"] = scale_log2
+    if plan.engine32 is not None:
+        options["precision"], options["float32_iterations"] = "mixed", best_run["float32_iterations"]
     if "mask" in engine.capabilities:
         options["n_missing"] = engine.shape[0] * engine.shape[1] - engine.n_observed
     interrupted = any(r["stop_reason"] == "interrupted" for r in runs)
