@@ -75,7 +75,11 @@ def _engine_of(X, name):
         from .stream import stream_engine
         return stream_engine(X)[0]
     X = check_matrix(X, name)
-    return make_engine(X)
+    engine = make_engine(X)
+    if "numpy_factors" not in engine.capabilities:
+        raise TypeError(f"{name}: the several-matrix models run on NumPy or SciPy data (or streamed files); "
+                        f"got {type(X).__name__}")
+    return engine
 
 
 def _engines(Xs, what="Xs"):
