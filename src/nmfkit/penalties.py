@@ -241,7 +241,11 @@ def laplacian(adjacency, size: int, name: str):
     if not np.isfinite(values).all():
         raise ValueError(f"{name} holds NaN or infinite weights")
     if (values < 0).any():
-        raise ValueError(f"{name} holds {int((values < 0).sum())} negative weights; edge weights must be ≥ 0")
+        hint = ""
+        row_sums = np.asarray(A.sum(axis=1)).ravel()
+        if (A.diagonal() > 0).any() and np.allclose(row_sums, 0, atol=1e-9 * abs(values).max()):
+            hint = " (it looks like a graph Laplacian L = D − A: pass the adjacency A instead)"
+        raise ValueError(f"{name} holds {int((values < 0).sum())} negative weights; edge weights must be ≥ 0{hint}")
     A.setdiag(0)
     A.eliminate_zeros()
     top = float(abs(A).max()) if A.nnz else 0.0

@@ -204,6 +204,9 @@ def test_graph_is_validated_and_not_modified():
     for options, message in cases:
         with pytest.raises((ValueError, TypeError), match=message):
             nmfkit.fit(X, 2, solver="hals", graph_alpha=1.0, **options)
+    L = sp.diags(np.asarray(A.sum(axis=1)).ravel()) - A
+    with pytest.raises(ValueError, match="looks like a graph Laplacian"):
+        nmfkit.fit(X, 2, solver="hals", graph_H=L, graph_alpha=1.0)
     with pytest.raises(ValueError, match="graph_alpha is 0"):
         nmfkit.fit(X, 2, solver="hals", graph_H=A)
     with pytest.raises(ValueError, match="without a graph"):
