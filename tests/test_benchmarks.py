@@ -31,6 +31,8 @@ def test_quick_benchmark_writes_table_and_plots(quick_run):
         for name, row in res["methods"].items():
             assert row["points"][-1][1] >= best  # nobody beats the best by construction
             assert row["x_floor"] > 0
+            assert row["x_floor"] >= row["x_library_floor"]     # the floor is the best of both kernels
+        assert 0 < res["floor_s"] <= res["library_floor_s"]
 
 
 def test_quick_benchmark_runs_several_instances(quick_run):
