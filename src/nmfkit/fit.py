@@ -41,7 +41,7 @@ from .validation import (
 
 LOSS_EXPONENT = {"frobenius": 2.0, "kl": 1.0, "is": 0.0}   # D(sX‖sY) = s^p D(X‖Y); β-divergences: p = β
 # Solver options measured in X's units: they cannot follow an internal rescaling of X.
-UNIT_OPTIONS = ("alpha_W", "alpha_H", "l2", "target_error", "step", "learning_rate")
+UNIT_OPTIONS = ("alpha_W", "alpha_H", "alpha", "l2", "target_error", "step", "learning_rate")
 BASE_OPTIONS = {"alpha_W": 0.0, "alpha_H": "same", "l1_ratio": 0.0}   # Solver.__init__'s defaults
 
 
@@ -226,7 +226,8 @@ def _mixed_precision_engine(X, engine, scale_log2, track, checkpointing, mask, m
 
 def _run_many(plan: _Plan):
     """Stage 2, run: `n_runs` driver runs, each from its own start and random stream (spawned from the
-    seed, `spawn_runs`); returns (the best run's output, one summary row per run, the last run's solver).
+    seed, `spawn_runs`); returns (the best run's output, its summary row, one summary row per run, the
+    best run's solver).
     A Ctrl-C ends the loop after the run it interrupted."""
     spec, track = plan.spec, plan.track
     runs, best, solver = [], None, plan.first_solver
@@ -256,13 +257,13 @@ def _run_many(plan: _Plan):
         if plan.engine32 is not None:
             runs[-1]["float32_iterations"] = n32
         if best is None or out.objective < best.objective:
-            best, best_run = out, runs[-1]
+            best, best_run, best_solver = out, runs[-1], solver
         if out.stop_reason == "interrupted":
             if plan.n_runs > 1:
                 warnings.warn(f"interrupted after {len(runs)} of {plan.n_runs} runs; returning the best so far",
                               RuntimeWarning, stacklevel=3)
             break
-    return best, best_run, runs, solver
+    return best, best_run, runs, best_solver
 
 
 def _start_of_run(plan: _Plan, rng):
@@ -302,6 +303,7 @@ def _assemble(plan: _Plan, best, best_run, runs, solver, seconds, row_names, col
                "max_iter": plan.max_iter, "tol": plan.tol, "seed": plan.seed, "n_runs": plan.n_runs,
                "time_limit": plan.time_limit, "dtype": str(engine.dtype), "engine": engine.kind,
                **plan.solver_options}
+    options.update(solver.result_options())
     if scale_log2:
         options["scale_log2"] = scale_log2
     if plan.engine32 is not None:

@@ -76,6 +76,9 @@ class Solver:
       monotone         whether this instance promises a non-increasing objective (the registry's
                        promise can be withdrawn per instance, e.g. pgd with a fixed step)
       cache            products of the last Frobenius step, for diagnostics (see the module docstring)
+    Methods the driver and `fit` call: `prepare`, `step`, `objective`, `get_state`/`set_state`
+    (checkpoints) and `result_options` (what the run found beyond W and H, e.g. separable NMF's
+    anchor columns, recorded in `Factorization.options`).
     """
     name = "base"
     requires: frozenset = frozenset({"core", "complete", "numpy_factors", "numpy_data"})
@@ -105,6 +108,10 @@ class Solver:
 
     def prepare(self, W, Ht):
         return W, Ht
+
+    def result_options(self) -> dict:
+        """Entries for `Factorization.options` that describe what this run found (default: none)."""
+        return {}
 
     def get_state(self) -> dict:
         """The solver's own state beyond (W, Ht), for checkpoints (numbers or arrays)."""
