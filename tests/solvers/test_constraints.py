@@ -288,16 +288,20 @@ def test_solver_auto_picks_hals_and_other_losses_are_refused():
         nmfkit.fit(X, 2, loss="kl", l21_H=1.0)
 
 
-def test_sparse_and_float32_data():
+def test_sparse_memmap_and_float32_data(tmp_path):
     rng = np.random.default_rng(8)
     X = sp.random(60, 40, density=0.3, random_state=8, format="csr")
+    np.save(tmp_path / "X.npy", X.toarray())
     start = (rng.random((60, 3)), rng.random((3, 40)))
     # one sweep per half-step: the sweep caps depend on nnz, which differs between the two kinds
     options = dict(l21_W=0.1, l21_H=0.1, upper_bound=2.0, init=start, inner_alpha=0, max_iter=30)
     dense, sparse = _fit(X.toarray(), 3, 0, **options), _fit(X, 3, 0, **options)
+    mapped = _fit(np.load(tmp_path / "X.npy", mmap_mode="r"), 3, 0, **options)
+    assert mapped.options["engine"] == "memmap"
     # the same arithmetic up to the summation order of the products with X (float64)
-    np.testing.assert_allclose(sparse.W, dense.W, rtol=1e-7, atol=1e-9)
-    assert sparse.loss == pytest.approx(dense.loss, rel=1e-9)
+    for other in (sparse, mapped):
+        np.testing.assert_allclose(other.W, dense.W, rtol=1e-7, atol=1e-9)
+        assert other.loss == pytest.approx(dense.loss, rel=1e-9)
     single = _fit(X.astype(np.float32), 3, 0, nonneg_W=False, upper_bound=(None, 2.0), max_iter=60)
     assert single.W.dtype == np.float32 and _non_increasing(single)
 
