@@ -27,7 +27,7 @@ L1 prior, and ξ = 1/(3−β) for β ≤ 2, 1/(β−1) for β > 2 under the L2 p
 update minimises an auxiliary function of C (the β-divergence's convex–concave majorizer; the
 penalty's power is merged into the larger of the divergence's powers by the weighted AM–GM bound
 x^p ≤ (p/q) x^q + 1 − p/q, which is where these exponents come from), and the λ update is the exact
-minimiser, so C(W, H) is non-increasing (Tan & Févotte 2013, section 4).  Entries are kept at or
+minimiser, so C(W, H) is non-increasing (the majorize–minimize argument of Tan & Févotte 2013).  Entries are kept at or
 above floor_of(dtype) (the auxiliary functions are separable, so the clamped point still minimises
 them).
 
