@@ -62,6 +62,13 @@ def test_irls_weights_carry_the_likelihood_gradient(name, x, phi):
     assert (w > 0).all()
 
 
+@pytest.mark.parametrize("name", ["poisson", "nb", "gp", "tweedie", "huber", "l1"])
+def test_the_value_at_zero_is_the_likelihood_at_zero(name):
+    model = dist.make_model(name)
+    for phi in (0.3, 0.9):
+        np.testing.assert_allclose(model.nll_zero(MU, phi), model.nll(0.0, MU, phi), rtol=1e-12, atol=1e-300)
+
+
 def test_entrywise_on_sparse_data_matches_dense():
     X = np.where(RNG.random((20, 15)) < 0.6, 0.0, RNG.poisson(4.0, (20, 15))).astype(float)
     mu = RNG.gamma(2.0, 1.0, (20, 15))

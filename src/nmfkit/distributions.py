@@ -51,14 +51,14 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 # -- entrywise evaluation on dense or sparse data -------------------------------------------------
 
-def entrywise(fn, D, mu, *params):
+def entrywise(fn, D, mu, *params, at_zero=None):
     """fn(x, μ, *params) at every entry, as a dense float64 p×q array.  `params` broadcast against
-    μ (shapes (p, 1), (1, q) or (1, 1)).  Sparse D: fn at x = 0 everywhere, then at the stored
-    entries (explicit zeros included, which is the same value)."""
+    μ (shapes (p, 1), (1, q) or (1, 1)).  Sparse D: `at_zero(μ, *params)` (default fn at x = 0)
+    everywhere, then fn at the stored entries (explicit zeros included, which is the same value)."""
     if not sp.issparse(D):
         return fn(np.asarray(D, dtype=np.float64), mu, *params)
     with np.errstate(divide="ignore", invalid="ignore"):    # x = 0 may be outside a model's support:
-        zero = fn(0.0, mu, *params)                          # only the stored entries count then
+        zero = fn(0.0, mu, *params) if at_zero is None else at_zero(mu, *params)   # then only stored ones count
     single = not isinstance(zero, tuple)
     outs = [np.array(np.broadcast_to(z, mu.shape)) for z in ((zero,) if single else zero)]
     C = D.tocoo()
@@ -91,6 +91,10 @@ class Model:
     def t_bounds(self):
         return self.to_t(self.lower), self.to_t(self.upper)
 
+    def nll_zero(self, mu, phi):
+        """ℓ(0; μ, φ): the value at every zero of sparse data (a cheaper formula where one exists)."""
+        return self.nll(0.0, mu, phi)
+
     def mu_floor_for(self, scale):
         """Smallest mean the likelihood is evaluated at: far below the data's scale."""
         return 1e-8 * scale
@@ -101,6 +105,9 @@ class Poisson(Model):
 
     def nll(self, x, mu, phi):
         return mu - xlogy(x, mu) + gammaln(np.asarray(x, dtype=np.float64) + 1.0)
+
+    def nll_zero(self, mu, phi):
+        return mu
 
     def irls(self, x, mu, phi):
         w = 1.0 / mu
@@ -114,6 +121,9 @@ class NegativeBinomial(Model):
         x = np.asarray(x, dtype=np.float64)
         return -(gammaln(x + theta) - gammaln(theta) - gammaln(x + 1.0)
                  + theta * np.log(theta / (theta + mu)) + xlogy(x, mu / (theta + mu)))
+
+    def nll_zero(self, mu, theta):
+        return theta * np.log1p(mu / theta)
 
     def irls(self, x, mu, theta):
         w = theta / (mu * (theta + mu))
@@ -158,6 +168,9 @@ class Tweedie(Model):
         inside = 0.5 * (LOG_2PI + np.log(phi) + p * np.log(xs)) + dev / (2.0 * phi)
         return np.where(pos, inside, at_zero)
 
+    def nll_zero(self, mu, phi):
+        return mu ** (2 - self.p) / (phi * (2 - self.p))
+
     def irls(self, x, mu, phi):
         w = 1.0 / (phi * mu ** self.p)
         return w, x * w
@@ -182,6 +195,9 @@ class GeneralizedPoisson(Model):
         theta = mu * (1.0 - lam)
         s = theta + lam * x
         return -(np.log(theta) + xlogy(x - 1.0, s) - s - gammaln(x + 1.0))
+
+    def nll_zero(self, mu, lam):
+        return mu * (1.0 - lam)
 
     def irls(self, x, mu, lam):
         x = np.asarray(x, dtype=np.float64)
@@ -252,7 +268,7 @@ def group_sum(E, mode):
 
 def weighted_nll(model, D, mu, phi, prior=None):
     """ℓ at every entry, times the EM prior weights (1 − τ) where given."""
-    E = entrywise(model.nll, D, mu, phi)
+    E = entrywise(model.nll, D, mu, phi, at_zero=model.nll_zero)
     return E if prior is None else prior * E
 
 
@@ -289,7 +305,7 @@ def update_dispersion(model, D, mu, phi, mode, prior=None, newton_steps=2, h=1e-
 
 def zero_posterior(model, D, mu, phi, pi):
     """τ: posterior probability that an entry is a structural zero (0 where x > 0)."""
-    p0 = np.exp(-model.nll(0.0, mu, phi))
+    p0 = np.exp(-model.nll_zero(mu, phi))
     tau = pi / (pi + (1.0 - pi) * p0)
     if sp.issparse(D):
         C = D.tocoo()
@@ -308,10 +324,10 @@ def update_zero_probability(tau, mode):
 
 def observed_nll(model, D, mu, phi, pi=None):
     """−log-likelihood of every entry; zero-inflated: −log(π + (1−π) P(0)) at zeros, −log(1−π) + ℓ else."""
-    E = entrywise(model.nll, D, mu, phi)
+    E = entrywise(model.nll, D, mu, phi, at_zero=model.nll_zero)
     if pi is None:
         return E
-    at_zero = -np.log(pi + (1.0 - pi) * np.exp(-model.nll(0.0, mu, phi)))
+    at_zero = -np.log(pi + (1.0 - pi) * np.exp(-model.nll_zero(mu, phi)))
     nonzero = -np.log1p(-pi) + E
     if sp.issparse(D):
         out = np.broadcast_to(at_zero, mu.shape).copy()

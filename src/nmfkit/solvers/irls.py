@@ -171,7 +171,7 @@ class IRLS(Solver):
         mu = self._mu(W_new, Ht_new)
         if self.zi_mode is not None:
             self.pi = dist.update_zero_probability(tau, self.zi_mode)
-        self.phi = dist.update_dispersion(self.model, self._rows, mu, self.phi, self.mode, prior)
+        self.phi = dist.update_dispersion(self.model, self._rows, mu, self.phi, self.mode, prior, newton_steps=1)
         objective = float(dist.observed_nll(self.model, self._rows, mu, self.phi, self.pi).sum())
         return W_new, Ht_new, objective
 
