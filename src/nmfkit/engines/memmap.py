@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .base import Engine
-from .dense import beta_divergence_dense, beta_products_in_blocks
+from .dense import beta_products_in_blocks, kl_products_in_blocks
 
 BLOCK_BYTES = 64 * 2 ** 20     # bytes of X read per block when no chunk size is given
 
@@ -149,27 +149,7 @@ class MemmapEngine(Engine):
     # -- kl ------------------------------------------------------------------------------------
     def kl_ratio(self, W, Ht, need=("QHt", "QtW", "loss")):
         """Q = X/(W Htᵀ) products and the KL divergence, one row block of Q at a time."""
-        m, n = self.shape
-        k = W.shape[1]
-        out = {}
-        if "QHt" in need:
-            out["QHt"] = np.empty((m, k), self.dtype)
-        if "QtW" in need:
-            out["QtW"] = np.zeros((n, k), self.dtype)
-        loss = 0.0
-        for s, e, Xb in self._dense_blocks():
-            L = W[s:e] @ Ht.T
-            np.maximum(L, self.tiny, out=L)
-            Q = Xb / L
-            if "QHt" in need:
-                out["QHt"][s:e] = Q @ Ht
-            if "QtW" in need:
-                out["QtW"] += Q.T @ W[s:e]
-            if "loss" in need:
-                loss += beta_divergence_dense(Xb, L, 1.0)
-        if "loss" in need:
-            out["loss"] = loss
-        return out
+        return kl_products_in_blocks(self._dense_blocks(), self.shape, W, Ht, tuple(need), self.dtype)
 
     def kl_divergence(self, W, Ht):
         return self.kl_ratio(W, Ht, need=("loss",))["loss"]
