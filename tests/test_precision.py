@@ -68,3 +68,20 @@ def test_refuses_float32_data_and_data_outside_float32_range(tmp_path):
         nmfkit.fit(X * 1e20, 4, precision="mixed")
     with pytest.raises(ValueError, match="checkpoint"):
         nmfkit.fit(X, 4, precision="mixed", checkpoint=str(tmp_path / "c.npz"))
+
+
+# -- n_threads (the other resource option of fit) ---------------------------------------------------
+def test_n_threads_gives_the_same_result_and_restores_the_setting():
+    import numba
+    before = numba.get_num_threads()
+    data = sp.csr_matrix(low_rank(400, 300, 5, seed=4))
+    one = nmfkit.fit(data, 5, solver="ccd", loss="kl", max_iter=30, tol=0, seed=2, n_threads=1)
+    assert numba.get_num_threads() == before
+    every = nmfkit.fit(data, 5, solver="ccd", loss="kl", max_iter=30, tol=0, seed=2, n_threads=before)
+    np.testing.assert_array_equal(one.W, every.W)     # fixed row blocks: no dependence on threads
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, 10**6])
+def test_n_threads_refused_by_name(bad):
+    with pytest.raises(ValueError, match="n_threads must be None or an integer"):
+        nmfkit.fit(X, 4, n_threads=bad)

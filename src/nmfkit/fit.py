@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from . import checkpoint as _checkpoint
 from . import init as _init  # noqa: F401  (fills the init registry)
 from . import solvers  # noqa: F401  (fills the solver registry)
+from ._threads import check_threads, threads
 from .diagnostics import Tracker
 from .driver import run
 from .engines import is_dask, is_torch, make_engine
@@ -55,7 +56,8 @@ def _labels(X):
 def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=None,
         tol=1e-4, seed=None, n_runs=1, callback=None, time_limit=None, verbose=False, track=False,
         mask=None, missing="error", checkpoint=None, checkpoint_every=50, resume=None,
-        objective_every=None, precision="native", stream=False, chunk=None, **solver_options) -> Factorization:
+        objective_every=None, precision="native", n_threads=None, stream=False, chunk=None,
+        **solver_options) -> Factorization:
     """Factorize a non-negative matrix X (m×n) as W H with W (m×k), H (k×n) ≥ 0.
 
     Parameters
@@ -98,6 +100,8 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
         multiplicative updates, 1 where the objective comes free); `track=True`
         evaluates every iteration.
     solver_options : passed to the solver (see its documentation).
+    n_threads : threads for the compiled kernels and BLAS during this fit (None: as set, by default
+        every core); results do not depend on it.
     precision : "native" (iterate in X's dtype) or "mixed" (float64 X: iterate in float32 until float32
         cannot resolve the progress, then finish in float64 from there; see `nmfkit.precision`).
     stream : False (X in memory), True or "exact" (X read from a file or chunk reader in chunks of rows
@@ -131,9 +135,11 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     plan = _plan(X, rank, solver=solver, loss=loss, beta=beta, init=init, max_iter=max_iter, tol=tol, seed=seed,
                  n_runs=n_runs, callback=callback, time_limit=time_limit, verbose=verbose, track=track, mask=mask,
                  missing=missing, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                 objective_every=objective_every, precision=precision, solver_options=solver_options)
+                 objective_every=objective_every, precision=precision, n_threads=n_threads,
+                 solver_options=solver_options)
     started = time.perf_counter()
-    best, best_run, runs, last_solver = _run_many(plan)
+    with threads(plan.n_threads):
+        best, best_run, runs, last_solver = _run_many(plan)
     return _assemble(plan, best, best_run, runs, last_solver, time.perf_counter() - started, row_names, col_names)
 
 
@@ -162,13 +168,15 @@ class _Plan:
     solver_options: dict
     first_solver: object
     engine32: object = None       # precision="mixed": the float32 engine of phase 1
+    n_threads: int | None = None
 
     def new_solver(self, engine=None):
         return self.spec.cls(engine or self.engine, self.loss, self.beta, **self.solver_options)
 
 
 def _plan(X, rank, *, solver, loss, beta, init, max_iter, tol, seed, n_runs, callback, time_limit, verbose, track,
-          mask, missing, checkpoint, checkpoint_every, resume, objective_every, precision, solver_options) -> _Plan:
+          mask, missing, checkpoint, checkpoint_every, resume, objective_every, precision, n_threads,
+          solver_options) -> _Plan:
     """Stage 1, resolve: every check and choice a fit makes before its first iteration (data, engine,
     solver, options, checkpoint, starting factors); a bad argument fails here, by name."""
     missing = choose(missing, ("error", "mask"), "missing")
@@ -193,6 +201,7 @@ def _plan(X, rank, *, solver, loss, beta, init, max_iter, tol, seed, n_runs, cal
     if objective_every is not None:
         objective_every = check_positive_int(objective_every, "objective_every")
     track = _as_tracker(track)
+    n_threads = check_threads(n_threads)
     first_solver = spec.cls(engine, loss, beta_value, **solver_options)  # fails early on bad options
     ckpt, resumed = _checkpointing(checkpoint, resume, checkpoint_every, n_runs, track, X, mask, rank, spec,
                                    loss, beta_value, engine, solver_options)
@@ -203,7 +212,7 @@ def _plan(X, rank, *, solver, loss, beta, init, max_iter, tol, seed, n_runs, cal
         spec.cls(engine32, loss, beta_value, **solver_options)
     return _Plan(engine, spec, loss, beta_value, scale_log2, rank, seed, n_runs, max_iter, tol, time_limit,
                  callback, verbose, track, ckpt, resumed, init_name, given, objective_every, dict(solver_options),
-                 first_solver, engine32)
+                 first_solver, engine32, n_threads)
 
 
 def _mixed_precision_engine(X, engine, scale_log2, track, checkpointing, mask, missing):
