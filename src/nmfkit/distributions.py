@@ -56,7 +56,13 @@ def entrywise(fn, D, mu, *params, at_zero=None):
     μ (shapes (p, 1), (1, q) or (1, 1)).  Sparse D: `at_zero(μ, *params)` (default fn at x = 0)
     everywhere, then fn at the stored entries (explicit zeros included, which is the same value)."""
     if not sp.issparse(D):
-        return fn(np.asarray(D, dtype=np.float64), mu, *params)
+        x = np.asarray(D, dtype=np.float64)
+        out = fn(x, mu, *params)
+        if at_zero is not None:          # the zeros by the same formula as for sparse data
+            idx = np.nonzero(x == 0)
+            if idx[0].size:
+                out[idx] = at_zero(mu[idx], *(np.broadcast_to(p, mu.shape)[idx] for p in params))
+        return out
     with np.errstate(divide="ignore", invalid="ignore"):    # x = 0 may be outside a model's support:
         zero = fn(0.0, mu, *params) if at_zero is None else at_zero(mu, *params)   # then only stored ones count
     single = not isinstance(zero, tuple)
