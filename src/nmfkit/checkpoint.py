@@ -65,13 +65,16 @@ def load(path) -> dict:
     """Read a checkpoint written by `save`.  Another kind of file, a damaged or truncated one, factors
     that disagree in rank or hold NaN, infinite or negative values, a missing or malformed field: a
     one-line `DataFileError` (a ValueError) naming the file, before anything resumes."""
-    from .io import DataFileError, check_factor, check_fields, read_archive
+    from .io import DataFileError, check_factor, check_fields, read_archive, signed_factors
     path = os.fspath(path)
     meta, z = read_archive(path, "checkpoint", FORMAT)
-    W = check_factor(path, "W", z.get("W"), "checkpoint")
-    Ht = check_factor(path, "Ht", z.get("Ht"), "checkpoint")
-    best_W = check_factor(path, "best_W", z["best_W"], "checkpoint") if "best_W" in z else W
-    best_Ht = check_factor(path, "best_Ht", z["best_Ht"], "checkpoint") if "best_Ht" in z else Ht
+    fingerprint = meta.get("fingerprint")
+    signed = signed_factors(fingerprint.get("options") if isinstance(fingerprint, dict) else None)
+    sign_W, sign_H = "W" in signed, "H" in signed
+    W = check_factor(path, "W", z.get("W"), "checkpoint", sign_W)
+    Ht = check_factor(path, "Ht", z.get("Ht"), "checkpoint", sign_H)
+    best_W = check_factor(path, "best_W", z["best_W"], "checkpoint", sign_W) if "best_W" in z else W
+    best_Ht = check_factor(path, "best_Ht", z["best_Ht"], "checkpoint", sign_H) if "best_Ht" in z else Ht
     if W.shape[1] != Ht.shape[1] or best_W.shape != W.shape or best_Ht.shape != Ht.shape:
         raise DataFileError(f"{path}: the checkpoint's factors disagree in shape (W {W.shape}, Ht {Ht.shape}, "
                             f"best {best_W.shape}, {best_Ht.shape})")

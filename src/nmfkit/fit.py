@@ -42,7 +42,8 @@ from .validation import (
 
 LOSS_EXPONENT = {"frobenius": 2.0, "kl": 1.0, "is": 0.0}   # D(sX‖sY) = s^p D(X‖Y); β-divergences: p = β
 # Solver options measured in X's units: they cannot follow an internal rescaling of X.
-UNIT_OPTIONS = ("alpha_W", "alpha_H", "alpha", "l2", "target_error", "step", "learning_rate")
+UNIT_OPTIONS = ("alpha_W", "alpha_H", "alpha", "l2", "target_error", "step", "learning_rate", "l21_W", "l21_H",
+                "ortho_W", "ortho_H", "graph_alpha")
 BASE_OPTIONS = {"alpha_W": 0.0, "alpha_H": "same", "l1_ratio": 0.0}   # Solver.__init__'s defaults
 
 
@@ -490,9 +491,11 @@ def _unscaled_callback(callback, scale_log2, loss, beta):
 
 def _check_unit_options(solver_options, scale_log2, dtype):
     """Refuse options in X's units when X is fitted rescaled (they would mean something else there)."""
+    def nonzero(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and v != 0
     for name in UNIT_OPTIONS:
         value = solver_options.get(name)
-        if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and value != 0:
+        if nonzero(value) or (isinstance(value, (tuple, list)) and any(nonzero(v) for v in value)):
             raise ValueError(f"X's entries are too {'large' if scale_log2 > 0 else 'small'} for {dtype} "
                              f"arithmetic, so nmfkit fits X / 2^{scale_log2}; {name}={value!r} is in X's units "
                              f"and cannot follow: divide X by a constant yourself and scale {name} to match")

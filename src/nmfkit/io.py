@@ -844,14 +844,22 @@ def check_fields(path, meta: dict, fields: dict, kind: str) -> None:
             raise DataFileError(f"{path}: the {kind}'s {key!r} field is malformed ({value!r}, not a {names})")
 
 
-def check_factor(path, name, A, kind="model"):
-    """A factor read from an archive: a finite, non-negative 2-D float array, else a DataFileError."""
+def signed_factors(options) -> set:
+    """The factors ("W", "H") a fit with these options leaves unconstrained in sign (semi-NMF:
+    `nonneg_W=False`); a model's or checkpoint's options say so."""
+    options = options if isinstance(options, dict) else {}
+    return {name for name in ("W", "H") if options.get(f"nonneg_{name}") is False}
+
+
+def check_factor(path, name, A, kind="model", signed=False):
+    """A factor read from an archive: a finite 2-D float array, non-negative unless the fit left it
+    `signed` (semi-NMF), else a DataFileError."""
     if not isinstance(A, np.ndarray) or A.ndim != 2 or A.dtype.kind != "f" or 0 in A.shape:
         what = f"a {A.ndim}-D {A.dtype} array of shape {A.shape}" if isinstance(A, np.ndarray) else "missing"
         raise DataFileError(f"{path}: {name} is {what}; an nmfkit {kind} holds non-empty 2-D float factors")
     if not np.isfinite(A).all():
         raise DataFileError(f"{path}: {name} holds {int((~np.isfinite(A)).sum())} NaN or infinite values")
-    if (A < 0).any():
+    if not signed and (A < 0).any():
         raise DataFileError(f"{path}: {name} holds {int((A < 0).sum())} negative values; factors are non-negative")
     return A
 

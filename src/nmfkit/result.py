@@ -131,11 +131,12 @@ class Factorization:
         """Read a file written by `save` (no pickle).  Anything else — another kind of file, a damaged
         or truncated one, factors whose shapes disagree or that hold NaN or negative values, a missing
         field — is a one-line `DataFileError` (a ValueError) naming the file."""
-        from .io import DataFileError, check_factor, check_fields, read_archive
+        from .io import DataFileError, check_factor, check_fields, read_archive, signed_factors
         path = os.fspath(path)
         meta, arrays = read_archive(path, "model", _FORMAT)
-        W = check_factor(path, "W", arrays.get("W"))
-        H = check_factor(path, "H", arrays.get("H"))
+        signed = signed_factors(meta.get("options"))
+        W = check_factor(path, "W", arrays.get("W"), signed="W" in signed)
+        H = check_factor(path, "H", arrays.get("H"), signed="H" in signed)
         if W.shape[1] != H.shape[0]:
             raise DataFileError(f"{path}: W is {W.shape[0]}×{W.shape[1]} but H is {H.shape[0]}×{H.shape[1]}; "
                                 "their ranks disagree")

@@ -323,3 +323,24 @@ def test_step_does_not_modify_inputs_with_options():
     W1, Ht1, obj = solver.step(W, Ht)
     assert np.array_equal(W, W0) and np.array_equal(Ht, Ht0)
     assert obj == pytest.approx(solver.objective(W1, Ht1), rel=1e-10)
+
+
+def test_semi_nmf_model_and_checkpoint_round_trip(tmp_path):
+    """A signed W (nonneg_W=False) is saved, loaded and resumed; an unsigned model with negative
+    values is still refused."""
+    rng = np.random.default_rng(5)
+    X = np.abs(rng.standard_normal((40, 3)) @ rng.random((3, 20)))
+    ckpt = tmp_path / "semi.ckpt.npz"
+    fit = nmfkit.fit(X, 3, solver="hals", nonneg_W=False, max_iter=20, tol=0, seed=0, checkpoint=str(ckpt),
+                     checkpoint_every=10)
+    assert (fit.W < 0).any()
+    fit.save(tmp_path / "semi.npz")
+    back = nmfkit.Factorization.load(tmp_path / "semi.npz")
+    np.testing.assert_array_equal(back.W, fit.W)
+    resumed = nmfkit.fit(X, 3, solver="hals", nonneg_W=False, max_iter=25, tol=0, seed=0, resume=str(ckpt))
+    assert resumed.n_iter == 25
+    plain = nmfkit.fit(X, 3, solver="hals", max_iter=5, seed=0)
+    plain.W[0, 0] = -1.0
+    plain.save(tmp_path / "plain.npz")
+    with pytest.raises(ValueError, match="negative values"):
+        nmfkit.Factorization.load(tmp_path / "plain.npz")

@@ -126,6 +126,12 @@ class ARD(Solver):
         return 0 if self.pruned is None else int((~self.pruned).sum())
 
     # -- set-up and one iteration -------------------------------------------------------------------
+    def result_options(self) -> dict:
+        """The rank ARD kept (components not pruned) and each component's relevance λ_k."""
+        if self.relevance is None:
+            return {}
+        return {"effective_rank": self.effective_rank, "relevance": [float(v) for v in self.relevance]}
+
     def prepare(self, W, Ht):
         k = W.shape[1]
         if self.b is None:
