@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import joint, stream  # streaming NMF and several-matrix models
 from .cluster import bipartition, dclust
 from .deep import DeepFactorization, deep_fit
+from .distributions import choose_distribution
 from .fit import fit
 from .project import project
 from .rank import (
@@ -39,6 +40,7 @@ __all__ = ["fit", "Factorization", "SOLVERS", "INITS", "solvers_table", "__versi
 __all__ += ["consensus", "estimate_rank", "cross_validate_rank", "ConsensusResult", "RankSurvey", "CrossValidation",
             "feature_score", "select_features", "top_features", "randomize"]
 __all__ += ["project", "NMF", "MiniBatchNMF", "non_negative_factorization"]
+__all__ += ["choose_distribution"]
 __all__ += ["stream", "joint"]
 __all__ += ["bipartition", "dclust"]
 __all__ += ["deep_fit", "DeepFactorization"]
