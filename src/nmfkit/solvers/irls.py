@@ -115,6 +115,16 @@ class IRLS(Solver):
                                  "x = 0); use 'tweedie' (1 < power < 2) or a count model for data with zeros")
 
     def prepare(self, W, Ht):
+        self._init_state()
+        W = np.array(W, order="C", copy=True)
+        Ht = np.array(Ht, order="C", copy=True)
+        if not self.given_start:
+            W, Ht = self._poisson_warmup(W, Ht)
+        return W, Ht
+
+    def _init_state(self):
+        """X's rows and columns, and the dispersion and zero probabilities at their starts (a
+        checkpoint's values, set before, are kept)."""
         m, n = self.engine.shape
         X = self.engine.X
         self._rows = X
@@ -126,11 +136,6 @@ class IRLS(Solver):
             zeros = 1.0 - dist.group_sum(self._nonzero_indicator(), self.zi_mode) / (
                 n if self.zi_mode == "row" else m)
             self.pi = 0.5 * zeros
-        W = np.array(W, order="C", copy=True)
-        Ht = np.array(Ht, order="C", copy=True)
-        if not self.given_start:
-            W, Ht = self._poisson_warmup(W, Ht)
-        return W, Ht
 
     def _poisson_warmup(self, W, Ht):
         """`warmup` iterations of Poisson IRLS (KL) from the init: a start near the data's low-rank
@@ -176,6 +181,8 @@ class IRLS(Solver):
         return W_new, Ht_new, objective
 
     def objective(self, W, Ht):
+        if self._rows is None:
+            self._init_state()
         return float(dist.observed_nll(self.model, self.engine.X, self._mu(W, Ht), self.phi, self.pi).sum())
 
     def _half(self, D, F, Other, phi, prior):
