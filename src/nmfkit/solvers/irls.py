@@ -21,7 +21,12 @@ has ℓ's gradient and a positive definite Hessian), but a full Fisher step can 
 not monotone in general (Green, JRSS-B 46, 1984).  nmfkit therefore halves the step of any column
 whose −log-likelihood rose (up to 8 times, then keeps the old column), as R's glm.fit does for a
 non-finite deviance.  For Huber and L1 the weighted problem is a majorizer of the loss (Huber's
-IRLS is an MM algorithm), so the full step already descends.
+IRLS is an MM algorithm), so the full step already descends (for L1 where |x − μ| is above the
+floor ε = 1e-8 · mean(X) of its weights 1/max(|r|, ε); the halving guards the rest).
+
+Start: `warmup` (default 30) iterations of Poisson IRLS from the init, not counted in n_iter and
+skipped for a given (W0, H0); the models weighted by 1/μ² or 1/μ³ otherwise settle in far worse
+stationary points on data with exact zeros.
 
 Between iterations the dispersion takes safeguarded Newton steps (distributions.update_dispersion)
 and, for zip/zinb, EM updates the zero probabilities: the E-step gives each zero its posterior τ of
