@@ -41,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import gammaln, xlogy
 
-from .validation import choose
+from .validation import check_matrix, choose
 
 DISPERSION_MODES = {"row": "row", "per_row": "row", "col": "col", "per_col": "col", "global": "global",
                     "none": "none"}
@@ -435,6 +435,7 @@ def choose_distribution(X, rank, *, candidates=None, criterion="bic", dispersion
     practice (RcppML's auto_nmf_distribution does it) but is a heuristic.
     """
     from .fit import fit  # fit imports the solvers, which import this module
+    X = check_matrix(X, "X")
     criterion = choose(criterion, ("bic", "aic"), "criterion")
     mode = DISPERSION_MODES[choose(dispersion, DISPERSION_MODES, "dispersion")]
     if candidates is None:
