@@ -86,8 +86,20 @@ def resolve_loss(loss, beta=None) -> tuple[str, float]:
     if loss == "beta":
         raise ValueError("loss='beta' needs its exponent: pass beta=<float> "
                          "(0 = Itakura-Saito, 1 = KL, 2 = Frobenius)")
+    if isinstance(loss, str) and loss not in LOSSES:
+        raise ValueError(_unknown_loss(loss))
     loss = choose(loss, LOSSES, "loss")
     return loss, LOSSES[loss]
+
+
+def _unknown_loss(loss: str) -> str:
+    """'choose one of' for losses: the β-divergences, then the likelihoods of solver irls."""
+    import difflib
+    divergences = sorted(name for name in LOSSES if name not in LIKELIHOOD_LOSSES)
+    close = difflib.get_close_matches(loss, list(LOSSES) + list(LOSS_ALIASES), n=1, cutoff=0.6)
+    hint = f"; did you mean {LOSS_ALIASES.get(close[0], close[0])!r}?" if close else ""
+    return (f"unknown loss {loss!r}; choose one of: {', '.join(divergences)} (β-divergences; beta=<float> for "
+            f"others), or {', '.join(sorted(LIKELIHOOD_LOSSES))} (likelihoods, solver irls){hint}")
 
 
 def check_beta(beta) -> float:
