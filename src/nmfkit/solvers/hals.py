@@ -193,7 +193,8 @@ class HALS(Solver):
             return
         if "numpy_factors" not in self.engine.capabilities:
             names = ", ".join(FACTOR_OPTIONS)
-            raise ValueError(f"hals runs the options {names} on NumPy/SciPy data only; got {self.engine.kind} data")
+            raise ValueError(f"hals runs the options {names} on NumPy/SciPy data only (its factors must be "
+                             "NumPy arrays); convert X first")
         for which, rule in self.rules.items():
             if not rule.nonneg and self.penalty.terms(which)[0]:
                 raise ValueError(f"an L1 penalty (l1_ratio > 0) needs nonneg_{which}=True: on a signed factor "
