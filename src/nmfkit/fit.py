@@ -120,6 +120,15 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     than the objective describe X / 2^e.  A given start (W0, H0) whose product is zero is
     refused: it is a stationary point of every solver.
     """
+    # -- automatic rank (nmfkit.rank.auto): a search on the held-out error curve, then the fit at its rank --
+    if isinstance(rank, str) and rank.lower() == "auto":
+        from .rank.auto import fit_auto_rank
+        return fit_auto_rank(X, rank, solver=solver, loss=loss, beta=beta, init=init, max_iter=max_iter, tol=tol,
+                             seed=seed, n_runs=n_runs, callback=callback, time_limit=time_limit, verbose=verbose,
+                             track=track, mask=mask, missing=missing, checkpoint=checkpoint,
+                             checkpoint_every=checkpoint_every, resume=resume, objective_every=objective_every,
+                             precision=precision, n_threads=n_threads, stream=stream, chunk=chunk, **solver_options)
+    # -- end of the automatic-rank dispatch --
     precision = choose(precision, PRECISIONS, "precision")
     if precision == "mixed" and ((stream is not False and stream is not None) or chunk is not None):
         raise ValueError("precision='mixed' is for in-memory data; a streamed fit iterates in X's dtype")
@@ -193,6 +202,10 @@ def _plan(X, rank, *, solver, loss, beta, init, max_iter, tol, seed, n_runs, cal
     spec, loss, beta_value = _choose_solver(solver, loss, beta, engine, solver_options)
     if scale_log2:
         _check_unit_options(solver_options, scale_log2, engine.dtype)
+        if beta_value is None:        # a likelihood: its value is not a power of X's scale
+            raise ValueError(f"X's entries are too {'large' if scale_log2 > 0 else 'small'} for {engine.dtype} "
+                             f"arithmetic, and loss={loss!r} is a likelihood that cannot be fitted rescaled; "
+                             "divide X by a constant yourself (the model's dispersion then describes X/c)")
     max_iter = spec.max_iter if max_iter is None else check_positive_int(max_iter, "max_iter")
     tol = check_nonneg_float(tol, "tol")
     time_limit = check_nonneg_float(time_limit, "time_limit", allow_none=True)

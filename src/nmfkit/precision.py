@@ -19,6 +19,8 @@ tight `tol` the final objective matches a float64 fit's to the solver's converge
 to float32's precision.  The trade-off: a float32 copy of X is held during phase 1 (half of X's
 size again), and a monotone solver's objective may rise at the phase change by float32's rounding
 of the factors (not listed as a monotonicity violation: each phase is audited on its own).
+A solver's own state beyond W and H (HALS's extrapolation weights, IRLS's dispersion) starts afresh
+in phase 2 from phase 1's factors, as a fit given those factors as its start would.
 """
 from __future__ import annotations
 

@@ -249,3 +249,11 @@ def test_checkpoint_resume_carries_the_dispersion(tmp_path):
     nmfkit.fit(X, 2, loss="zinb", seed=0, max_iter=6, tol=0, checkpoint=tmp_path / "c.npz", checkpoint_every=6)
     resumed = nmfkit.fit(X, 2, loss="zinb", seed=0, max_iter=12, tol=0, resume=tmp_path / "c.npz")
     assert resumed.loss == pytest.approx(full.loss, rel=1e-10)
+
+
+def test_likelihood_losses_refuse_data_that_would_be_fitted_rescaled():
+    """Data beyond 1/eps² is fitted as X/2^e by the β-divergences; a likelihood is not homogeneous in
+    X's scale, so it is refused by name before any work instead of failing after the fit."""
+    X = np.random.default_rng(0).poisson(3.0, (30, 20)).astype(float) * 1e40
+    with pytest.raises(ValueError, match="likelihood that cannot be fitted rescaled"):
+        nmfkit.fit(X, 3, loss="nb")
