@@ -179,3 +179,91 @@ def test_online_inmf_over_files_read_chunk_by_chunk(tmp_path):
         rel = np.linalg.norm(Xs[i] - H[i] @ (model.W + model.V[str(i)])) / np.linalg.norm(Xs[i])
         assert rel < 0.15                                  # measured 0.104 and 0.109
         print(f"data set {i}: relative error {rel:.3f}, shared cosines {np.round(shared, 3)}")
+
+
+# -- checkpoints, Ctrl-C and progress of iNMF ----------------------------------------------------------
+
+def test_inmf_resume_is_bit_identical_and_refuses_other_problems_by_name(tmp_path):
+    Xs, *_ = simulate(seed=11, sizes=(40, 30))
+    Y0 = np.random.default_rng(12).random((40, 8))
+    named = {"a": Xs[0], "b": sp.csr_matrix(Xs[1])}
+    whole = inmf(named, K, lam=2.0, max_iter=20, tol=0, seed=1, unshared={"a": Y0})
+    path = tmp_path / "inmf.ckpt.npz"
+    first = inmf(named, K, lam=2.0, max_iter=10, tol=0, seed=1, unshared={"a": Y0}, checkpoint=path,
+                 checkpoint_every=10)
+    assert first.n_iter == 10 and path.exists()
+    resumed = inmf(named, K, lam=2.0, max_iter=20, tol=0, seed=1, unshared={"a": Y0}, resume=path)
+    assert resumed.n_iter == 20 and resumed.loss == whole.loss
+    for a, b in [(resumed.W, whole.W), (resumed.U[0], whole.U[0]), *zip(resumed.H, whole.H),
+                 *zip(resumed.V, whole.V)]:
+        np.testing.assert_array_equal(a, b)                       # bit-identical, not merely close
+    np.testing.assert_array_equal(resumed.history["objective"], whole.history["objective"])
+    np.testing.assert_array_equal(resumed.history["iteration"], np.arange(21))
+    refusals = [
+        (dict(Xs={"a": Xs[0], "b": Xs[1] * 1.001}), "data set 'b' is not the one.*other values"),
+        (dict(Xs={"a": Xs[0], "c": Xs[1]}), r"data sets \['a', 'b'\], but this fit has \['a', 'c'\]"),
+        (dict(Xs={"a": Xs[0][:30], "b": Xs[1]}, unshared={"a": Y0[:30]}), "data set 'a' is not the one.*other shape"),
+        (dict(unshared={"a": Y0 * 2}), "data set 'a' is not the one.*unshared features' values"),
+        (dict(unshared=None), "data set 'a' is not the one.*unshared features' shape"),
+        (dict(lam=1.0), "lam=2.0, but this fit has lam=1.0"),
+    ]
+    for change, message in refusals:
+        options = {"Xs": named, "lam": 2.0, "unshared": {"a": Y0}, **change}
+        with pytest.raises(ValueError, match=message):
+            inmf(options.pop("Xs"), K, max_iter=20, resume=path, **options)
+    with pytest.raises(ValueError, match="several data sets"):
+        nmfkit.fit(np.vstack(Xs), K, resume=path)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        inmf(named, K, checkpoint=tmp_path / "other.npz", checkpoint_every=0)
+
+
+def test_inmf_ctrl_c_returns_the_best_so_far_and_its_checkpoint_resumes_exactly(tmp_path):
+    Xs, *_ = simulate(seed=13, sizes=(40, 30))
+    whole = inmf(Xs, K, max_iter=20, tol=0, seed=2)
+
+    def ctrl_c(state):
+        if state.iteration == 13:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "inmf.ckpt.npz"
+    with pytest.warns(RuntimeWarning, match="inmf: interrupted at iteration 13"):
+        stopped = inmf(Xs, K, max_iter=20, tol=0, seed=2, callback=ctrl_c, checkpoint=path, checkpoint_every=10)
+    assert stopped.stop_reason == "interrupted" and stopped.n_iter == 13
+    assert stopped.loss == stopped.history["objective"][-1] == whole.history["objective"][13]
+    resumed = inmf(Xs, K, max_iter=20, tol=0, seed=2, resume=path)     # the checkpoint written at the interrupt
+    np.testing.assert_array_equal(resumed.W, whole.W)
+    np.testing.assert_array_equal(resumed.history["objective"], whole.history["objective"])
+
+
+class _InterruptingReader:
+    """Rows of X, with Ctrl-C (KeyboardInterrupt) raised at the `fail_at`-th read."""
+
+    def __init__(self, X, fail_at):
+        self.X, self.shape, self.dtype, self.reads, self.fail_at = X, X.shape, X.dtype, 0, fail_at
+
+    def read(self, start, stop):
+        self.reads += 1
+        if self.reads == self.fail_at:
+            raise KeyboardInterrupt
+        return self.X[start:stop]
+
+
+def test_inmf_ctrl_c_during_the_start_returns_the_start_with_one_warning():
+    Xs, *_ = simulate(seed=14, sizes=(40, 30))
+    reader = _InterruptingReader(Xs[1], fail_at=20)        # inside the start's joint NMF (20 HALS iterations)
+    with pytest.warns(RuntimeWarning) as caught:
+        result = inmf([Xs[0], reader], K, max_iter=10, tol=0, seed=0)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "inmf: interrupted during the start" in messages[0]
+    assert result.stop_reason == "interrupted" and result.n_iter == 0
+    assert np.all(result.V[0] == 0) and result.loss == pytest.approx(
+        inmf_objective(Xs, result.W, result.V, result.H, 5.0), rel=1e-10)
+
+
+def test_inmf_verbose_shows_progress(capsys):
+    Xs, *_ = simulate(seed=15, sizes=(40, 30))
+    inmf(Xs, K, max_iter=6, tol=0, seed=0, verbose=True)
+    err = capsys.readouterr().err
+    assert "inmf 6/6 iterations objective" in err
+    inmf(Xs, K, max_iter=6, tol=0, seed=0)
+    assert capsys.readouterr().err == ""

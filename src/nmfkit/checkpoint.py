@@ -109,6 +109,7 @@ def check_fingerprint(saved: dict, current: dict, path) -> None:
     """Refuse to resume a checkpoint made for another problem: another shape, rank, solver, loss or
     dtype, other data (`data`: a digest of X's values), or other solver options (`options`)."""
     path = os.fspath(path)
+    check_datasets(saved, current, path)
     for key in FINGERPRINT_KEYS:
         a, b = saved.get(key), current.get(key)
         if (list(a) if isinstance(a, (list, tuple)) else a) != (list(b) if isinstance(b, (list, tuple)) else b):
@@ -127,3 +128,32 @@ def check_fingerprint(saved: dict, current: dict, path) -> None:
             if old.get(name) != new.get(name):
                 raise ValueError(f"{path}: the checkpoint is for {name}={old.get(name)!r}, "
                                  f"but this fit has {name}={new.get(name)!r}")
+
+
+DATASET_FIELDS = (("shape", "shape"), ("data", "values"), ("unshared_shape", "unshared features' shape"),
+                  ("unshared_data", "unshared features' values"))
+
+
+def check_datasets(saved: dict, current: dict, path) -> None:
+    """For fits of several data sets (iNMF): refuse a checkpoint made for other data sets, naming the
+    first difference: the data set names and their order, then, per data set, its shape, a digest of
+    its values and those of its unshared features.  Fingerprints of one matrix carry no "datasets"."""
+    old, new = saved.get("datasets"), current.get("datasets")
+    if old is None and new is None:
+        return
+    if old is None:
+        raise ValueError(f"{path}: the checkpoint is for a fit of one matrix (solver {saved.get('solver')!r}), "
+                         f"not for this fit of {len(new)} data sets")
+    if new is None:
+        raise ValueError(f"{path}: the checkpoint is for a fit of several data sets (solver "
+                         f"{saved.get('solver')!r}), not for this fit of one matrix")
+    if not isinstance(old, list) or not all(isinstance(d, dict) for d in old):
+        raise ValueError(f"{path}: the checkpoint's list of data sets is malformed")
+    old_names, new_names = [d.get("name") for d in old], [d["name"] for d in new]
+    if old_names != new_names:
+        raise ValueError(f"{path}: the checkpoint is for the data sets {old_names}, but this fit has {new_names}")
+    for before, now in zip(old, new):
+        for key, what in DATASET_FIELDS:
+            if before.get(key) != now.get(key):
+                raise ValueError(f"{path}: data set {now['name']!r} is not the one the checkpoint was made for "
+                                 f"(other {what}); resume with the data it was made for")

@@ -47,13 +47,16 @@ each data set is mapped onto the reference data set's by piecewise-linear interp
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
-from .driver import run
+from . import checkpoint as _checkpoint
+from .driver import Run, run
 from .engines import make_engine
 from .engines.memmap import MemmapEngine
 from .registry import resolve_loss
@@ -70,19 +73,23 @@ def _is_streamed(X) -> bool:
 
 
 def _engine_of(X, name):
-    """The engine of one data set: in memory (checked), or streamed from a path or reader."""
+    """(engine, digest) of one data set, in memory (checked) or streamed from a path or reader; `digest()`
+    gives a digest of its values for checkpoints (computed only when asked: a pass over in-memory data)."""
     if _is_streamed(X):
         from .stream import stream_engine
-        return stream_engine(X)[0]
+        engine, digest = stream_engine(X)
+        return engine, lambda: "stream:" + digest
     X = check_matrix(X, name)
     engine = make_engine(X)
     if "numpy_factors" not in engine.capabilities:
         raise TypeError(f"{name}: the several-matrix models run on NumPy or SciPy data (or streamed files); "
                         f"got {type(X).__name__}")
-    return engine
+    from .fit import data_digest
+    return engine, lambda: data_digest(X)
 
 
-def _engines(Xs, what="Xs"):
+def _named(Xs, what="Xs"):
+    """(names, matrices) of a list or dict of data sets (list positions named "0", "1", …)."""
     if isinstance(Xs, dict):
         names, Xs = list(Xs), list(Xs.values())
     else:
@@ -90,7 +97,14 @@ def _engines(Xs, what="Xs"):
         names = [str(i) for i in range(len(Xs))]
     if len(Xs) < 1:
         raise ValueError(f"{what} must hold at least one matrix")
-    return names, [_engine_of(X, f"{what}[{name!r}]") for name, X in zip(names, Xs)]
+    return names, Xs
+
+
+def _engines(Xs, what="Xs"):
+    """(names, engines, digests) of the data sets."""
+    names, Xs = _named(Xs, what)
+    pairs = [_engine_of(X, f"{what}[{name!r}]") for name, X in zip(names, Xs)]
+    return names, [e for e, _ in pairs], [d for _, d in pairs]
 
 
 START_ITER = 20     # HALS iterations of the joint NMF that starts iNMF
@@ -218,7 +232,7 @@ class INMFResult:
 
 
 def inmf(Xs, rank, *, lam=5.0, max_iter=30, tol=1e-6, seed=None, init=None, callback=None, time_limit=None,
-         verbose=False, unshared=None) -> INMFResult:
+         verbose=False, unshared=None, checkpoint=None, checkpoint_every=50, resume=None) -> INMFResult:
     """Integrative NMF (iNMF) of data sets sharing their features (columns): see the module docstring.
 
     Parameters (LIGER's name in brackets)
@@ -230,14 +244,21 @@ def inmf(Xs, rank, *, lam=5.0, max_iter=30, tol=1e-6, seed=None, init=None, call
     max_iter : iteration cap [max.iters / maxIter, 30].
     tol : stop when the mean relative objective decrease over the last iterations falls below tol
         [thresh, 1e-6; LIGER compares two consecutive objectives].
-    seed : random start W, V_i, H_i ~ U(0, 2√(mean/k)) from this seed [rand.seed / seed].
-    init : optional dict with "W", "V" (list) and "H" (list) to start from [H.init, W.init, V.init].
+    seed : seeds the start [rand.seed / seed]: a joint NMF of the stacked data sets (shared W,
+        `START_ITER` HALS iterations from a random start), with every V_i at zero.
+    init : optional dict with "W", "V" (list) and "H" (list) to start from instead [H.init, W.init, V.init].
+    callback, time_limit, verbose : as in `nmfkit.fit` (callback(state) returning True stops; the
+        state's W is the H_i stacked); Ctrl-C returns the best iterate so far with a warning.
     unshared : UINMF (Kriebel & Welch, Nat. Commun. 13, 2022) [use.unshared / runUINMF]: one matrix
         Y_i (n_i cells × u_i features only data set i measured) or None per data set (a dict keyed like
         Xs may leave data sets out); Y_i ≈ H_i U_i joins the objective with the same λ, and U_i
         starts at zero.
+    checkpoint, checkpoint_every, resume : as in `nmfkit.fit`: the state is written atomically every
+        `checkpoint_every` iterations and on Ctrl-C; `resume` continues a checkpoint (bit-identical to
+        an uninterrupted run) after checking that it was made for the same data sets (their names,
+        shapes and a digest of each one's values and unshared features), rank and λ.
     """
-    names, engines = _engines(Xs)
+    names, engines, digests = _engines(Xs)
     g = engines[0].shape[1]
     if any(e.shape[1] != g for e in engines):
         raise ValueError("every data set must have the same features (columns); got "
@@ -246,15 +267,29 @@ def inmf(Xs, rank, *, lam=5.0, max_iter=30, tol=1e-6, seed=None, init=None, call
     lam = check_nonneg_float(lam, "lam")
     max_iter = check_positive_int(max_iter, "max_iter")
     tol = check_nonneg_float(tol, "tol")
+    time_limit = check_nonneg_float(time_limit, "time_limit", allow_none=True)
+    seed = check_seed(seed)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable: callback(state) -> bool")
     stack = _Stack(engines)
-    extra = _unshared_engines(unshared, names, engines)
+    extra, extra_digests = _unshared_engines(unshared, names, engines)
     solver = INMFSolver(stack, lam, extra)
-    rng = np.random.default_rng(np.random.SeedSequence(check_seed(seed)).spawn(1)[0])
-    H0, W0, V0 = _inmf_start(engines, rank, rng, init, stack.dtype)
-    U0 = [None if e is None else np.zeros((rank, e.shape[1]), stack.dtype) for e in extra]
-    Hs, Ht = solver.pack(H0, W0, V0, U0)
-    out = run(solver, Hs, Ht, max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback,
-              monotone=True, progress=verbose, label="uinmf" if any(e is not None for e in extra) else "inmf")
+    label = "uinmf" if any(e is not None for e in extra) else "inmf"
+    ckpt, resumed = _inmf_checkpointing(checkpoint, checkpoint_every, resume, stack.dtype, lambda: _fingerprint(
+        label, names, engines, digests, extra, extra_digests, rank, lam, stack))
+    settings = dict(max_iter=max_iter, tol=tol, time_limit=time_limit, callback=callback, monotone=True,
+                    progress=verbose, label=label, checkpoint=ckpt)
+    if resumed is not None:
+        out = run(solver, None, None, resume=resumed, **settings)
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        H0, W0, V0, stopped_at = _inmf_start(engines, rank, rng, init, stack.dtype)
+        U0 = [None if e is None else np.zeros((rank, e.shape[1]), stack.dtype) for e in extra]
+        Hs, Ht = solver.pack(H0, W0, V0, U0)
+        if stopped_at is None:
+            out = run(solver, Hs, Ht, **settings)
+        else:
+            out = _interrupted_start(solver, Hs, Ht, settings, stopped_at)
     Hs, W, Vs, Us = solver.unpack(out.W, out.Ht)
     return INMFResult(W=np.ascontiguousarray(W), V=[np.ascontiguousarray(V) for V in Vs],
                       U=[None if U is None else np.ascontiguousarray(U) for U in Us],
@@ -264,10 +299,59 @@ def inmf(Xs, rank, *, lam=5.0, max_iter=30, tol=1e-6, seed=None, init=None, call
                       monotonicity=out.monotonicity)
 
 
+def _fingerprint(label, names, engines, digests, extra, extra_digests, rank, lam, stack) -> dict:
+    """What an iNMF checkpoint is tied to: each data set's name, shape and a digest of its values (and of
+    its unshared features), the rank, λ, the dtype; `nmfkit.checkpoint.check_datasets` compares them."""
+    datasets = [{"name": str(name), "shape": list(e.shape), "data": digest(),
+                 "unshared_shape": None if y is None else list(y.shape),
+                 "unshared_data": None if y is None else y_digest()}
+                for name, e, digest, y, y_digest in zip(names, engines, digests, extra, extra_digests)]
+    combined = hashlib.blake2b(repr(datasets).encode(), digest_size=16).hexdigest()
+    return {"shape": list(stack.shape), "rank": rank, "solver": label, "loss": "frobenius", "beta": 2.0,
+            "dtype": str(stack.dtype), "datasets": datasets, "data": combined, "options": {"lam": lam}}
+
+
+def _inmf_checkpointing(checkpoint, every, resume, dtype, fingerprint):
+    """(checkpoint settings for the driver or None, the loaded checkpoint or None), checked before the first
+    iteration: a writable target, and a checkpoint made for these data sets and options."""
+    if checkpoint is None and resume is None:
+        return None, None
+    every = check_positive_int(every, "checkpoint_every")
+    if checkpoint is not None:
+        _checkpoint.check_target(checkpoint)
+    fingerprint = fingerprint()
+    resumed = None
+    if resume is not None:
+        resumed = _checkpoint.load(resume)
+        _checkpoint.check_fingerprint(resumed["fingerprint"], fingerprint, resume)
+        cast = {}
+        def as_dtype(A):          # aliases stay aliases (the best iterate may be the last one)
+            return cast.setdefault(id(A), np.asarray(A, dtype=dtype))
+        obj, best_W, best_Ht, it = resumed["best"]
+        resumed = {**resumed, "W": as_dtype(resumed["W"]), "Ht": as_dtype(resumed["Ht"]),
+                   "best": (obj, as_dtype(best_W), as_dtype(best_Ht), it)}
+    ckpt = None if checkpoint is None else {"path": checkpoint, "every": every, "fingerprint": fingerprint}
+    return ckpt, resumed
+
+
+def _interrupted_start(solver, Hs, Ht, settings, stopped_at):
+    """Ctrl-C stopped the joint NMF that makes the start: its factors are the result (iteration 0),
+    checkpointed if asked, with a warning."""
+    runner = Run(solver, **settings)
+    runner.start(Hs, Ht)
+    if runner.checkpoint is not None:
+        runner.save_checkpoint()
+    runner.stop_reason = "interrupted"
+    warnings.warn(f"{runner.label}: interrupted during the start (a joint NMF, after {stopped_at} of its "
+                  f"{START_ITER} iterations); returning the start", RuntimeWarning, stacklevel=3)
+    return runner.finish()
+
+
 def _unshared_engines(unshared, names, engines):
-    """One engine or None per data set for UINMF's unshared features, rows checked against X_i's."""
+    """(engines, digests): one engine or None per data set for UINMF's unshared features, rows checked
+    against X_i's."""
     if unshared is None:
-        return [None] * len(engines)
+        return [None] * len(engines), [None] * len(engines)
     if isinstance(unshared, dict):
         unknown = set(unshared) - set(names)
         if unknown:
@@ -276,38 +360,51 @@ def _unshared_engines(unshared, names, engines):
     unshared = list(unshared)
     if len(unshared) != len(engines):
         raise ValueError(f"unshared must hold one matrix or None per data set ({len(engines)}); got {len(unshared)}")
-    out = []
+    out, digests = [], []
     for name, Y, e in zip(names, unshared, engines):
         if Y is None:
             out.append(None)
+            digests.append(None)
             continue
-        y = _engine_of(Y, f"unshared[{name!r}]")
+        y, digest = _engine_of(Y, f"unshared[{name!r}]")
         if y.shape[0] != e.shape[0]:
             raise ValueError(f"unshared[{name!r}] has {y.shape[0]} rows but its data set has {e.shape[0]} cells")
         out.append(y)
-    return out
+        digests.append(digest)
+    return out, digests
 
 
 def _inmf_start(engines, rank, rng, init, dtype):
+    """(H_i, W, V_i, None), or with the iteration at which Ctrl-C stopped the start's joint NMF last."""
     g = engines[0].shape[1]
     if init is not None:
+        if not isinstance(init, dict) or any(key not in init for key in ("W", "V", "H")):
+            raise TypeError('init must be a dict with "W", "V" (one per data set) and "H" (one per data set)')
         H0 = [np.asarray(H, dtype=dtype) for H in init["H"]]
         W0 = np.asarray(init["W"], dtype=dtype)
         V0 = [np.asarray(V, dtype=dtype) for V in init["V"]]
-        if W0.shape != (rank, g) or any(V.shape != (rank, g) for V in V0) or \
+        if W0.shape != (rank, g) or any(V.shape != (rank, g) for V in V0) or len(V0) != len(engines) or \
                 any(H.shape != (e.shape[0], rank) for H, e in zip(H0, engines)) or len(H0) != len(engines):
             raise ValueError(f"init must hold W and each V_i of shape ({rank}, {g}) "
                              f"and each H_i of shape (n_i, {rank})")
-        return H0, W0, V0
+        if any(not np.isfinite(A).all() or (A < 0).any() for A in (W0, *V0, *H0)):
+            raise ValueError("init must hold finite, non-negative factors")
+        return H0, W0, V0, None
     # a joint NMF of the stacked data sets (shared dictionary), a few HALS iterations from a random start;
     # V_i start at zero (exact NNLS blocks move them, unlike multiplicative updates)
     stacked = _StackedReader(engines, [1.0] * len(engines))
     from .stream import fit_stream
-    start = fit_stream(stacked, rank, solver="hals", init="random", max_iter=START_ITER, tol=0.0,
-                       seed=int(rng.integers(2 ** 31)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = fit_stream(stacked, rank, solver="hals", init="random", max_iter=START_ITER, tol=0.0,
+                           seed=int(rng.integers(2 ** 31)))
+    interrupted = start.stop_reason == "interrupted"
+    for w in caught:          # the start's own interrupt warning is replaced by inmf's
+        if not (interrupted and "interrupted" in str(w.message)):
+            warnings.warn(w.message, w.category, stacklevel=3)
     W0 = start.H.astype(dtype)
     H0 = [start.W[stacked.rows[i]:stacked.rows[i + 1]].astype(dtype) for i in range(len(engines))]
-    return H0, W0, [np.zeros((rank, g), dtype) for _ in engines]
+    return H0, W0, [np.zeros((rank, g), dtype) for _ in engines], start.n_iter if interrupted else None
 
 
 def inmf_objective(Xs, W, Vs, Hs, lam, unshared=None, Us=None) -> float:
@@ -396,7 +493,7 @@ def online_inmf(Xs, rank, *, lam=5.0, chunk=5000, epochs=5, seed=None) -> tuple[
     streamed, so memory holds the factors, the statistics and one chunk).  Returns (the model, the
     list of H_i).  LIGER: k = rank, lambda = lam, miniBatch_size / minibatchSize = chunk,
     max.epochs / maxEpochs = epochs."""
-    names, engines = _engines(Xs)
+    names, engines, _ = _engines(Xs)
     chunk = check_positive_int(chunk, "chunk")
     epochs = check_positive_int(epochs, "epochs")
     model = OnlineINMF(rank, lam=lam, seed=seed)
@@ -507,7 +604,7 @@ def fit_joint(Xs, rank, *, share="H", weights=None, chunk=None, loss=None, beta=
     matrices (dense, sparse, or paths/readers streamed); `weights`: one w_i > 0 per data set;
     other options as `nmfkit.fit` (solver, max_iter, tol, seed, …)."""
     share = choose(share, ("H", "W"), "share")
-    names, engines = _engines(Xs)
+    names, engines, _ = _engines(Xs)
     if share == "W":
         engines = [e.transpose() for e in engines]
     n = engines[0].shape[1]
