@@ -267,3 +267,20 @@ def test_inmf_verbose_shows_progress(capsys):
     assert "inmf 6/6 iterations objective" in err
     inmf(Xs, K, max_iter=6, tol=0, seed=0)
     assert capsys.readouterr().err == ""
+
+
+def test_fit_joint_checkpoints_through_the_streamed_fit(tmp_path):
+    """fit_joint is one streamed fit of the stacked, rescaled data: its checkpoint is tied to those values
+    (weights included), and anls (whose state is its iterate) resumes bit-identically."""
+    rng = np.random.default_rng(16)
+    Xs = [rng.random((40, 30)), rng.random((30, 30))]
+    whole = fit_joint(Xs, 3, solver="anls", weights=[1.0, 2.0], max_iter=20, tol=0, seed=1)
+    path = tmp_path / "joint.ckpt.npz"
+    fit_joint(Xs, 3, solver="anls", weights=[1.0, 2.0], max_iter=10, tol=0, seed=1, checkpoint=path,
+              checkpoint_every=10)
+    resumed = fit_joint(Xs, 3, solver="anls", weights=[1.0, 2.0], max_iter=20, tol=0, seed=1, resume=path)
+    np.testing.assert_array_equal(resumed.shared, whole.shared)
+    for a, b in zip(resumed.own, whole.own):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="other data"):
+        fit_joint(Xs, 3, solver="anls", weights=[1.0, 3.0], max_iter=20, resume=path)
