@@ -325,7 +325,7 @@ def _assemble(plan: _Plan, best, best_run, runs, solver, seconds, row_names, col
     options = {"solver": plan.spec.name, "loss": loss, "beta": beta_value, "init": plan.init_name,
                "max_iter": plan.max_iter, "tol": plan.tol, "seed": plan.seed, "n_runs": plan.n_runs,
                "time_limit": plan.time_limit, "dtype": str(engine.dtype), "engine": engine.kind,
-               **plan.solver_options}
+               **{name: _option_record(value) for name, value in plan.solver_options.items()}}
     options.update(solver.result_options())
     if scale_log2:
         options["scale_log2"] = scale_log2
@@ -338,6 +338,16 @@ def _assemble(plan: _Plan, best, best_run, runs, solver, seconds, row_names, col
                          converged=best.converged, stop_reason="interrupted" if interrupted else best.stop_reason,
                          history=history, options=options, runs=runs, seconds=seconds,
                          row_names=row_names, col_names=col_names, monotonicity=best.monotonicity)
+
+
+def _option_record(value):
+    """A solver option as the result records it: a matrix option (a graph's adjacency) by its shape and
+    size rather than its entries, so options stay small and JSON-ready; everything else as given."""
+    if sp.issparse(value):
+        return f"{value.shape[0]}×{value.shape[1]} sparse matrix, {value.nnz} stored entries"
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.size <= 16 else f"{'×'.join(map(str, value.shape))} array"
+    return value
 
 
 def _choose_solver(solver, loss, beta, engine, solver_options):
