@@ -15,12 +15,14 @@ from .project import project
 from .rank import (
     ConsensusResult,
     CrossValidation,
+    RankSearch,
     RankSurvey,
     consensus,
     cross_validate_rank,
     estimate_rank,
     feature_score,
     randomize,
+    search_rank,
     select_features,
     top_features,
 )
@@ -44,6 +46,7 @@ __all__ += ["choose_distribution"]
 __all__ += ["stream", "joint"]
 __all__ += ["bipartition", "dclust"]
 __all__ += ["deep_fit", "DeepFactorization"]
+__all__ += ["search_rank", "RankSearch"]
 
 
 def __getattr__(name):
