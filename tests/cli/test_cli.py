@@ -390,3 +390,31 @@ def test_fit_reads_a_10x_folder(tmp_path, X):
     assert _fit([folder, "-k", 2, "--max-iter", 20, "-q"], tmp_path / "o") == 0
     W, H = read_matrix(tmp_path / "o" / "W.csv"), read_matrix(tmp_path / "o" / "H.csv")
     assert W.row_names == GENES and H.col_names == [f"{s}-1" for s in SAMPLES]
+
+
+def test_option_passes_solver_options_and_reads_matrix_files(tmp_path, data_csv, X):
+    """--option NAME=VALUE reaches the solver (numbers, booleans, none, pairs, a matrix file);
+    --precision and --threads reach fit; the summary records a matrix option by its size."""
+    n = X.shape[1]
+    A = sp.random(n, n, density=0.2, random_state=0, format="csr")
+    write_matrix(tmp_path / "graph.mtx", A + A.T)
+    out = tmp_path / "o"
+    argv = ["fit", str(data_csv), "--rank", "3", "--solver", "hals", "--seed", "0", "--out", str(out), "--quiet",
+            "--option", "nonneg_W=false", "--option", "upper_bound=none,5", "--option",
+            f"graph_H={tmp_path / 'graph.mtx'}", "--option", "graph_alpha=0.5", "--threads", "1"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    options = summary.get("options", summary)
+    assert options["nonneg_W"] is False and options["upper_bound"] == [None, 5] and options["graph_alpha"] == 0.5
+    assert options["graph_H"] == f"{n}×{n} sparse matrix, {(A + A.T).nnz} stored entries"
+    assert main(["fit", str(data_csv), "--rank", "3", "--seed", "0", "--out", str(tmp_path / "m"), "--quiet",
+                 "--precision", "mixed", "--solver", "hals"]) == 0
+
+
+@pytest.mark.parametrize("option, message", [("nonneg_W", "takes NAME=VALUE"), ("bogus=1", "unknown options: bogus"),
+                                             ("9x=1", "takes NAME=VALUE")])
+def test_option_refusals(tmp_path, data_csv, capsys, option, message):
+    argv = ["fit", str(data_csv), "--rank", "3", "--solver", "hals", "--out", str(tmp_path / "o"), "--option", option]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

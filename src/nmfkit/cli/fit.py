@@ -78,6 +78,13 @@ def add_parser(subparsers):
     p.add_argument("--alpha-W", dest="alpha_W", type=float, help="regularisation strength on W")
     p.add_argument("--alpha-H", dest="alpha_H", type=_alpha_h, help="regularisation on H (number or 'same')")
     p.add_argument("--l1-ratio", type=float, help="L1 share of the regularisation, 0..1")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="a solver option, repeatable (e.g. nonneg_W=false, upper_bound=1,2, dispersion=global, "
+                        "graph_H=knn.mtx): VALUE is a number, true/false/none, a comma-separated pair or a data "
+                        "file read as a matrix")
+    p.add_argument("--precision", default="native", choices=["native", "mixed"],
+                   help="mixed: float64 data iterated in float32 first, finished in float64")
+    p.add_argument("--threads", type=int, metavar="N", help="threads for the compiled kernels and BLAS")
     p.add_argument("--labels", default="auto", choices=io.LABEL_MODES,
                    help="text input: is the first row a header / the first column row labels (default auto)")
     p.add_argument("--transpose", action="store_true", help="factorize Xᵀ instead of X")
@@ -117,8 +124,9 @@ def add_parser(subparsers):
 def run(args) -> int:
     image_shape = _check_options(args)
     planned = planned_files(args)
-    out = OutputFolder(args.out, command="fit", inputs=[args.input, args.resume, args.annotations],
-                       force=args.force)
+    extra = solver_options(args.option)                  # refused before any data are read
+    out = OutputFolder(args.out, command="fit", inputs=[args.input, args.resume, args.annotations,
+                                                         *extra.pop("__files__")], force=args.force)
     out.check(planned)                    # before the data are read: nothing is lost to a late refusal
     try:
         if args.checkpoint:
@@ -142,6 +150,11 @@ def run(args) -> int:
         _check_image_shape(image_shape, args, data)
         options = {name: getattr(args, name) for name in ("alpha_W", "alpha_H", "l1_ratio")
                    if getattr(args, name) is not None}
+        options.update(_read_option_files(extra))
+        if args.precision != "native":
+            options["precision"] = args.precision
+        if args.threads is not None:
+            options["n_threads"] = args.threads
         if args.consensus:
             cons = clusters_numbered_like_components(_consensus(args, data, options))
             result = cons.best
@@ -182,6 +195,47 @@ def run(args) -> int:
         print("nmfkit: interrupted; the files hold the best factorization found so far", file=sys.stderr)
         return 130
     return 0
+
+
+def solver_options(pairs) -> dict:
+    """`--option NAME=VALUE` pairs as solver options (files still as paths); "__files__" lists the data
+    files named, which the output folder must never be written over."""
+    options, files = {}, []
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--option takes NAME=VALUE (e.g. nonneg_W=false); got {pair!r}")
+        if name in options:
+            raise ValueError(f"--option {name} is given twice")
+        options[name] = _option_value(text.strip())
+        if isinstance(options[name], _OptionFile):
+            files.append(options[name])
+    options["__files__"] = files
+    return options
+
+
+class _OptionFile(str):
+    """An option value naming a data file, read when the options are applied."""
+
+
+def _option_value(text):
+    words = {"true": True, "false": False, "none": None}
+    if text.lower() in words:
+        return words[text.lower()]
+    if "," in text:
+        return tuple(_option_value(part.strip()) for part in text.split(","))
+    try:
+        number = float(text)
+    except ValueError:
+        return _OptionFile(text) if os.path.isfile(text) else text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+
+
+def _read_option_files(options) -> dict:
+    """Data files named by --option values read as matrices (e.g. a graph's adjacency)."""
+    return {name: io.read_matrix(value).X if isinstance(value, _OptionFile) else value
+            for name, value in options.items()}
 
 
 def planned_files(args) -> list:
