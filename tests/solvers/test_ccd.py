@@ -208,3 +208,69 @@ def test_auto_picks_ccd_for_kl_and_mu_when_penalised():
     assert nmfkit.fit(sp.csr_matrix(X), 3, loss="kl", max_iter=5).options["solver"] == "ccd"
     assert nmfkit.fit(X, 3, loss="kl", max_iter=5, alpha_W=0.1).options["solver"] == "mu"
     assert nmfkit.fit(X, 3, loss="kl", max_iter=5, alpha_H=0.1).options["solver"] == "mu"
+
+
+# -- extrapolation (Ang & Gillis 2019) ------------------------------------------------------------------
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_extrapolated_objective_never_increases(dtype, sparse):
+    """Every returned pair is the best so far: a rejected extrapolation is undone, so the recorded
+    objective is non-increasing and equals the KL divergence at the returned factors."""
+    restarts = 0
+    for seed in range(3):
+        X = planted_data(seed, dtype=dtype)
+        data = sp.csr_matrix(X) if sparse else X
+        res = nmfkit.fit(data, 4, solver="ccd", loss="kl", init="random", seed=seed, max_iter=60, tol=0,
+                         extrapolate=True)
+        f = np.asarray(res.history["objective"])
+        assert len(f) == 61 and np.all(np.isfinite(f))          # the loss comes with every step
+        slack = (1e-12 if dtype == np.float64 else 1e-6) * np.abs(f[:-1])
+        assert np.all(np.diff(f) <= slack), np.max(np.diff(f) - slack)
+        restarts += int(np.sum(np.diff(f) == 0))                # a rejected step repeats the best pair
+        assert res.W.dtype == dtype and res.W.min() >= 0 and res.H.min() >= 0
+        floor = np.finfo(dtype).eps ** 2                        # all-zero rows/columns go to the floor
+        assert res.W[X.sum(axis=1) == 0].max() <= floor and res.H[:, X.sum(axis=0) == 0].max() <= floor
+        assert f[-1] == pytest.approx(kl(X, res.W, res.H.T), rel=1e-9 if dtype == np.float64 else 1e-5)
+    assert restarts > 0                                          # the rejection branch ran
+
+
+def test_rejected_extrapolation_returns_the_best_pair():
+    """Driven by hand: each step returns either a new pair with a lower objective or exactly the
+    previous best arrays (identity), and a rejection lowers β."""
+    from nmfkit.solvers.ccd import KLCoordinateDescent
+    X = planted_data(5)
+    e = make_engine(X)
+    rng = np.random.default_rng(5)
+    solver = KLCoordinateDescent(e, "kl", 1.0, extrapolate=True)
+    W, Ht = solver.prepare(rng.random((50, 4)), rng.random((40, 4)))
+    best = kl(X, W, Ht)
+    rejected = 0
+    for _ in range(80):
+        beta = solver._state.beta if solver._state is not None else None
+        W_new, Ht_new, obj = solver.step(W, Ht)
+        assert obj == pytest.approx(kl(X, W_new, Ht_new), rel=1e-10)
+        if W_new is W:                                         # rejected: the same pair, β shrinks
+            assert Ht_new is Ht and obj == best and solver._state.beta < beta
+            rejected += 1
+        else:
+            assert obj <= best * (1 + 1e-12)
+        W, Ht, best = W_new, Ht_new, obj
+    assert rejected == solver.restarts > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_extrapolated_sparse_equals_dense(dtype):
+    X = planted_data(1, dtype=dtype)
+    rng = np.random.default_rng(1)
+    W0, H0 = rng.random((50, 4)), rng.random((4, 40))
+    fits = [nmfkit.fit(data, 4, solver="ccd", loss="kl", init=(W0, H0), max_iter=30, tol=0, extrapolate=True)
+            for data in (X, sp.csr_matrix(X))]
+    tol = 1e-8 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(fits[0].W, fits[1].W, rtol=tol, atol=tol * fits[0].W.max())
+    assert fits[0].loss == pytest.approx(fits[1].loss, rel=tol)
+
+
+def test_extrapolation_option_is_checked():
+    X = planted_data(0)
+    with pytest.raises(TypeError, match="extrapolate must be True or False"):
+        nmfkit.fit(X, 3, solver="ccd", loss="kl", extrapolate="yes")
