@@ -58,6 +58,7 @@ import scipy.sparse as sp
 from . import checkpoint as _checkpoint
 from .driver import Run, run
 from .engines import make_engine
+from .engines.dense import DenseEngine
 from .engines.memmap import MemmapEngine
 from .registry import resolve_loss
 from .result import Factorization
@@ -407,6 +408,66 @@ def _inmf_start(engines, rank, rng, init, dtype):
     return H0, W0, [np.zeros((rank, g), dtype) for _ in engines], start.n_iter if interrupted else None
 
 
+class _ObservedINMFSolver(INMFSolver):
+    """iNMF on the observed entries only (mask True), for cross-validation: minimises
+        Σ_i ‖M_i ∘ (X_i − H_i(W + V_i))‖² + λ Σ_i ‖H_i V_i‖²
+    by EM imputation (a majorize-minimize scheme): each iteration fills the hidden entries with the
+    current prediction H_i(W + V_i) and takes one iNMF iteration (exact NNLS blocks) on the filled
+    data.  The filled objective majorizes the masked one and touches it at the current factors, so
+    the masked objective never increases; it is what the history records (the filled one minus the
+    hidden entries' change of prediction).  Memory: every X_i dense."""
+
+    def __init__(self, Xs, masks, lam):
+        self.Xs = [np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64) for X in Xs]
+        self.masks = [np.asarray(M, dtype=bool) for M in masks]
+        self.hidden = [np.nonzero(~M) for M in self.masks]
+        super().__init__(_Stack([DenseEngine(X) for X in self.Xs]), lam)
+
+    def _predict_hidden(self, H, M, i):
+        rows, cols = self.hidden[i]
+        return np.einsum("ik,ik->i", H[rows], M[:, cols].T)
+
+    def objective(self, Hs, Ht):
+        Hs, W, Vs, _ = self.unpack(Hs, Ht)
+        total = 0.0
+        for X, mask, H, V in zip(self.Xs, self.masks, Hs, Vs):
+            R = np.where(mask, X - H @ (W + V), 0.0)
+            total += float(np.sum(R * R)) + self.lam * float(np.sum((H @ V) ** 2))
+        return total
+
+    def step(self, Hs, Ht):
+        H_old, W, Vs, _ = self.unpack(Hs, Ht)
+        fills = []
+        for i, (X, H, V) in enumerate(zip(self.Xs, H_old, Vs)):
+            rows, cols = self.hidden[i]
+            filled = X.copy()
+            filled[rows, cols] = fill = self._predict_hidden(H, W + V, i)
+            fills.append(fill)
+            self.engine.engines[i] = DenseEngine(filled)
+        Hs, Ht, surrogate = super().step(Hs, Ht)
+        H_new, W, Vs, _ = self.unpack(Hs, Ht)
+        moved = sum(float(np.sum((fill - self._predict_hidden(H, W + V, i)) ** 2))
+                    for i, (fill, H, V) in enumerate(zip(fills, H_new, Vs)))
+        return Hs, Ht, surrogate - moved
+
+
+def inmf_observed(Xs, masks, rank, *, lam=5.0, init, max_iter=100, tol=1e-5, time_limit=None):
+    """iNMF fitted on the observed entries of each X_i only (mask True; see `_ObservedINMFSolver`),
+    from `init` (a dict with "W", "V" and "H" as in `inmf`): the fit of `nmfkit.rank.cross_validate_rank`
+    for several data sets, whose hidden entries never reach the fit.  Returns an `INMFResult`."""
+    solver = _ObservedINMFSolver(Xs, masks, check_nonneg_float(lam, "lam"))
+    engines = solver.engine.engines
+    H0, W0, V0, _ = _inmf_start(engines, rank, None, init, np.dtype(np.float64))
+    Hs, Ht = solver.pack(H0, W0, V0, [None] * len(engines))
+    out = run(solver, Hs, Ht, max_iter=check_positive_int(max_iter, "max_iter"), tol=check_nonneg_float(tol, "tol"),
+              time_limit=time_limit, monotone=True, label="inmf (observed entries)")
+    Hs, W, Vs, _ = solver.unpack(out.W, out.Ht)
+    return INMFResult(W=W, V=Vs, H=Hs, loss=out.objective, n_iter=out.n_iter, converged=out.converged,
+                      stop_reason=out.stop_reason, history=out.history, names=[str(i) for i in range(len(Hs))],
+                      options={"rank": rank, "lam": lam, "max_iter": max_iter, "tol": tol},
+                      monotonicity=out.monotonicity, U=[None] * len(Hs))
+
+
 def inmf_objective(Xs, W, Vs, Hs, lam, unshared=None, Us=None) -> float:
     """Σ_i ‖X_i − H_i(W + V_i)‖²_F + λ Σ_i ‖H_i V_i‖²_F (+ Σ_i ‖Y_i − H_i U_i‖² + λ‖H_i U_i‖² for
     UINMF's unshared features) evaluated directly (dense residuals, one data set at a time): the check
@@ -638,5 +699,5 @@ def _scales(weights, count, beta):
     return [w ** (1.0 / beta) for w in weights]
 
 
-__all__ = ["inmf", "INMFResult", "inmf_objective", "OnlineINMF", "online_inmf", "quantile_norm", "fit_joint",
-           "JointResult"]
+__all__ = ["inmf", "INMFResult", "inmf_objective", "inmf_observed", "OnlineINMF", "online_inmf", "quantile_norm",
+           "fit_joint", "JointResult"]

@@ -14,6 +14,11 @@ For r independent fits with sample assignments c⁽ᵗ⁾_j = argmax_k H⁽ᵗ�
 These are R NMF 0.25's `consensus`, `cophcor`, `dispersion` and
 `silhouette(fit, what="consensus")` definitions.
 
+Several data sets (a list or dict of cells × genes matrices sharing their genes): each run is an
+iNMF (`nmfkit.joint.inmf`, Welch et al. 2019) and assigns every cell of every data set to its
+largest loading, c⁽ᵗ⁾_j = argmax_k (H_i)_jk; the consensus is then over the cells of all data
+sets together (in data-set order), so a stable joint clustering gives a crisp C.
+
 Cost: r fits (run in parallel processes, each with one BLAS thread) plus
 O(r n²) to accumulate C and O(n² log n) for the tree.  Memory is
 O((m + n) k + n²): only the best fit's factors and the n×n consensus are kept —
@@ -245,15 +250,29 @@ class ConnectivityStop:
         self.stopconv, self.check_interval = stopconv, check_interval
         self.previous, self.unchanged = None, 0
 
+    @staticmethod
+    def loadings(state):
+        """Samples × components: Hᵀ (samples are the columns of X)."""
+        return state.Ht
+
     def __call__(self, state) -> bool:
         if state.iteration % self.check_interval:
             return False
-        labels = canonical_labels(np.argmax(state.Ht, axis=1))
+        labels = canonical_labels(np.argmax(self.loadings(state), axis=1))
         if self.previous is not None and np.array_equal(labels, self.previous):
             self.unchanged += 1
         else:
             self.previous, self.unchanged = labels, 0
         return self.unchanged > self.stopconv
+
+
+class CellConnectivityStop(ConnectivityStop):
+    """`ConnectivityStop` for iNMF runs: the samples are the cells, the rows of the stacked H_i (the
+    driver's W)."""
+
+    @staticmethod
+    def loadings(state):
+        return state.W
 
 
 def _fit_runs(X, rank, seeds, fit_kwargs):
@@ -354,7 +373,36 @@ def run_seeds(seed, n_runs):
     return [int(c.generate_state(1, dtype=np.uint64)[0]) for c in spawn_runs(seed, n_runs)]
 
 
-def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, progress=True,
+def _run_all(fit_runs, X, rank, seeds, kwargs, jobs, pool, collect, finished):
+    """Every run of `seeds` through `fit_runs`, inline (jobs = 1) or in worker processes, each batch of
+    results passed to `collect`; runs left when the workers fail are run here."""
+    if jobs == 1:
+        for item in seeds:
+            collect(fit_runs(X, rank, [item], kwargs))
+        return
+    # several runs per task amortise the inter-process overhead, yet keep the load balanced
+    n_runs = len(seeds)
+    per_task = max(1, n_runs // (4 * jobs))
+    chunks = [seeds[i:i + per_task] for i in range(0, n_runs, per_task)]
+    own = pool is None or pool.X is not X
+    runner = None
+    try:
+        runner = RunPool(X, jobs) if own else pool
+        futures = [runner.executor.submit(fit_runs, None, rank, chunk, kwargs) for chunk in chunks]
+        for fut in as_completed(futures):
+            collect(fut.result())
+    except (BrokenProcessPool, OSError) as exc:
+        _notice(f"worker processes failed ({type(exc).__name__}: {exc}); "
+                "running the remaining runs in this process", key="broken")
+        for item in seeds:
+            if item[0] not in finished:
+                collect(fit_runs(X, rank, [item], kwargs))
+    finally:
+        if own and runner is not None:
+            runner.close()
+
+
+def consensus(X, rank, n_runs=30, solver=None, loss=None, seed=None, n_jobs=-1, progress=True,
               init="random", stop="tol", pool=None, progress_label=None, **fit_kwargs) -> ConsensusResult:
     """Run `n_runs` independent fits of rank `rank` and summarise their agreement.
 
@@ -373,7 +421,22 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
     `progress_label` (default "consensus k=<rank>").  Other keyword arguments go to `nmfkit.fit`.
     Returns a `ConsensusResult` (consensus matrix, cophenetic, dispersion,
     silhouette, sample and feature clusters, best fit, every run's objective).
+    `solver` and `loss` default to "mu" and "kl".
+
+    Several data sets: `X` a list or dict of matrices, cells × genes, sharing their genes (columns),
+    as `nmfkit.joint.inmf` takes them.  Each run is `inmf(X, rank, seed=s_t, …)` and assigns each
+    cell to its largest loading in H_i; the consensus is over the cells of all data sets, in
+    data-set order (`options["datasets"]` gives each one's name and number of cells).
+    `feature_clusters` are the genes' largest components in the best run's shared W, `best` is
+    that run's `INMFResult`.  Keyword arguments go to `inmf` (lam, max_iter, tol, time_limit,
+    unshared); `stop="tol"` keeps inmf's own tol unless given.  iNMF fits its own Frobenius
+    objective from its own seeded start, so solver=, loss= and init= do not apply.
     """
+    if _several(X):
+        return _integrative_consensus(X, rank, n_runs, solver, loss, seed, n_jobs, progress, init, stop, pool,
+                                      progress_label, fit_kwargs)
+    solver = "mu" if solver is None else solver
+    loss = "kl" if loss is None else loss
     X = check_matrix(X, "X")
     rank = check_rank(rank, X.shape)
     n_runs = check_consensus_runs(n_runs)
@@ -419,29 +482,7 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
         bar.update(done)
 
     with bar:
-        if jobs == 1:
-            for item in seeds:
-                collect(_fit_runs(X, rank, [item], kwargs))
-        else:
-            # several runs per task amortise the inter-process overhead, yet keep the load balanced
-            per_task = max(1, n_runs // (4 * jobs))
-            chunks = [seeds[i:i + per_task] for i in range(0, n_runs, per_task)]
-            own = pool is None or pool.X is not X
-            runner = None
-            try:
-                runner = RunPool(X, jobs) if own else pool
-                futures = [runner.executor.submit(_fit_runs, None, rank, chunk, kwargs) for chunk in chunks]
-                for fut in as_completed(futures):
-                    collect(fut.result())
-            except (BrokenProcessPool, OSError) as exc:
-                _notice(f"worker processes failed ({type(exc).__name__}: {exc}); "
-                        "running the remaining runs in this process", key="broken")
-                for item in seeds:
-                    if item[0] not in finished:
-                        collect(_fit_runs(X, rank, [item], kwargs))
-            finally:
-                if own and runner is not None:
-                    runner.close()
+        _run_all(_fit_runs, X, rank, seeds, kwargs, jobs, pool, collect, finished)
     C = consensus_matrix(assignments)
     tree = consensus_linkage(C)
     return ConsensusResult(
@@ -450,3 +491,104 @@ def consensus(X, rank, n_runs=30, solver="mu", loss="kl", seed=None, n_jobs=-1, 
         feature_clusters=np.argmax(best.W, axis=1), assignments=assignments, best=best,
         objectives=objectives, n_iter=n_iter, seconds=time.perf_counter() - started,
         options={"n_runs": n_runs, "seed": seed, **{k: v for k, v in kwargs.items()}})
+
+
+# -- several data sets: iNMF runs ------------------------------------------------------------------
+INMF_OPTIONS = ("lam", "max_iter", "tol", "time_limit", "unshared")
+
+
+def _several(X) -> bool:
+    """Whether X is several data sets: a dict, or a list or tuple of 2-D matrices or paths (a list of rows
+    or of 1-D arrays is one matrix)."""
+    if isinstance(X, dict):
+        return True
+    if not isinstance(X, (list, tuple)) or not X:
+        return False
+    return all(isinstance(x, (str, os.PathLike)) or getattr(x, "ndim", None) == 2 or hasattr(x, "read")
+               for x in X)
+
+
+def check_integrative_options(what, solver, loss, init, fit_kwargs, allowed=INMF_OPTIONS):
+    """Refuse, in one line each, what an integrative (iNMF) rank tool cannot honour."""
+    if solver not in (None, "inmf"):
+        raise ValueError(f"{what} of several data sets runs iNMF (block coordinate descent on its Frobenius "
+                         f"objective); solver={solver!r} does not apply")
+    if loss not in (None, "frobenius"):
+        raise ValueError(f"{what} of several data sets runs iNMF, whose objective is the Frobenius loss; "
+                         f"loss={loss!r} is not defined for it")
+    if init != "random":
+        raise ValueError(f"{what} of several data sets starts each iNMF run from its own seeded joint NMF; "
+                         f"init={init!r} does not apply")
+    unknown = sorted(set(fit_kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(f"{what} of several data sets passes {', '.join(allowed)} to iNMF; "
+                        f"got {', '.join(unknown)}")
+
+
+def _inmf_runs(Xs, rank, seeds, kwargs):
+    """One iNMF per seed; (run index, cell labels of all data sets, objective, n_iter, INMFResult) per run."""
+    from ..joint import inmf
+    Xs = _WORKER_X if Xs is None else Xs
+    kwargs = dict(kwargs)
+    stop = kwargs.pop("stop", "tol")
+    out = []
+    for index, seed in seeds:
+        if stop == "connectivity":
+            kwargs.update(tol=0, callback=CellConnectivityStop())
+        r = inmf(Xs, rank, seed=seed, **kwargs)
+        labels = np.concatenate([np.argmax(H, axis=1) for H in r.H])
+        out.append((index, labels, r.loss, r.n_iter, r))
+    return out
+
+
+def _integrative_consensus(Xs, rank, n_runs, solver, loss, seed, n_jobs, progress, init, stop, pool, progress_label,
+                           fit_kwargs) -> ConsensusResult:
+    """`consensus` of several data sets: the cells of all of them, clustered by repeated iNMF runs."""
+    from ..joint import _engines
+    from ..validation import check_nonneg_float
+    check_integrative_options("consensus", solver, loss, init, fit_kwargs)
+    names, engines, _ = _engines(Xs, "X")
+    g = engines[0].shape[1]
+    if any(e.shape[1] != g for e in engines):
+        raise ValueError("every data set must have the same features (columns); got "
+                         + ", ".join(f"{n}: {e.shape[1]}" for n, e in zip(names, engines)))
+    rank = check_rank(rank, (max(e.shape[0] for e in engines), g))
+    n_runs = check_consensus_runs(n_runs)
+    seed = check_seed(seed)
+    stop = choose(stop, ("tol", "connectivity"), "stop")
+    if stop == "connectivity" and "tol" in fit_kwargs:
+        raise TypeError("stop='connectivity' replaces tol=; pass one or the other")
+    for name in ("lam", "tol", "time_limit"):
+        if name in fit_kwargs and fit_kwargs[name] is not None:
+            check_nonneg_float(fit_kwargs[name], name)
+    if "max_iter" in fit_kwargs:
+        check_positive_int(fit_kwargs["max_iter"], "max_iter")
+    kwargs = {**fit_kwargs, "stop": stop}
+    seeds = list(enumerate(run_seeds(seed, n_runs)))
+    sizes = [e.shape[0] for e in engines]
+    assignments = np.zeros((n_runs, sum(sizes)), dtype=np.int64)
+    objectives, n_iter = np.zeros(n_runs), np.zeros(n_runs, dtype=np.int64)
+    best, best_key, finished = None, None, set()
+    bar = Progress(n_runs, progress_label or f"consensus (iNMF) k={rank}", "runs", enabled=progress)
+    started = time.perf_counter()
+
+    def collect(batch):
+        nonlocal best, best_key
+        for index, labels, objective, iters, r in batch:
+            finished.add(index)
+            assignments[index], objectives[index], n_iter[index] = labels, objective, iters
+            if best_key is None or (objective, index) < best_key:
+                best, best_key = r, (objective, index)
+        bar.update(len(finished))
+
+    with bar:
+        _run_all(_inmf_runs, Xs, rank, seeds, kwargs, resolve_jobs(n_jobs, n_runs), pool, collect, finished)
+    C = consensus_matrix(assignments)
+    tree = consensus_linkage(C)
+    return ConsensusResult(
+        rank=rank, consensus=C, cophenetic=cophenetic_correlation(C), dispersion=dispersion(C),
+        silhouette=consensus_silhouette(C, rank, tree), sample_clusters=consensus_clusters(C, rank, tree),
+        feature_clusters=np.argmax(best.W, axis=0), assignments=assignments, best=best,
+        objectives=objectives, n_iter=n_iter, seconds=time.perf_counter() - started,
+        options={"n_runs": n_runs, "seed": seed, "model": "inmf", "datasets": dict(zip(names, sizes)),
+                 **{k: v for k, v in kwargs.items() if k != "unshared"}})

@@ -24,6 +24,19 @@ Hidden entries never reach the fit: the mask hides them from the solver, and
 the starting factors are random draws scaled by the mean of the observed
 entries only.  Rows or columns that would be entirely hidden keep one entry.
 Cost: len(ranks) × n_splits masked fits; O(m·n) bytes for each mask.
+
+Several data sets (a list or dict of cells × genes matrices sharing their genes): each split
+hides a fraction `holdout` of the entries of every X_i, each rank is an iNMF (Welch et al. 2019)
+fitted on the observed entries only (`nmfkit.joint.inmf_observed`: EM imputation, monotone in the
+masked objective Σ_i ‖M_i ∘ (X_i − H_i(W + V_i))‖² + λ Σ_i ‖H_i V_i‖²), and the held-out error is
+the squared error of the prediction H_i(W + V_i) summed over the hidden entries of all data sets,
+divided by their number:
+
+    test error = Σ_i Σ_{¬M_i} (X_i − H_i(W + V_i))²_jg / Σ_i |¬M_i|
+
+(with one data set, the single-matrix error above); each data set's own mean is kept in
+`options["errors_by_dataset"]`.  The λ term is a penalty, not a prediction, and is left out.
+Only the Frobenius loss is defined for iNMF.
 """
 from __future__ import annotations
 
@@ -159,7 +172,7 @@ def _observed_mean(X, mask) -> float:
     return float(X[mask].mean(dtype=np.float64))
 
 
-def cross_validate_rank(X, ranks, holdout=0.1, n_splits=3, seed=None, rule="min", solver="mu",
+def cross_validate_rank(X, ranks, holdout=0.1, n_splits=3, seed=None, rule="min", solver=None,
                         loss="frobenius", max_iter=None, tol=1e-5, **fit_kwargs) -> CrossValidation:
     """Test error on held-out entries for each rank; choose the rank by `rule`.
 
@@ -171,8 +184,18 @@ def cross_validate_rank(X, ranks, holdout=0.1, n_splits=3, seed=None, rule="min"
     rule : "min" (smallest mean error) or "1se" (smallest rank within one
         standard error of the minimum).
     solver, loss, max_iter, tol, fit_kwargs : passed to `nmfkit.fit(..., mask=M)`;
-        the solver must support masks.
+        the solver (default "mu") must support masks.
+
+    Several data sets: `X` a list or dict of matrices, cells × genes, sharing their genes; each
+    rank is an iNMF fitted on the observed entries of every X_i, and the test error is the squared
+    error summed over the hidden entries of all data sets, per hidden entry (see the module
+    docstring).  fit_kwargs: `lam` (5), `time_limit`; max_iter defaults to 100 (EM imputation
+    converges more slowly than iNMF on complete data).
     """
+    from .consensus import _several
+    if _several(X):
+        return _integrative_cv(X, ranks, holdout, n_splits, seed, rule, solver, loss, max_iter, tol, fit_kwargs)
+    solver = "mu" if solver is None else solver
     from ..fit import fit
     X = check_matrix(X, "X")
     ranks = parse_ranks(ranks, X.shape)
@@ -210,3 +233,68 @@ def cross_validate_rank(X, ranks, holdout=0.1, n_splits=3, seed=None, rule="min"
                                       max_iter=max_iter, tol=tol, **fit_kwargs))
     cv.best_rank = cv.rank_by(rule)
     return cv
+
+
+# -- several data sets: iNMF on the observed entries -------------------------------------------------
+INTEGRATIVE_MAX_ITER = 100
+
+
+def _integrative_cv(Xs, ranks, holdout, n_splits, seed, rule, solver, loss, max_iter, tol,
+                    fit_kwargs) -> CrossValidation:
+    """`cross_validate_rank` of several data sets (see the module docstring)."""
+    from ..joint import _is_streamed, _named, inmf_observed
+    from .consensus import check_integrative_options
+    check_integrative_options("cross-validation", solver, loss, "random", fit_kwargs, ("lam", "time_limit"))
+    names, Xs = _named(Xs, "X")
+    if any(_is_streamed(X) for X in Xs):
+        raise ValueError("cross-validation of several data sets holds them in memory (it fills their hidden "
+                         "entries); pass arrays or sparse matrices, not paths or readers")
+    Xs = [check_matrix(X, f"X[{name!r}]") for name, X in zip(names, Xs)]
+    g = Xs[0].shape[1]
+    if any(X.shape[1] != g for X in Xs):
+        raise ValueError("every data set must have the same features (columns); got "
+                         + ", ".join(f"{n}: {X.shape[1]}" for n, X in zip(names, Xs)))
+    ranks = parse_ranks(ranks, (max(X.shape[0] for X in Xs), g))
+    holdout = check_nonneg_float(holdout, "holdout")
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f"holdout must be a fraction strictly between 0 and 1; got {holdout}")
+    n_splits = check_positive_int(n_splits, "n_splits")
+    seed = check_seed(seed)
+    rule = choose(rule, RULES, "rule")
+    max_iter = INTEGRATIVE_MAX_ITER if max_iter is None else check_positive_int(max_iter, "max_iter")
+    tol = check_nonneg_float(tol, "tol")
+    lam = check_nonneg_float(fit_kwargs.get("lam", 5.0), "lam")
+    time_limit = check_nonneg_float(fit_kwargs.get("time_limit"), "time_limit", allow_none=True)
+    started = time.perf_counter()
+    errors = np.zeros((len(ranks), n_splits))
+    by_dataset = {name: np.zeros((len(ranks), n_splits)) for name in names}
+    for s, child in enumerate(np.random.SeedSequence(seed).spawn(n_splits)):
+        split_rng, init_seqs = np.random.default_rng(child), child.spawn(len(ranks))
+        masks = [speckled_mask(X.shape, holdout, split_rng) for X in Xs]
+        mu = sum(_observed_mean(X, M) * M.sum() for X, M in zip(Xs, masks)) / sum(M.sum() for M in masks)
+        for r, k in enumerate(ranks):
+            rng = np.random.default_rng(init_seqs[r])
+            init = _integrative_start(mu, [X.shape[0] for X in Xs], g, k, rng)
+            f = inmf_observed(Xs, masks, k, lam=lam, init=init, max_iter=max_iter, tol=tol, time_limit=time_limit)
+            hidden_total, squared_total = 0, 0.0
+            for name, X, M, H, V in zip(names, Xs, masks, f.H, f.V):
+                mean = heldout_error(X, H, f.W + V, M, "frobenius")
+                hidden = int((~M).sum())
+                by_dataset[name][r, s] = mean
+                hidden_total, squared_total = hidden_total + hidden, squared_total + mean * hidden
+            errors[r, s] = squared_total / hidden_total
+    cv = CrossValidation(ranks=ranks, errors=errors, rule=rule, best_rank=0, loss="frobenius",
+                         seconds=time.perf_counter() - started,
+                         options=dict(holdout=holdout, n_splits=n_splits, seed=seed, model="inmf", lam=lam,
+                                      max_iter=max_iter, tol=tol, time_limit=time_limit,
+                                      datasets={name: X.shape[0] for name, X in zip(names, Xs)},
+                                      errors_by_dataset=by_dataset))
+    cv.best_rank = cv.rank_by(rule)
+    return cv
+
+
+def _integrative_start(observed_mean, sizes, g, k, rng) -> dict:
+    """iNMF start from the observed entries only: W, H_i ~ U(0, 2√(μ/k)) (so E[(H_i W)_jg] = μ), V_i = 0."""
+    scale = 2.0 * np.sqrt(max(observed_mean, np.finfo(np.float64).tiny) / k)
+    W = scale * rng.random((k, g))
+    return {"W": W, "V": [np.zeros((k, g)) for _ in sizes], "H": [scale * rng.random((n, k)) for n in sizes]}
