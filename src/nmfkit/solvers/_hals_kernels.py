@@ -51,6 +51,7 @@ from ..engines import array_ops
 
 PARALLEL_MIN_WORK = 1 << 22   # p·k² flops per sweep above which rows run in parallel
 ROWS_PER_TASK = 64            # rows per parallel task (amortises the local row buffers)
+LANES = 8                     # rows swept side by side in one task
 
 
 def reciprocal_diagonal(G):
@@ -102,47 +103,89 @@ def hals_sweeps_numpy(F, R, G, max_sweeps=1, delta=0.0):
 
 _reciprocal_diagonal = numba.njit(cache=True)(reciprocal_diagonal)
 
-def _hals_sweeps_rows(F, S, G, max_sweeps, delta, done):
+def _load_row(F, S, i, f, s, b):
+    for a in range(F.shape[1]):
+        f[a, b] = F[i, a]
+        s[a, b] = S[i, a]
+
+
+def _hals_sweeps_lanes(F, S, G, max_sweeps, delta, done, rows_per_task):
     p, k = F.shape
     zero = F.dtype.type(0)
     inv = _reciprocal_diagonal(G)
-    tasks = (p + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    limit = delta * delta
+    tasks = (p + rows_per_task - 1) // rows_per_task
     for t in numba.prange(tasks):
-        # Row i of F and S live in small local arrays while its sweeps run: no
-        # aliasing with G, so the rank-one update below is a vectorised axpy.
-        f = np.empty(k, F.dtype)
-        s = np.empty(k, F.dtype)
-        for i in range(t * ROWS_PER_TASK, min(p, (t + 1) * ROWS_PER_TASK)):
-            for a in range(k):
-                f[a] = F[i, a]
-                s[a] = S[i, a]
-            first = 0.0
-            for sweep in range(max_sweeps):
-                moved = 0.0
-                for j in range(k):
-                    old = f[j]
+        # LANES rows at a time, lane b in column b of f and s (rows' own copies of F and S: no aliasing
+        # with G).  A coordinate update of one row waits for the rank-one update of the coordinate
+        # before; across lanes the rows are independent, so their updates overlap.
+        f = np.zeros((k, LANES), F.dtype)
+        s = np.zeros((k, LANES), F.dtype)
+        step = np.zeros(LANES, F.dtype)
+        row = np.full(LANES, -1, np.int64)      # the row each lane holds (-1: idle, f = s = 0)
+        sweeps = np.zeros(LANES, np.int64)
+        moved = np.zeros(LANES)
+        first = np.zeros(LANES)
+        nxt, end = t * rows_per_task, min(p, (t + 1) * rows_per_task)
+        live = 0
+        for b in range(LANES):
+            if nxt < end and max_sweeps > 0:
+                _load_row(F, S, nxt, f, s, b)
+                row[b] = nxt
+                nxt += 1
+                live += 1
+        while live > 0:
+            moved[:] = 0.0
+            for j in range(k):
+                any_move = False
+                for b in range(LANES):
+                    old = f[j, b]
                     if inv[j] > 0:
-                        new = max(old + s[j] * inv[j], zero)
-                    elif s[j] > 0:
+                        new = max(old + s[j, b] * inv[j], zero)
+                    elif s[j, b] > 0:
                         new = old
                     else:
                         new = zero
                     d = new - old
-                    if d != 0:
-                        # Keep S = R − F G exact: a rank-one change of row i.
-                        # G is symmetric, so row j is column j and is contiguous.
-                        for a in range(k):
-                            s[a] -= d * G[j, a]
-                        f[j] = new
-                        moved += d * d
-                done[i] = sweep + 1
-                if sweep == 0:
-                    first = moved
-                elif moved <= delta * delta * first:
-                    break
-            for a in range(k):
-                F[i, a] = f[a]
+                    step[b] = d
+                    f[j, b] = new
+                    moved[b] += d * d
+                    any_move |= d != 0
+                if any_move:
+                    # Keep S = R − F G exact: a rank-one change per lane (a lane that did not move
+                    # subtracts zero).  G is symmetric, so row j is column j and is contiguous.
+                    for a in range(k):
+                        g = G[j, a]
+                        for b in range(LANES):
+                            s[a, b] -= step[b] * g
+            for b in range(LANES):              # one sweep done in every lane: stop test, refill
+                i = row[b]
+                if i < 0:
+                    continue
+                sweeps[b] += 1
+                done[i] = sweeps[b]
+                if sweeps[b] == 1:
+                    first[b] = moved[b]
+                    finished = sweeps[b] >= max_sweeps
+                else:
+                    finished = sweeps[b] >= max_sweeps or moved[b] <= limit * first[b]
+                if not finished:
+                    continue
+                for a in range(k):
+                    F[i, a] = f[a, b]
+                sweeps[b] = 0
+                if nxt < end:
+                    _load_row(F, S, nxt, f, s, b)
+                    row[b] = nxt
+                    nxt += 1
+                else:
+                    row[b] = -1
+                    live -= 1
+                    for a in range(k):
+                        f[a, b] = zero
+                        s[a, b] = zero
     return done
+
 
 def _compiled(func, name, parallel):
     # A distinct name per variant: Numba's on-disk cache is keyed by name,
@@ -151,8 +194,19 @@ def _compiled(func, name, parallel):
     clone.__qualname__ = name
     return numba.njit(parallel=parallel, cache=True)(clone)
 
-_hals_sweeps_parallel = _compiled(_hals_sweeps_rows, "_hals_sweeps_parallel", True)
-_hals_sweeps_serial = _compiled(_hals_sweeps_rows, "_hals_sweeps_serial", False)
+_load_row = numba.njit(cache=True, inline="always")(_load_row)
+_hals_sweeps_parallel_lanes = _compiled(_hals_sweeps_lanes, "_hals_sweeps_parallel_lanes", True)
+_hals_sweeps_serial_lanes = _compiled(_hals_sweeps_lanes, "_hals_sweeps_serial_lanes", False)
+
+
+def _hals_sweeps_parallel(F, S, G, max_sweeps, delta, done):
+    """Rows in parallel tasks of ROWS_PER_TASK rows."""
+    return _hals_sweeps_parallel_lanes(F, S, G, max_sweeps, delta, done, ROWS_PER_TASK)
+
+
+def _hals_sweeps_serial(F, S, G, max_sweeps, delta, done):
+    """All rows in one task (the lanes refill from every row)."""
+    return _hals_sweeps_serial_lanes(F, S, G, max_sweeps, delta, done, max(F.shape[0], 1))
 
 def hals_sweeps(F, R, G, max_sweeps=1, delta=0.0):
     """HALS sweeps on F in place (rows in parallel); returns sweeps per row.
@@ -283,3 +337,56 @@ def hals_box_sweeps(F, R, G, max_sweeps=1, delta=0.0, lower=0.0, upper=np.inf, r
     kernel = (_hals_box_sweeps_parallel if F.size * F.shape[1] >= PARALLEL_MIN_WORK
               else _hals_box_sweeps_serial)
     return kernel(F, S, G, int(max_sweeps), float(delta), float(lower), float(upper), d, done)
+
+
+# -- small per-iteration helpers of the solver: one pass, no temporaries ------------------------------
+#
+# On small problems (data and factors in cache) a HALS iteration is a few hundred microseconds, and
+# whole-array NumPy expressions that make several temporaries (the extrapolation) or always read the
+# whole factor (the dead-column test) are a visible share of it.  Each helper below does the same
+# arithmetic in one compiled pass; its NumPy twin is the reference the tests compare it with.
+
+def zero_columns_numpy(F):
+    """Indices of the all-zero columns of F."""
+    return np.flatnonzero(~F.any(axis=0))
+
+
+@numba.njit(cache=True)
+def _live_columns(F):
+    p, k = F.shape
+    live = np.zeros(k, np.bool_)
+    left = k
+    for i in range(p):                  # stops at the first row by which every column has a nonzero
+        for j in range(k):
+            if not live[j] and F[i, j] != 0:
+                live[j] = True
+                left -= 1
+        if left == 0:
+            break
+    return live
+
+
+def zero_columns(F):
+    """Indices of the all-zero columns of a NumPy F (NaN counts as nonzero, as in `F.any`); reads F
+    only until every column has shown a nonzero, usually a few rows."""
+    return np.flatnonzero(~_live_columns(F))
+
+
+def extrapolate_numpy(F, F_prev, beta):
+    """max(0, F + β (F − F_prev)), β rounded to F's dtype (a new array)."""
+    return np.maximum(F + F.dtype.type(beta) * (F - F_prev), 0)
+
+
+@numba.njit(cache=True)
+def _extrapolate(F, F_prev, beta, out):
+    zero = F.dtype.type(0)
+    for i in range(F.shape[0]):
+        for j in range(F.shape[1]):
+            out[i, j] = max(F[i, j] + beta * (F[i, j] - F_prev[i, j]), zero)
+    return out
+
+
+def extrapolate(F, F_prev, beta):
+    """`extrapolate_numpy` in one pass over NumPy F and F_prev (same shape and dtype); a new C array."""
+    out = np.empty(F.shape, F.dtype)
+    return _extrapolate(F, F_prev, F.dtype.type(beta), out)

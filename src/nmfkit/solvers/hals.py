@@ -95,7 +95,7 @@ from ..engines.base import frobenius_from_products
 from ..penalties import FACTOR_OPTIONS, factor_rules
 from ..registry import register_solver
 from ..validation import check_nonneg_float
-from ._hals_kernels import hals_box_sweeps, hals_sweeps, hals_sweeps_numpy
+from ._hals_kernels import extrapolate, hals_box_sweeps, hals_sweeps, hals_sweeps_numpy, zero_columns
 from .base import Solver
 
 MAX_INNER_ALPHA = 1e6
@@ -125,8 +125,9 @@ def hals_update(F0, R, G, max_sweeps: int, delta: float, sweeps=None):
 
 
 def dead_columns(F):
-    """Indices of the all-zero columns of F (an index array of F's family)."""
-    return array_ops(F).zero_columns(F)
+    """Indices of the all-zero columns of F (an index array of F's family; for NumPy arrays a compiled
+    scan that stops once every column has shown a nonzero)."""
+    return zero_columns(F) if isinstance(F, np.ndarray) else array_ops(F).zero_columns(F)
 
 
 def revive(F, other, level):
@@ -210,6 +211,13 @@ class HALS(Solver):
             return self.engine.ops.clamp_min(F, 0)
         rule = self.rules[which]
         return rule.project(F) if rule.nonneg or rule.upper < np.inf else F
+
+    def _extrapolated(self, F, F_prev, beta, which):
+        """F + β (F − F_prev) projected on the factor's feasible set (a new array); one compiled pass for
+        NumPy factors without options."""
+        if not self.constrained and isinstance(F, np.ndarray):
+            return extrapolate(F, F_prev, beta)
+        return self._feasible(F + beta * (F - F_prev), which)
 
     def _half_step(self, F0, R, G, which, sweeps):
         """One A-HALS half-step on the factor `which` from F0 with data (R, G), every penalty folded in."""
@@ -304,7 +312,7 @@ class HALS(Solver):
         H_new = self._half_step(st.He, RH, GH, "H", self.sweeps_H)
         H_new, We = self._revive(H_new, We, "H")
         beta = st.beta if (self.extrapolate and not st.first) else 0.0
-        He = self._feasible(H_new + beta * (H_new - st.Ht), "H") if beta > 0 else H_new
+        He = self._extrapolated(H_new, st.Ht, beta, "H") if beta > 0 else H_new
 
         # W half-step from Ŵ_{n-1} with Ĥ_n; its products give the objective for free.
         R, G = e.XHt(He), He.T @ He
@@ -319,7 +327,7 @@ class HALS(Solver):
         if best is None or obj <= best[2]:
             # Accept: extrapolate W with the same β, let β grow towards β̄.
             best = st.best = (W_new, He, obj)
-            st.We = self._feasible(W_new + beta * (W_new - st.W), "W") if beta > 0 else W_new
+            st.We = self._extrapolated(W_new, st.W, beta, "W") if beta > 0 else W_new
             st.He = He
             st.W, st.Ht, st.first = W_new, H_new, False
             if beta > 0:
