@@ -173,3 +173,57 @@ def test_box_coordinate_of_a_linear_coordinate():
     c = _kernels.box_coordinate
     assert c(0.3, 1.0, 0.0, 0.0, 2.0) == 2.0 and c(0.3, 1.0, 0.0, 0.0, np.inf) == 0.3
     assert c(0.3, -1.0, 0.0, 0.0, 2.0) == 0.0 and c(0.3, -1.0, 0.0, -np.inf, 2.0) == 0.3
+
+
+# -- the row lanes of the sweep kernel and the solver's one-pass helpers ------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("p", [1, 7, 8, 9, 61])
+def test_each_row_is_swept_as_if_alone(dtype, p):
+    """Rows share lanes and refill them as others stop; each row's arithmetic is still its own:
+    sweeping all rows at once equals sweeping each row by itself, bit for bit (sweep counts too)."""
+    F, R, G = _problem(p, 6, dtype, seed=11, dead=(4,))
+    R[::3] *= 50                                  # rows far from their optimum need more sweeps
+    S = R - F @ G                                 # the kernels take the negative gradient
+    together = F.copy()
+    done = _kernels._hals_sweeps_serial(together, S.copy(), G, 40, 0.05, np.zeros(p, np.int64))
+    assert done.min() < done.max() or p == 1      # rows stop at different sweeps
+    for i in range(p):
+        alone = F[i:i + 1].copy()
+        done_alone = _kernels._hals_sweeps_serial(alone, S[i:i + 1].copy(), G, 40, 0.05, np.zeros(1, np.int64))
+        np.testing.assert_array_equal(alone[0], together[i])
+        assert done_alone[0] == done[i]
+
+
+def test_zero_sweeps_leave_F_alone():
+    F, R, G = _problem(20, 3, np.float64)
+    out = F.copy()
+    done = _kernels.hals_sweeps(out, R, G, 0, 0.1)
+    np.testing.assert_array_equal(out, F)
+    assert (done == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_zero_columns_matches_numpy(dtype):
+    rng = np.random.default_rng(4)
+    F = rng.random((50, 6)).astype(dtype)
+    F[:, [1, 4]] = 0
+    F[:49, 2] = 0                                 # nonzero only in the last row
+    F[10, 5] = np.nan                             # NaN is not zero (as in F.any)
+    F[:, 5] = np.where(np.arange(50) == 10, F[:, 5], 0)
+    for A in (F, F[::2], F[:, ::-1], np.zeros((0, 3), dtype), np.asfortranarray(F)):
+        np.testing.assert_array_equal(_kernels.zero_columns(A), _kernels.zero_columns_numpy(A))
+    np.testing.assert_array_equal(_kernels.zero_columns(F), [1, 4])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_extrapolate_matches_numpy_bit_for_bit(dtype):
+    """Same operations in the same order and dtype (β rounded to F's dtype first)."""
+    rng = np.random.default_rng(5)
+    F, F_prev = rng.random((300, 7)).astype(dtype), rng.random((300, 7)).astype(dtype)
+    for beta in (0.25, 1 / 3, 1.0):
+        out = _kernels.extrapolate(F, F_prev, beta)
+        np.testing.assert_array_equal(out, _kernels.extrapolate_numpy(F, F_prev, beta))
+        assert out.dtype == dtype and out.flags.c_contiguous and (out >= 0).all() and (out == 0).any()
+    np.testing.assert_array_equal(_kernels.extrapolate(F.T, F_prev.T, 0.5),
+                                  _kernels.extrapolate_numpy(F.T, F_prev.T, 0.5))
