@@ -9,6 +9,8 @@ a fingerprint of the problem (shape, rank, solver, loss, dtype, a digest of X's
 values and the solver options) that `resume` checks.  It is written to a temporary file in the
 same folder and renamed over the old one (atomic on POSIX), so a kill during the write leaves the previous
 checkpoint intact.  Format: one .npz of arrays plus a JSON string; no pickle.
+A fit of several data sets (iNMF) adds "datasets" to the fingerprint: each data set's name, shape
+and digests (`check_datasets` names the first one that differs).
 For solvers whose state is fully saved (mu, pgd, anls, lee, brunet, sgd), a
 resumed fit ends bit-identical to an uninterrupted one; hals restarts its
 extrapolation from the saved iterate.
