@@ -451,10 +451,22 @@ class _ObservedINMFSolver(INMFSolver):
         return Hs, Ht, surrogate - moved
 
 
-def inmf_observed(Xs, masks, rank, *, lam=5.0, init, max_iter=100, tol=1e-5, time_limit=None):
+def inmf_observed(Xs, masks, rank, *, lam=5.0, init=None, max_iter=100, tol=1e-5, time_limit=None):
     """iNMF fitted on the observed entries of each X_i only (mask True; see `_ObservedINMFSolver`),
     from `init` (a dict with "W", "V" and "H" as in `inmf`): the fit of `nmfkit.rank.cross_validate_rank`
     for several data sets, whose hidden entries never reach the fit.  Returns an `INMFResult`."""
+    names, Xs = _named(Xs)
+    Xs = [check_matrix(X, f"Xs[{name!r}]") for name, X in zip(names, Xs)]
+    masks = list(masks.values()) if isinstance(masks, dict) else list(masks)
+    if len(masks) != len(Xs) or any(np.shape(M) != X.shape for M, X in zip(masks, Xs)):
+        raise ValueError("masks must hold one boolean array per data set, each of its data set's shape")
+    if any(X.shape[1] != Xs[0].shape[1] for X in Xs):
+        raise ValueError("every data set must have the same features (columns); got "
+                         + ", ".join(f"{n}: {X.shape[1]}" for n, X in zip(names, Xs)))
+    rank = check_rank(rank, (max(X.shape[0] for X in Xs), Xs[0].shape[1]))
+    if init is None:
+        raise TypeError('inmf_observed needs init= (a dict with "W", "V" and "H") drawn without the hidden entries')
+    time_limit = check_nonneg_float(time_limit, "time_limit", allow_none=True)
     solver = _ObservedINMFSolver(Xs, masks, check_nonneg_float(lam, "lam"))
     engines = solver.engine.engines
     H0, W0, V0, _ = _inmf_start(engines, rank, None, init, np.dtype(np.float64))
@@ -463,7 +475,7 @@ def inmf_observed(Xs, masks, rank, *, lam=5.0, init, max_iter=100, tol=1e-5, tim
               time_limit=time_limit, monotone=True, label="inmf (observed entries)")
     Hs, W, Vs, _ = solver.unpack(out.W, out.Ht)
     return INMFResult(W=W, V=Vs, H=Hs, loss=out.objective, n_iter=out.n_iter, converged=out.converged,
-                      stop_reason=out.stop_reason, history=out.history, names=[str(i) for i in range(len(Hs))],
+                      stop_reason=out.stop_reason, history=out.history, names=names,
                       options={"rank": rank, "lam": lam, "max_iter": max_iter, "tol": tol},
                       monotonicity=out.monotonicity, U=[None] * len(Hs))
 
