@@ -284,3 +284,12 @@ def test_fit_joint_checkpoints_through_the_streamed_fit(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="other data"):
         fit_joint(Xs, 3, solver="anls", weights=[1.0, 3.0], max_iter=20, resume=path)
+
+    def ctrl_c(state):
+        if state.iteration == 5:
+            raise KeyboardInterrupt
+
+    with pytest.warns(RuntimeWarning, match="interrupted at iteration 5"):
+        stopped = fit_joint(Xs, 3, solver="anls", weights=[1.0, 2.0], max_iter=20, tol=0, seed=1, callback=ctrl_c)
+    assert stopped.fit.stop_reason == "interrupted" and stopped.fit.n_iter == 5
+    assert stopped.loss == pytest.approx(whole.fit.history["objective"][5], rel=1e-12)
