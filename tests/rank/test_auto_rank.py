@@ -166,3 +166,33 @@ def test_fit_auto_refuses_bad_settings_before_searching(monkeypatch, kwargs, err
 def test_other_strings_are_still_refused_as_ranks():
     with pytest.raises(TypeError, match="rank must be an integer"):
         nmfkit.fit(np.ones((5, 5)), "three")
+
+
+# -- nmfkit fit --rank auto ---------------------------------------------------------------------------------
+def test_cli_rank_auto_writes_the_search(tmp_path, capsys):
+    import json
+
+    from nmfkit.cli import main
+    path = tmp_path / "x.csv"
+    np.savetxt(path, low_rank(30, 20, 2, noise=0.1, seed=1), delimiter=",")
+    assert main(["fit", str(path), "--rank", "auto", "--rank-range", "1-5", "--seed", "0",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert "rank auto  2 by the 1se rule" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["rank"] == summary["options"]["rank_search"]["rank"] == 2
+    assert summary["options"]["rank_search"]["rank_range"] == [1, 5]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--rank", "three"], "invalid int value: 'three' (give an integer or auto)"),
+    (["--rank", "auto", "--rank-range", "1-x"], "--rank-range must look like"),
+    (["--rank", "2", "--rank-range", "1-4"], "add --rank auto"),
+    (["--rank", "auto", "--consensus", "--runs", "3"], "--consensus"),
+])
+def test_cli_rank_auto_usage_errors(tmp_path, capsys, argv, fragment):
+    from nmfkit.cli import main
+    path = tmp_path / "x.csv"
+    np.savetxt(path, np.ones((4, 3)), delimiter=",")
+    assert main(["fit", str(path), "--out", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1

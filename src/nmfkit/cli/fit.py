@@ -27,6 +27,7 @@ command exits with status 130.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -60,7 +61,10 @@ def add_parser(subparsers):
     p.add_argument("input", metavar="INPUT", help="data file: .csv, .tsv, .txt (optionally .gz), .npy, .npz, "
                                                   ".mtx, .h5ad or .parquet, or a 10x folder (matrix.mtx, "
                                                   "features.tsv, barcodes.tsv); header and row labels are detected")
-    p.add_argument("-k", "--rank", type=int, required=True, help="number of components k")
+    p.add_argument("-k", "--rank", type=_rank_argument, required=True,
+                   help="number of components k, or auto: chosen on the cross-validation curve (--rank-range)")
+    p.add_argument("--rank-range", metavar="LO-HI",
+                   help="with --rank auto: the ranks searched (default 1-50, at most the matrix's smaller side)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--force", action="store_true",
                    help="replace files in DIR (and a --checkpoint file) that nmfkit did not write")
@@ -264,7 +268,24 @@ def _check_options(args):
     if args.missing == "mask" and (args.lazy or args.scheduler or args.input.rstrip("/").endswith(".zarr")):
         raise ValueError("--missing mask reads the data into memory; it cannot be combined with --lazy, "
                          "--scheduler or a .zarr input")
+    _check_auto_rank(args)
     return image_shape
+
+
+def _check_auto_rank(args):
+    """--rank auto and --rank-range: what they cannot be combined with, refused before the data are read."""
+    if args.rank != "auto":
+        if args.rank_range is not None:
+            raise ValueError("--rank-range sets the ranks that --rank auto searches; add --rank auto")
+        return
+    if args.rank_range is not None:
+        _rank_range(args.rank_range)
+    for flag in ("consensus", "resume", "stream", "lazy", "scheduler"):
+        if getattr(args, flag):
+            raise ValueError(f"--rank auto fits masked copies of the data in memory to choose the rank; it cannot "
+                             f"be combined with --{flag}; give the rank with --rank K")
+    if args.chunk is not None or args.missing == "mask":
+        raise ValueError("--rank auto cannot be combined with --chunk or --missing mask; give the rank with --rank K")
 
 
 def _check_checkpoint(args, out, planned):
@@ -311,6 +332,8 @@ def _fit(args, data, options):
         options["checkpoint_every"] = args.checkpoint_every
     if args.stream or args.chunk is not None:
         options.update(stream=args.stream or "exact", chunk=args.chunk)
+    if args.rank == "auto" and args.rank_range is not None:
+        options["rank_range"] = _rank_range(args.rank_range)
     client = _connect(args.scheduler) if args.scheduler else None
     try:
         return nmfkit.fit(data.X, args.rank, solver=args.solver, loss=args.loss, beta=args.beta, init=args.init,
@@ -320,6 +343,25 @@ def _fit(args, data, options):
     finally:
         if client is not None:
             client.close()
+
+
+def _rank_argument(text):
+    """--rank: a positive integer, or "auto" (the rank chosen by cross-validation, nmfkit.rank.auto)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (give an integer or auto)") from None
+
+
+def _rank_range(text):
+    """--rank-range LO-HI as (lo, hi); nmfkit.fit checks 1 ≤ lo ≤ hi ≤ min(m, n)."""
+    try:
+        lo, hi = (int(v) for v in text.split("-"))
+    except ValueError:
+        raise ValueError(f"--rank-range must look like 2-20; got {text!r}") from None
+    return lo, hi
 
 
 def _image_shape(text):
@@ -446,6 +488,14 @@ def top_rows(result, names, n=5, max_components=10) -> str:
     return "\n".join(lines)
 
 
+def _describe_rank_search(search) -> str:
+    """One line: the rank --rank auto chose, the rule, and the ranks it fitted to choose it."""
+    tried = ", ".join(str(e["rank"]) for e in search["evaluated"])
+    lo, hi = search["rank_range"]
+    return (f"rank auto  {search['rank']} by the {search['rule']} rule on held-out error; {search['n_evaluated']} of "
+            f"{hi - lo + 1} ranks in {lo}-{hi} fitted ({tried}), {search['seconds']:.3g} s")
+
+
 def describe(result, data, transposed=False) -> str:
     """A short human summary of a fit."""
     o = result.options
@@ -455,6 +505,7 @@ def describe(result, data, transposed=False) -> str:
         f"input      {name}: {m}×{n} {o.get('engine', '')} {o.get('dtype', '')}".rstrip(),
         f"model      rank {result.rank}, solver {o.get('solver')}, loss {o.get('loss')}, init {o.get('init')}"
         + (f", best of {o.get('n_runs')} runs" if o.get("n_runs", 1) > 1 else ""),
+        *([_describe_rank_search(o["rank_search"])] if "rank_search" in o else []),
         f"result     relative error {result.relative_error:.6g}, loss {result.loss:.6g}",
         f"stopped    {result.stop_reason} after {result.n_iter} iterations, {result.seconds:.3g} s",
     ])
