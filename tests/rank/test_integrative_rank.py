@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from nmfkit.joint import inmf, inmf_observed
-from nmfkit.rank import consensus, cross_validate_rank
+from nmfkit.rank import consensus, cross_validate_rank, estimate_rank
 from nmfkit.rank.consensus import canonical_labels, run_seeds
 from nmfkit.rank.cross_validation import speckled_mask
 
@@ -106,3 +106,9 @@ def test_integrative_cross_validation_refuses_what_is_undefined(tmp_path):
             cross_validate_rank(Xs, [2, 3], **options)
     with pytest.raises(ValueError, match="holds them in memory"):
         cross_validate_rank([str(tmp_path / "x.npy"), Xs[1]], [2, 3])
+
+
+def test_estimate_rank_refuses_several_data_sets_by_name():
+    Xs = [np.random.default_rng(0).random((10, 8)), np.random.default_rng(1).random((10, 6))]
+    with pytest.raises(TypeError, match="estimate_rank surveys one matrix"):
+        estimate_rank(Xs, [2, 3])

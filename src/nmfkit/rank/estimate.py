@@ -181,6 +181,9 @@ def estimate_rank(X, ranks, n_runs=30, solver="mu", loss="kl", seed=None, random
     Other arguments go to `consensus` and `nmfkit.fit`.
     Returns a `RankSurvey` (`.verdict()`, `.to_frame()`, `.plot()`).
     """
+    if isinstance(X, dict) or (isinstance(X, (list, tuple)) and len(X) and hasattr(X[0], "shape")):
+        raise TypeError("estimate_rank surveys one matrix; for several data sets (iNMF) use "
+                        "nmfkit.consensus(Xs, rank) and nmfkit.cross_validate_rank(Xs, ranks)")
     X = check_matrix(X, "X")
     ranks = parse_ranks(ranks, X.shape)
     n_runs = check_consensus_runs(n_runs)
