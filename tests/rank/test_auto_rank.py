@@ -70,6 +70,13 @@ def test_search_ends_at_hi_when_the_error_keeps_falling(monkeypatch):
     assert found.rank == 13 and found.order[:4] == [2, 4, 8, 13]
 
 
+def test_a_failed_fit_never_wins(monkeypatch):
+    curve = unimodal(3, 1.0, 0.01, 0.0)
+    synthetic_curve(monkeypatch, lambda k, s: np.nan if k == 8 else curve(k, s))
+    found = search_rank(np.ones((20, 20)), (1, 16), rule="min", seed=0)
+    assert found.rank == 3 and 8 in found.order and 16 not in found.order
+
+
 # -- planted data -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("r, noise", [(2, 0.1), (5, 0.1), (3, 0.3), (6, 0.3)])
 def test_planted_dense_rank_is_found(r, noise):
@@ -97,11 +104,13 @@ def test_default_range_never_fits_the_large_ranks():
 
 def test_errors_are_cross_validate_ranks_for_the_same_seed_and_sparse_equals_dense():
     X = sparse_planted(40, 30, 3, 0.1, seed=7)
+    before = (X.data.copy(), X.indices.copy(), X.indptr.copy())
     sweep = nmfkit.cross_validate_rank(X, range(1, 9), seed=3, rule="1se")
     found = search_rank(X, (1, 8), seed=3)
     for k, errors in found.errors.items():
         np.testing.assert_allclose(errors, sweep.errors[k - 1], rtol=1e-12)
     assert found.rank == sweep.best_rank
+    assert all(np.array_equal(a, b) for a, b in zip(before, (X.data, X.indices, X.indptr)))   # input untouched
     dense = search_rank(X.toarray(), (1, 8), seed=3)
     assert dense.order == found.order
     for k in found.order:                       # same masks and starts; only the summation order differs

@@ -142,9 +142,10 @@ class _Curve:
         if k not in self.errors:
             self.errors[k] = np.array([self._split_error(k, *split) for split in self.splits])
             self.order.append(k)
-            best = min(self.errors, key=lambda r: (self.errors[r].mean(), r))
+            best = min(self.errors, key=lambda r: (self.mean(r), r))
             self.progress.update(len(self.order), force=True, k=k, error=float(self.errors[k].mean()), best=best)
-        return float(self.errors[k].mean())
+        value = float(self.errors[k].mean())
+        return value if math.isfinite(value) else math.inf    # a failed fit ranks last, never first
 
     def se(self, k) -> float:
         e = self.errors[k]
