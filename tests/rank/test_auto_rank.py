@@ -163,6 +163,7 @@ def test_fit_auto_shows_progress(capsys):
     (dict(init=(np.ones((20, 2)), np.ones((2, 15)))), ValueError, "W0, H0"),
     (dict(resume="x.ckpt"), ValueError, "resume"),
     (dict(solver="hals", bogus_option=1), TypeError, "bogus_option"),
+    (dict(checkpoint="/no/such/folder/fit.ckpt"), FileNotFoundError, "does not exist"),
 ])
 def test_fit_auto_refuses_bad_settings_before_searching(monkeypatch, kwargs, error, match):
     def no_search(*args, **kw):
@@ -170,6 +171,12 @@ def test_fit_auto_refuses_bad_settings_before_searching(monkeypatch, kwargs, err
     monkeypatch.setattr(auto._Curve, "mean", no_search)
     with pytest.raises(error, match=match):
         nmfkit.fit(np.ones((20, 15)), "auto", **kwargs)
+
+
+def test_fit_auto_refuses_data_it_cannot_mask():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="NumPy array or SciPy sparse"):
+        nmfkit.fit(torch.ones(10, 8), "auto")
 
 
 def test_other_strings_are_still_refused_as_ranks():

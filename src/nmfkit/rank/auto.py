@@ -42,7 +42,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
+from ..checkpoint import check_target as check_checkpoint_target
 from ..progress import Progress
 from ..validation import check_matrix, check_nonneg_float, check_positive_int, check_seed, choose
 from .cross_validation import (
@@ -286,6 +288,9 @@ def fit_auto_rank(X, rank, *, rank_range=None, rank_search=None, **fit_kwargs):
     settings = _search_settings(rank_search)
     _refuse_with_auto(fit_kwargs)
     data, X = X, check_matrix(X, "X")
+    if not (isinstance(X, np.ndarray) or sp.issparse(X)):
+        raise TypeError(f"rank='auto' needs X as a NumPy array or SciPy sparse matrix (the search fits masked "
+                        f"copies in memory); got {type(X).__name__}; pass an integer rank")
     lo, hi = check_rank_range(rank_range, X.shape)
     loss = _search_loss(fit_kwargs.get("solver", "auto"), fit_kwargs.get("loss"), fit_kwargs.get("beta"))
     settings["solver"] = _search_solver(settings.get("solver"), fit_kwargs.get("solver", "auto"), loss)
@@ -345,5 +350,7 @@ def _validate_final_fit(plan, X, rank, fit_kwargs, seed):
                     callback=None, time_limit=None, verbose=False, track=False, mask=None, missing="error",
                     checkpoint=None, checkpoint_every=50, resume=None, objective_every=None, precision="native",
                     n_threads=None)
-    args = {**defaults, **args, "checkpoint": None}     # the checkpoint target is checked by the final fit
+    args = {**defaults, **args, "checkpoint": None}     # the target is checked here; the final fit writes it
     plan(X, rank, seed=seed, solver_options=options, **args)
+    if fit_kwargs.get("checkpoint") is not None:
+        check_checkpoint_target(fit_kwargs["checkpoint"])
