@@ -177,22 +177,45 @@ def test_box_coordinate_of_a_linear_coordinate():
 
 # -- the row lanes of the sweep kernel and the solver's one-pass helpers ------------------------------
 
+@pytest.mark.parametrize("lanes", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("p", [1, 7, 8, 9, 61])
-def test_each_row_is_swept_as_if_alone(dtype, p):
+def test_each_row_is_swept_as_if_alone(dtype, p, lanes):
     """Rows share lanes and refill them as others stop; each row's arithmetic is still its own:
     sweeping all rows at once equals sweeping each row by itself, bit for bit (sweep counts too)."""
     F, R, G = _problem(p, 6, dtype, seed=11, dead=(4,))
     R[::3] *= 50                                  # rows far from their optimum need more sweeps
     S = R - F @ G                                 # the kernels take the negative gradient
     together = F.copy()
-    done = _kernels._hals_sweeps_serial(together, S.copy(), G, 40, 0.05, np.zeros(p, np.int64))
+    done = _kernels._hals_sweeps_serial(together, S.copy(), G, 40, 0.05, np.zeros(p, np.int64), lanes)
     assert done.min() < done.max() or p == 1      # rows stop at different sweeps
     for i in range(p):
         alone = F[i:i + 1].copy()
-        done_alone = _kernels._hals_sweeps_serial(alone, S[i:i + 1].copy(), G, 40, 0.05, np.zeros(1, np.int64))
+        done_alone = _kernels._hals_sweeps_serial(alone, S[i:i + 1].copy(), G, 40, 0.05, np.zeros(1, np.int64),
+                                                      lanes)
         np.testing.assert_array_equal(alone[0], together[i])
         assert done_alone[0] == done[i]
+
+
+@pytest.mark.parametrize("zero_share", [0.0, 0.5, 0.9])
+@pytest.mark.parametrize("variant", ["_hals_sweeps_serial", "_hals_sweeps_parallel"])
+def test_lanes_and_rows_agree_bit_for_bit(zero_share, variant):
+    """The two ways of ordering the rows (side by side, one at a time) do the same arithmetic per row."""
+    F, R, G = _problem(700, 9, np.float64, seed=12, dead=(5,))
+    F[np.random.default_rng(3).random(F.shape) < zero_share] = 0
+    S = R - F @ G
+    a, b = F.copy(), F.copy()
+    done_a = getattr(_kernels, variant)(a, S.copy(), G, 7, 0.1, np.zeros(700, np.int64), True)
+    done_b = getattr(_kernels, variant)(b, S.copy(), G, 7, 0.1, np.zeros(700, np.int64), False)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(done_a, done_b)
+
+
+def test_lanes_are_used_unless_the_start_is_mostly_zero():
+    F = np.ones((10, 10))
+    assert _kernels.use_lanes(F)
+    F.flat[:int(10 * 10 * _kernels.LANES_MAX_ZERO_SHARE) + 1] = 0
+    assert not _kernels.use_lanes(F)
 
 
 def test_zero_sweeps_leave_F_alone():

@@ -33,9 +33,12 @@ sweep cap or the δ test) writes the row back and takes the next one, so every
 row gets exactly its own sweeps and its own arithmetic: the result is the same,
 bit for bit, as sweeping each row alone (tests/kernels/test_hals_kernels.py).  A
 lane that does not move subtracts zero, and the axpy is skipped only when no lane
-moved, so entries resting at zero are no longer free row by row; on the W
-half-steps of digits 1797×64 at k = 16 the lanes still took the kernel from
-1.24 to about 0.8 ms on one loaded core (Golub 5000×38, k = 3: 0.37 to 0.31 ms).  Rows run in parallel only when a sweep
+moved, so entries resting at zero are no longer free row by row.  The row-at-a-time
+kernel (same arithmetic, so the same result) therefore runs when more than
+LANES_MAX_ZERO_SHARE of the start's entries are zero.  Measured on one loaded core
+(3 sweeps, δ = 0.1; lanes over rows): 0.77 (no zeros), 0.6–0.75 (30–60 % zeros) and
+1.15–1.6 (80–90 % zeros) at p×k = 1797×16; 0.77–0.88 up to 60 % zeros at 5000×3;
+break-even near 70 % zeros at 8000×30.  Rows run in parallel only when a sweep
 is large (PARALLEL_MIN_WORK): for smaller factors the sweeps cost less than the
 start-up of a parallel region and the wait for BLAS threads still spinning
 after the products.
@@ -59,6 +62,7 @@ from ..engines import array_ops
 PARALLEL_MIN_WORK = 1 << 22   # p·k² flops per sweep above which rows run in parallel
 ROWS_PER_TASK = 64            # rows per parallel task (amortises the local row buffers)
 LANES = 8                     # rows swept side by side in one task
+LANES_MAX_ZERO_SHARE = 0.6    # above this share of zeros in the start, one row at a time is faster
 
 
 def reciprocal_diagonal(G):
@@ -194,6 +198,50 @@ def _hals_sweeps_lanes(F, S, G, max_sweeps, delta, done, rows_per_task):
     return done
 
 
+def _hals_sweeps_rows(F, S, G, max_sweeps, delta, done):
+    # One row at a time: a coordinate that does not move costs O(1) (no rank-one update).
+    p, k = F.shape
+    zero = F.dtype.type(0)
+    inv = _reciprocal_diagonal(G)
+    tasks = (p + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for t in numba.prange(tasks):
+        # Row i of F and S live in small local arrays while its sweeps run: no
+        # aliasing with G, so the rank-one update below is a vectorised axpy.
+        f = np.empty(k, F.dtype)
+        s = np.empty(k, F.dtype)
+        for i in range(t * ROWS_PER_TASK, min(p, (t + 1) * ROWS_PER_TASK)):
+            for a in range(k):
+                f[a] = F[i, a]
+                s[a] = S[i, a]
+            first = 0.0
+            for sweep in range(max_sweeps):
+                moved = 0.0
+                for j in range(k):
+                    old = f[j]
+                    if inv[j] > 0:
+                        new = max(old + s[j] * inv[j], zero)
+                    elif s[j] > 0:
+                        new = old
+                    else:
+                        new = zero
+                    d = new - old
+                    if d != 0:
+                        # Keep S = R − F G exact: a rank-one change of row i.
+                        # G is symmetric, so row j is column j and is contiguous.
+                        for a in range(k):
+                            s[a] -= d * G[j, a]
+                        f[j] = new
+                        moved += d * d
+                done[i] = sweep + 1
+                if sweep == 0:
+                    first = moved
+                elif moved <= delta * delta * first:
+                    break
+            for a in range(k):
+                F[i, a] = f[a]
+    return done
+
+
 def _compiled(func, name, parallel):
     # A distinct name per variant: Numba's on-disk cache is keyed by name,
     # and two variants of one function would load each other's code.
@@ -204,16 +252,29 @@ def _compiled(func, name, parallel):
 _load_row = numba.njit(cache=True, inline="always")(_load_row)
 _hals_sweeps_parallel_lanes = _compiled(_hals_sweeps_lanes, "_hals_sweeps_parallel_lanes", True)
 _hals_sweeps_serial_lanes = _compiled(_hals_sweeps_lanes, "_hals_sweeps_serial_lanes", False)
+_hals_sweeps_parallel_rows = _compiled(_hals_sweeps_rows, "_hals_sweeps_parallel_rows", True)
+_hals_sweeps_serial_rows = _compiled(_hals_sweeps_rows, "_hals_sweeps_serial_rows", False)
 
 
-def _hals_sweeps_parallel(F, S, G, max_sweeps, delta, done):
+def _hals_sweeps_parallel(F, S, G, max_sweeps, delta, done, lanes=True):
     """Rows in parallel tasks of ROWS_PER_TASK rows."""
-    return _hals_sweeps_parallel_lanes(F, S, G, max_sweeps, delta, done, ROWS_PER_TASK)
+    if lanes:
+        return _hals_sweeps_parallel_lanes(F, S, G, max_sweeps, delta, done, ROWS_PER_TASK)
+    return _hals_sweeps_parallel_rows(F, S, G, max_sweeps, delta, done)
 
 
-def _hals_sweeps_serial(F, S, G, max_sweeps, delta, done):
+def _hals_sweeps_serial(F, S, G, max_sweeps, delta, done, lanes=True):
     """All rows in one task (the lanes refill from every row)."""
-    return _hals_sweeps_serial_lanes(F, S, G, max_sweeps, delta, done, max(F.shape[0], 1))
+    if lanes:
+        return _hals_sweeps_serial_lanes(F, S, G, max_sweeps, delta, done, max(F.shape[0], 1))
+    return _hals_sweeps_serial_rows(F, S, G, max_sweeps, delta, done)
+
+
+def use_lanes(F) -> bool:
+    """Whether the lanes pay: fewer than LANES_MAX_ZERO_SHARE of F's entries at zero (a start with many
+    zeros has many coordinates that rest there, which the row-at-a-time kernel skips for free)."""
+    return np.count_nonzero(F) > (1.0 - LANES_MAX_ZERO_SHARE) * F.size
+
 
 def hals_sweeps(F, R, G, max_sweeps=1, delta=0.0):
     """HALS sweeps on F in place (rows in parallel); returns sweeps per row.
@@ -225,7 +286,7 @@ def hals_sweeps(F, R, G, max_sweeps=1, delta=0.0):
     # Threads pay off only on large factors; on small ones their start-up (and
     # contention with BLAS threads still spinning after the products) dominates.
     kernel = _hals_sweeps_parallel if F.size * F.shape[1] >= PARALLEL_MIN_WORK else _hals_sweeps_serial
-    return kernel(F, S, G, int(max_sweeps), float(delta), done)
+    return kernel(F, S, G, int(max_sweeps), float(delta), done, use_lanes(F))
 
 
 # -- constrained sweeps: box [lower, upper] and a per-row diagonal --------------------------------------
