@@ -65,7 +65,9 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     ----------
     X : array-like or SciPy sparse matrix, non-negative. Integers become float64;
         float32 stays float32. Sparse input is never densified.
-    rank : number of components k, 1 ≤ k ≤ min(m, n).
+    rank : number of components k, 1 ≤ k ≤ min(m, n), or "auto": the rank is chosen on the held-out
+        error curve of a cross-validation search within `rank_range` (see `nmfkit.rank.auto`), then
+        fitted on all of X; `options["rank_search"]` records the ranks evaluated.
     solver : "auto", or a registered name ("mu", "lee", "brunet", …; see
         `nmfkit.solvers_table()`).
     loss : "frobenius" (½‖X − WH‖²), "kl" (generalised Kullback–Leibler) or "is";
