@@ -44,7 +44,7 @@ def test_objective_never_increases(make, dtype, sparse):
         X = make(seed, dtype=dtype)
         data = sp.csr_matrix(X) if sparse else X
         res = nmfkit.fit(data, 4, solver="ccd", loss="kl", init="random", seed=seed, max_iter=40, tol=0,
-                         objective_every=1)
+                         objective_every=1, extrapolate=False)
         f = np.asarray(res.history["objective"])
         assert len(f) == 41 and np.all(np.isfinite(f))
         slack = (1e-12 if dtype == np.float64 else 1e-6) * np.abs(f[:-1])
@@ -152,10 +152,12 @@ def test_sparse_equals_dense(dtype):
     assert fits[0].n_iter == fits[1].n_iter == 30
 
 
-def test_objective_every_ten_iterations_by_default():
+def test_objective_every_ten_iterations_without_extrapolation():
     X = planted_data(2)
-    res = nmfkit.fit(X, 4, solver="ccd", loss="kl", init="random", seed=0, max_iter=25, tol=0)
+    res = nmfkit.fit(X, 4, solver="ccd", loss="kl", init="random", seed=0, max_iter=25, tol=0, extrapolate=False)
     assert list(res.history["iteration"]) == [0, 10, 20, 25]
+    res = nmfkit.fit(X, 4, solver="ccd", loss="kl", init="random", seed=0, max_iter=25, tol=0)
+    assert list(res.history["iteration"]) == list(range(26))    # extrapolation needs every objective
 
 
 def test_zero_start_entries_are_safe():

@@ -15,12 +15,14 @@ Monotone: every coordinate step minimises a function lying above the 1-D objecti
 argument is in solvers/_ccd_kernels.py: f'' decreases in w, so the Newton quadratic bounds f
 from above to the right; to the left the step is damped to t* = −g/(h + R g), R = max o_j/λ_j
 over the row's nonzeros, which bounds f'' there).  Hence D never increases and no λ_ij with
-x_ij > 0 reaches 0; W, H ≥ 0 exactly (entries may be exactly 0: coordinate descent does not
-zero-lock).  All-zero rows (columns) of X send their row of W (of Ht) to 0 in one step.  The
+x_ij > 0 reaches 0.  Without extrapolation W, H ≥ 0 exactly (entries may be exactly 0: coordinate
+descent does not zero-lock) and all-zero rows (columns) of X send their row of W (of Ht) to 0 in one
+step; with it (below), to the floor eps².  The
 start is floored at floor_of(dtype) so that D is finite there.
 
-Extrapolation (option extrapolate=True), the scheme with restarts of Ang & Gillis (Neural Comput.
-31(2) 2019, "Accelerating nonnegative matrix factorization algorithms using extrapolation"):
+Extrapolation (the default; extrapolate=False turns it off), the scheme with restarts of Ang &
+Gillis (Neural Comput. 31(2) 2019, "Accelerating nonnegative matrix factorization algorithms using
+extrapolation"):
 
     H_n = CD(start Ĥ_{n−1}, using Ŵ_{n−1});   Ĥ_n = max(floor, H_n + β_n (H_n − H_{n−1}))
     W_n = CD(start Ŵ_{n−1}, using Ĥ_n);       Ŵ_n = max(floor, W_n + β_n (W_n − W_{n−1}))
@@ -28,17 +30,22 @@ Extrapolation (option extrapolate=True), the scheme with restarts of Ang & Gilli
     e_n > best:  restart from the best pair with a plain step, β̄ ← β_n, β_{n+1} = β_n / η
     otherwise:   β_{n+1} = min(β̄, γ β_n),  β̄ ← min(1, γ̄ β̄)
 
-with β₀ = 0.25, η = 1.5, γ = 1.01, γ̄ = 1.005 (hals' values).  `step` returns the best pair seen, so
+with Ang & Gillis's β₀ = 0.5, η = 1.5, γ = 1.01, γ̄ = 1.005.  `step` returns the best pair seen, so
 the objective the driver sees still never increases: a rejected extrapolation is undone, and the plain
 step that follows starts from the best pair, which it cannot make worse.  Extrapolated points and the
 steps are floored at floor_of(dtype) (eps²) instead of 0: an extrapolated zero could leave λ_ij = 0
 at some x_ij > 0, where D is infinite; entries of W, H are then ≥ eps², not exactly 0.
+It costs one objective per iteration (about +15 % per iteration on dense 1797×64 data, k = 16) and
+saves far more iterations: from the benchmarks' random starts, on digits (k = 16) and on sparse
+Poisson 2000×800 (k = 30), 5 instances each, it came within 1e-3 of its final objective in 88–128
+and 47–65 iterations against 237–407 and 72–109 without, and within 1e-3 of the lower of the two
+runs' final objectives on 3/5 and 5/5 instances against 2/5 and 1/5 (800 iterations).
 
 Cost per iteration: (2 + 6·inner_steps)·k flops per entry and half-step (dense: m·n entries,
 sparse: nnz), one division per entry and Newton step, no matrix product; the objective (a log
 per entry) is evaluated only every `objective_every` = 10 iterations unless the driver asks (with
 extrapolation: every iteration).  Options: inner_steps (Newton steps per coordinate, default 1),
-extrapolate (default False).  Penalties are not supported.
+extrapolate (default True).  Penalties are not supported.
 """
 from __future__ import annotations
 
@@ -51,7 +58,7 @@ from ..validation import check_positive_int
 from ._ccd_kernels import kl_cd_csr, kl_cd_dense
 from .base import Solver, floor_of
 
-EXTRAPOLATION = {"beta0": 0.25, "eta": 1.5, "gamma": 1.01, "gamma_bar": 1.005}
+EXTRAPOLATION = {"beta0": 0.5, "eta": 1.5, "gamma": 1.01, "gamma_bar": 1.005}
 
 
 def kl_cd_rows(engine, F, Other, inner_steps, floor, want_loss=False):
@@ -65,12 +72,12 @@ def kl_cd_rows(engine, F, Other, inner_steps, floor, want_loss=False):
 @register_solver("ccd", losses=("kl",), max_iter=300, monotone=True,
                  default_init="nndsvda",
                  summary="cyclic coordinate descent with Newton steps for KL (Hsieh-Dhillon; fast, monotone)",
-                 options={"inner_steps": 1, "extrapolate": False}, penalties=False)
+                 options={"inner_steps": 1, "extrapolate": True}, penalties=False)
 class KLCoordinateDescent(Solver):
     requires = frozenset({"core", "complete", "kl", "rows"})
     objective_every = 10     # the KL objective costs a log per entry: more than a half-step for small k
 
-    def __init__(self, engine, loss, beta, *, inner_steps=1, extrapolate=False, **options):
+    def __init__(self, engine, loss, beta, *, inner_steps=1, extrapolate=True, **options):
         super().__init__(engine, loss, beta, **options)
         if self.penalty.active:
             raise ValueError("solver 'ccd' does not support the alpha_W/alpha_H penalties; "
