@@ -276,3 +276,19 @@ def test_extrapolation_option_is_checked():
     X = planted_data(0)
     with pytest.raises(TypeError, match="extrapolate must be True or False"):
         nmfkit.fit(X, 3, solver="ccd", loss="kl", extrapolate="yes")
+
+
+def test_extrapolation_takes_fewer_iterations():
+    """On planted Poisson data both runs reach the same minimum, the extrapolated one in fewer
+    iterations (to within 1e-2 of it: on these seeds 10-16 against 15-25 iterations)."""
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        X = rng.poisson(rng.gamma(0.5, 1.0, (200, 8)) @ rng.gamma(0.5, 2.0, (8, 150))).astype(float)
+        W0, H0 = rng.random((200, 8)), rng.random((8, 150))
+        f = {ex: np.asarray(nmfkit.fit(X, 8, solver="ccd", loss="kl", init=(W0, H0), max_iter=120, tol=0,
+                                       objective_every=1, extrapolate=ex).history["objective"])
+             for ex in (False, True)}
+        best = min(f[False][-1], f[True][-1])
+        assert f[True][-1] == pytest.approx(f[False][-1], rel=1e-6)
+        reach = {ex: int(np.argmax(v <= best * (1 + 1e-2))) for ex, v in f.items()}
+        assert 0 < reach[True] < reach[False], reach

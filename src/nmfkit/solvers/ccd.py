@@ -39,7 +39,8 @@ It costs one objective per iteration (about +15 % per iteration on dense 1797×6
 saves far more iterations: from the benchmarks' random starts, on digits (k = 16) and on sparse
 Poisson 2000×800 (k = 30), 5 instances each, it came within 1e-3 of its final objective in 88–128
 and 47–65 iterations against 237–407 and 72–109 without, and within 1e-3 of the lower of the two
-runs' final objectives on 3/5 and 5/5 instances against 2/5 and 1/5 (800 iterations).
+runs' final objectives on 3/5 and 5/5 instances against 2/5 and 1/5 (800 iterations).  A run
+resumed from a checkpoint restarts the extrapolation (a plain step first, β = β₀).
 
 Cost per iteration: (2 + 6·inner_steps)·k flops per entry and half-step (dense: m·n entries,
 sparse: nnz), one division per entry and Newton step, no matrix product; the objective (a log
