@@ -158,3 +158,23 @@ def test_auto_picks_hals_for_frobenius():
     assert fit.options["solver"] == "hals"
     assert fit.relative_error < 0.03
     assert nmfkit.fit(sp.csr_matrix(X), 3, seed=0).options["solver"] == "hals"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("options", [{}, {"alpha_W": 0.02, "l1_ratio": 0.5}])
+def test_compiled_helpers_change_nothing(monkeypatch, dtype, options):
+    """The one-pass extrapolation, the dead-column scan and the lane-or-row choice of the sweep kernel
+    are speed only: with their NumPy twins (and one row at a time everywhere) the fit is the same, bit
+    for bit, iterates and history alike."""
+    from nmfkit.solvers import _hals_kernels
+    from nmfkit.solvers import hals as hals_module
+    X = planted(150, 70, 6, seed=5).astype(dtype)
+    X[:, 3] = 0                                         # a dead column of H from the start
+    fast = nmfkit.fit(X, 6, solver="hals", max_iter=60, tol=0, seed=2, **options)
+    monkeypatch.setattr(hals_module, "extrapolate", _hals_kernels.extrapolate_numpy)
+    monkeypatch.setattr(hals_module, "zero_columns", _hals_kernels.zero_columns_numpy)
+    monkeypatch.setattr(_hals_kernels, "use_lanes", lambda F: False)
+    plain = nmfkit.fit(X, 6, solver="hals", max_iter=60, tol=0, seed=2, **options)
+    np.testing.assert_array_equal(fast.W, plain.W)
+    np.testing.assert_array_equal(fast.H, plain.H)
+    np.testing.assert_array_equal(fast.history["objective"], plain.history["objective"])
