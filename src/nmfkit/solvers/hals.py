@@ -82,7 +82,10 @@ scale (an upper bound, or an L2 penalty on it) or the fit shrinks the penalised 
 Cost per iteration: the two products (2·K·k flops, or 2·m·n·k dense) plus
 (m + n)·k² for the gradients and at most (m + n)·k² per sweep (entries resting
 at zero are skipped).  The products are BLAS/SpMM and the sweeps scalar code,
-so the sweeps often cost more than their flop count suggests.
+so the sweeps often cost more than their flop count suggests: on Golub 5000×38 at k = 3 and digits
+1797×64 at k = 16 the sweeps of the two half-steps take about half and two thirds of an iteration, the
+two products about a quarter and a fifth.  For NumPy factors the extrapolation and the dead-column test
+are single compiled passes (solvers/_hals_kernels.py, each with a NumPy twin that gives the same bits).
 """
 from __future__ import annotations
 
