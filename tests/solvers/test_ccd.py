@@ -292,3 +292,20 @@ def test_extrapolation_takes_fewer_iterations():
         assert f[True][-1] == pytest.approx(f[False][-1], rel=1e-6)
         reach = {ex: int(np.argmax(v <= best * (1 + 1e-2))) for ex, v in f.items()}
         assert 0 < reach[True] < reach[False], reach
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_extrapolated_resume_is_bit_identical(tmp_path, sparse):
+    """The extrapolation's state (previous iterates, β, β̄) travels with the checkpoint."""
+    X = planted_data(6)
+    data = sp.csr_matrix(X) if sparse else X
+    path = tmp_path / "fit.ckpt.npz"
+    args = dict(solver="ccd", loss="kl", seed=3, max_iter=40, tol=0)
+    full = nmfkit.fit(data, 4, **args)
+    part = nmfkit.fit(data, 4, checkpoint=path, checkpoint_every=7, callback=lambda s: s.iteration == 23, **args)
+    assert part.stop_reason == "callback"
+    resumed = nmfkit.fit(data, 4, resume=path, **args)
+    assert resumed.n_iter == 40
+    np.testing.assert_array_equal(resumed.W, full.W)
+    np.testing.assert_array_equal(resumed.H, full.H)
+    np.testing.assert_array_equal(resumed.history["objective"], full.history["objective"])
