@@ -86,3 +86,17 @@ def test_n_threads_gives_the_same_result_and_restores_the_setting():
 def test_n_threads_refused_by_name(bad):
     with pytest.raises(ValueError, match="n_threads must be None or an integer"):
         nmfkit.fit(X, 4, n_threads=bad)
+
+
+def test_import_sets_a_sleeping_openmp_wait_policy_unless_the_user_chose_one():
+    """Spinning OpenMP threads slow every parallel region when other processes share the cores; nmfkit
+    asks for sleeping ones before Numba starts its pool, and a policy the environment sets stands."""
+    import os
+    import subprocess
+    import sys
+    code = "import os, nmfkit; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    chosen = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "active"},
+                            capture_output=True, text=True, check=True)
+    assert default.stdout.strip() == "PASSIVE" and chosen.stdout.strip() == "active"

@@ -6,7 +6,11 @@
 """
 from __future__ import annotations
 
-from . import joint, stream  # streaming NMF and several-matrix models
+from . import (  # streaming NMF and several-matrix models
+    _threads,  # noqa: F401  (first: sets the OpenMP wait policy before Numba starts its threads)
+    joint,
+    stream,
+)
 from .cluster import bipartition, dclust
 from .deep import DeepFactorization, deep_fit
 from .distributions import choose_distribution
