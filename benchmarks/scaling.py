@@ -132,6 +132,7 @@ def figure(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker below)
     panels = [(name, key) for name, key in (("nnz", "nnz"), ("rank", "rank"), ("threads", "threads"))
               if results.get(name)]
     if not panels:
@@ -144,6 +145,9 @@ def figure(results, path):
             ax.plot(x, [r[column] for r in rows], marker="o", label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        if key == "threads":
+            ax.set_xticks(x, [str(v) for v in x])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel({"nnz": "stored entries", "rank": "rank k", "threads": "threads"}[key])
         ax.set_ylabel("seconds per iteration")
         ax.grid(True, which="both", alpha=0.3)
