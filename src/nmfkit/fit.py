@@ -137,11 +137,13 @@ def fit(X, rank, *, solver="auto", loss=None, beta=None, init="auto", max_iter=N
     # -- streaming (nmfkit.stream): X read in chunks of rows; everything below is the in-memory fit --
     if (stream is not False and stream is not None) or chunk is not None:
         from .stream import fit_stream
-        return fit_stream(X, rank, stream=True if stream is False or stream is None else stream, chunk=chunk,
-                          solver=solver, loss=loss, beta=beta, init=init, max_iter=max_iter, tol=tol, seed=seed,
-                          n_runs=n_runs, callback=callback, time_limit=time_limit, verbose=verbose, track=track,
-                          mask=mask, missing=missing, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                          resume=resume, objective_every=objective_every, **solver_options)
+        with threads(check_threads(n_threads)):
+            return fit_stream(X, rank, stream=True if stream is False or stream is None else stream, chunk=chunk,
+                              solver=solver, loss=loss, beta=beta, init=init, max_iter=max_iter, tol=tol,
+                              seed=seed, n_runs=n_runs, callback=callback, time_limit=time_limit, verbose=verbose,
+                              track=track, mask=mask, missing=missing, checkpoint=checkpoint,
+                              checkpoint_every=checkpoint_every, resume=resume, objective_every=objective_every,
+                              **solver_options)
     # -- end of the streaming dispatch --
     row_names, col_names = _labels(X)
     plan = _plan(X, rank, solver=solver, loss=loss, beta=beta, init=init, max_iter=max_iter, tol=tol, seed=seed,
