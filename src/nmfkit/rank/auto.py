@@ -46,15 +46,15 @@ import scipy.sparse as sp
 
 from ..checkpoint import check_target as check_checkpoint_target
 from ..progress import Progress
-from ..validation import check_matrix, check_nonneg_float, check_positive_int, check_seed, choose
+from ..validation import check_matrix, check_seed
 from .cross_validation import (
-    RULES,
     CrossValidation,
     _observed_mean,
-    _random_start,
-    heldout_error,
+    check_cv_settings,
+    masked_fit_error,
     pick_rank,
     speckled_mask,
+    split_streams,
 )
 
 GOLDEN = (3.0 - math.sqrt(5.0)) / 2.0          # 0.382: the golden-section step, 1 − 1/φ
@@ -134,8 +134,7 @@ class _Curve:
     def __init__(self, X, lo, hi, holdout, n_splits, seed, fit_kwargs, loss, progress):
         self.X, self.lo, self.loss, self.fit_kwargs, self.progress = X, lo, loss, fit_kwargs, progress
         self.splits = []
-        for child in np.random.SeedSequence(seed).spawn(n_splits):
-            split_rng, init_seqs = np.random.default_rng(child), child.spawn(hi - lo + 1)
+        for split_rng, init_seqs in split_streams(seed, n_splits, hi - lo + 1):
             mask = speckled_mask(X.shape, holdout, split_rng)
             self.splits.append((mask, _observed_mean(X, mask), init_seqs))
         self.errors, self.order = {}, []
@@ -154,11 +153,7 @@ class _Curve:
         return float(e.std(ddof=1) / math.sqrt(e.size)) if e.size > 1 else 0.0
 
     def _split_error(self, k, mask, observed_mean, init_seqs) -> float:
-        from ..fit import fit
-        rng = np.random.default_rng(init_seqs[k - self.lo])
-        W0, H0 = _random_start(observed_mean, self.X.shape, k, rng, self.X.dtype)
-        f = fit(self.X, k, init=(W0, H0), mask=mask, **self.fit_kwargs)
-        return heldout_error(self.X, f.W, f.H, mask, self.loss)
+        return masked_fit_error(self.X, k, mask, observed_mean, init_seqs[k - self.lo], self.fit_kwargs)
 
 
 def _doubling(curve, lo, hi):
@@ -215,12 +210,7 @@ def search_rank(X, rank_range=None, *, holdout=0.1, n_splits=3, rule="1se", seed
     """
     X = check_matrix(X, "X")
     lo, hi = check_rank_range(rank_range, X.shape)
-    holdout = check_nonneg_float(holdout, "holdout")
-    if not 0.0 < holdout < 1.0:
-        raise ValueError(f"holdout must be a fraction strictly between 0 and 1; got {holdout}")
-    n_splits = check_positive_int(n_splits, "n_splits")
-    seed = check_seed(seed)
-    rule = choose(rule, RULES, "rule")
+    holdout, n_splits, seed, rule = check_cv_settings(holdout, n_splits, seed, rule)
     if loss not in ("frobenius", "kl"):
         raise ValueError(f"the rank search cross-validates with loss 'frobenius' or 'kl'; got {loss!r}")
     if "mask" in fit_kwargs or "init" in fit_kwargs:

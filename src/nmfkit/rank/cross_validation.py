@@ -172,6 +172,33 @@ def _observed_mean(X, mask) -> float:
     return float(X[mask].mean(dtype=np.float64))
 
 
+def check_cv_settings(holdout, n_splits, seed, rule) -> tuple:
+    """(holdout, n_splits, seed, rule) of a cross-validation, each checked (one-line errors)."""
+    holdout = check_nonneg_float(holdout, "holdout")
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f"holdout must be a fraction strictly between 0 and 1; got {holdout}")
+    n_splits = check_positive_int(n_splits, "n_splits")
+    seed = check_seed(seed)
+    rule = choose(rule, RULES, "rule")
+    return holdout, n_splits, seed, rule
+
+
+def split_streams(seed, n_splits, n_ranks):
+    """Per split: (its generator, which draws the split's mask, and one start stream per rank), all
+    spawned from `seed`, so a rank's start does not depend on which other ranks are fitted."""
+    for child in np.random.SeedSequence(seed).spawn(n_splits):
+        yield np.random.default_rng(child), child.spawn(n_ranks)
+
+
+def masked_fit_error(X, k, mask, observed_mean, start_seq, fit_kwargs) -> float:
+    """Held-out error of the rank-k fit of X's observed entries (`mask` True), from the random start
+    drawn from `start_seq`; fit_kwargs (with `loss`) go to `nmfkit.fit`."""
+    from ..fit import fit
+    W0, H0 = _random_start(observed_mean, X.shape, k, np.random.default_rng(start_seq), X.dtype)
+    f = fit(X, k, init=(W0, H0), mask=mask, **fit_kwargs)
+    return heldout_error(X, f.W, f.H, mask, fit_kwargs["loss"])
+
+
 def cross_validate_rank(X, ranks, holdout=0.1, n_splits=3, seed=None, rule="min", solver=None,
                         loss="frobenius", max_iter=None, tol=1e-5, **fit_kwargs) -> CrossValidation:
     """Test error on held-out entries for each rank; choose the rank by `rule`.
@@ -196,37 +223,27 @@ def cross_validate_rank(X, ranks, holdout=0.1, n_splits=3, seed=None, rule="min"
     if _several(X):
         return _integrative_cv(X, ranks, holdout, n_splits, seed, rule, solver, loss, max_iter, tol, fit_kwargs)
     solver = "mu" if solver is None else solver
-    from ..fit import fit
     X = check_matrix(X, "X")
     ranks = parse_ranks(ranks, X.shape)
-    holdout = check_nonneg_float(holdout, "holdout")
-    if not 0.0 < holdout < 1.0:
-        raise ValueError(f"holdout must be a fraction strictly between 0 and 1; got {holdout}")
-    n_splits = check_positive_int(n_splits, "n_splits")
-    seed = check_seed(seed)
-    rule = choose(rule, RULES, "rule")
+    holdout, n_splits, seed, rule = check_cv_settings(holdout, n_splits, seed, rule)
     if loss not in ("frobenius", "kl"):
         raise ValueError(f"cross-validation supports loss 'frobenius' or 'kl'; got {loss!r}")
     if "mask" in fit_kwargs or "init" in fit_kwargs:
         raise TypeError("cross_validate_rank makes its own mask= and init=; do not pass them")
-    dtype = X.dtype
     started = time.perf_counter()
     errors = np.zeros((len(ranks), n_splits))
-    for s, child in enumerate(np.random.SeedSequence(seed).spawn(n_splits)):
-        split_rng, init_seqs = np.random.default_rng(child), child.spawn(len(ranks))
+    settings = dict(solver=solver, loss=loss, max_iter=max_iter, tol=tol, **fit_kwargs)
+    for s, (split_rng, init_seqs) in enumerate(split_streams(seed, n_splits, len(ranks))):
         mask = speckled_mask(X.shape, holdout, split_rng)
         mu = _observed_mean(X, mask)
         for r, k in enumerate(ranks):
-            W0, H0 = _random_start(mu, X.shape, k, np.random.default_rng(init_seqs[r]), dtype)
             try:
-                f = fit(X, k, solver=solver, loss=loss, init=(W0, H0), mask=mask, max_iter=max_iter, tol=tol,
-                        **fit_kwargs)
+                errors[r, s] = masked_fit_error(X, k, mask, mu, init_seqs[r], settings)
             except TypeError as exc:
                 if "mask" in str(exc):
                     raise NotImplementedError(f"cross-validation needs masked fitting, and solver {solver!r} "
                                               f"does not accept mask= here ({exc})") from None
                 raise
-            errors[r, s] = heldout_error(X, f.W, f.H, mask, loss)
     cv = CrossValidation(ranks=ranks, errors=errors, rule=rule, best_rank=0, loss=loss,
                          seconds=time.perf_counter() - started,
                          options=dict(holdout=holdout, n_splits=n_splits, seed=seed, solver=solver, loss=loss,
@@ -255,12 +272,7 @@ def _integrative_cv(Xs, ranks, holdout, n_splits, seed, rule, solver, loss, max_
         raise ValueError("every data set must have the same features (columns); got "
                          + ", ".join(f"{n}: {X.shape[1]}" for n, X in zip(names, Xs)))
     ranks = parse_ranks(ranks, (max(X.shape[0] for X in Xs), g))
-    holdout = check_nonneg_float(holdout, "holdout")
-    if not 0.0 < holdout < 1.0:
-        raise ValueError(f"holdout must be a fraction strictly between 0 and 1; got {holdout}")
-    n_splits = check_positive_int(n_splits, "n_splits")
-    seed = check_seed(seed)
-    rule = choose(rule, RULES, "rule")
+    holdout, n_splits, seed, rule = check_cv_settings(holdout, n_splits, seed, rule)
     max_iter = INTEGRATIVE_MAX_ITER if max_iter is None else check_positive_int(max_iter, "max_iter")
     tol = check_nonneg_float(tol, "tol")
     lam = check_nonneg_float(fit_kwargs.get("lam", 5.0), "lam")
@@ -268,8 +280,7 @@ def _integrative_cv(Xs, ranks, holdout, n_splits, seed, rule, solver, loss, max_
     started = time.perf_counter()
     errors = np.zeros((len(ranks), n_splits))
     by_dataset = {name: np.zeros((len(ranks), n_splits)) for name in names}
-    for s, child in enumerate(np.random.SeedSequence(seed).spawn(n_splits)):
-        split_rng, init_seqs = np.random.default_rng(child), child.spawn(len(ranks))
+    for s, (split_rng, init_seqs) in enumerate(split_streams(seed, n_splits, len(ranks))):
         masks = [speckled_mask(X.shape, holdout, split_rng) for X in Xs]
         mu = sum(_observed_mean(X, M) * M.sum() for X, M in zip(Xs, masks)) / sum(M.sum() for M in masks)
         for r, k in enumerate(ranks):
