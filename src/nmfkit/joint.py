@@ -69,6 +69,15 @@ from .validation import check_matrix, check_nonneg_float, check_positive_int, ch
 # -- inputs ----------------------------------------------------------------------------------------
 
 
+
+def shared_features(names, shapes) -> int:
+    """The number of features (columns) every data set shares, or a one-line error naming each one's."""
+    g = shapes[0][1]
+    if any(shape[1] != g for shape in shapes):
+        raise ValueError("every data set must have the same features (columns); got "
+                         + ", ".join(f"{n}: {shape[1]}" for n, shape in zip(names, shapes)))
+    return g
+
 def _is_streamed(X) -> bool:
     return isinstance(X, (str, os.PathLike)) or (hasattr(X, "read") and hasattr(X, "shape"))
 
@@ -260,10 +269,7 @@ def inmf(Xs, rank, *, lam=5.0, max_iter=30, tol=1e-6, seed=None, init=None, call
         shapes and a digest of each one's values and unshared features), rank and λ.
     """
     names, engines, digests = _engines(Xs)
-    g = engines[0].shape[1]
-    if any(e.shape[1] != g for e in engines):
-        raise ValueError("every data set must have the same features (columns); got "
-                         + ", ".join(f"{n}: {e.shape[1]}" for n, e in zip(names, engines)))
+    g = shared_features(names, [e.shape for e in engines])
     rank = check_rank(rank, (max(e.shape[0] for e in engines), g))
     lam = check_nonneg_float(lam, "lam")
     max_iter = check_positive_int(max_iter, "max_iter")
@@ -460,10 +466,8 @@ def inmf_observed(Xs, masks, rank, *, lam=5.0, init=None, max_iter=100, tol=1e-5
     masks = list(masks.values()) if isinstance(masks, dict) else list(masks)
     if len(masks) != len(Xs) or any(np.shape(M) != X.shape for M, X in zip(masks, Xs)):
         raise ValueError("masks must hold one boolean array per data set, each of its data set's shape")
-    if any(X.shape[1] != Xs[0].shape[1] for X in Xs):
-        raise ValueError("every data set must have the same features (columns); got "
-                         + ", ".join(f"{n}: {X.shape[1]}" for n, X in zip(names, Xs)))
-    rank = check_rank(rank, (max(X.shape[0] for X in Xs), Xs[0].shape[1]))
+    g = shared_features(names, [X.shape for X in Xs])
+    rank = check_rank(rank, (max(X.shape[0] for X in Xs), g))
     if init is None:
         raise TypeError('inmf_observed needs init= (a dict with "W", "V" and "H") drawn without the hidden entries')
     time_limit = check_nonneg_float(time_limit, "time_limit", allow_none=True)

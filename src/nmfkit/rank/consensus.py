@@ -276,17 +276,26 @@ class CellConnectivityStop(ConnectivityStop):
 
 
 def _fit_runs(X, rank, seeds, fit_kwargs):
-    """Fit once per seed; return (run index, labels, objective, n_iter, Factorization) per run."""
+    """Fit once per seed (an iNMF when X is several data sets); return (run index, labels, objective,
+    n_iter, result) per run: a sample's label is its largest loading (for iNMF, every data set's cells
+    in data-set order)."""
     from ..fit import fit
+    from ..joint import inmf
     X = _WORKER_X if X is None else X
     kwargs = dict(fit_kwargs)
     stop = kwargs.pop("stop", "tol")
+    several = _several(X)
     out = []
     for index, seed in seeds:
         if stop == "connectivity":
-            kwargs.update(tol=0, callback=ConnectivityStop())
-        f = fit(X, rank, seed=seed, **kwargs)
-        out.append((index, np.argmax(f.H, axis=0), f.loss, f.n_iter, f))
+            kwargs.update(tol=0, callback=CellConnectivityStop() if several else ConnectivityStop())
+        if several:
+            r = inmf(X, rank, seed=seed, **kwargs)
+            labels = np.concatenate([np.argmax(H, axis=1) for H in r.H])
+        else:
+            r = fit(X, rank, seed=seed, **kwargs)
+            labels = np.argmax(r.H, axis=0)
+        out.append((index, labels, r.loss, r.n_iter, r))
     return out
 
 
@@ -525,33 +534,14 @@ def check_integrative_options(what, solver, loss, init, fit_kwargs, allowed=INMF
                         f"got {', '.join(unknown)}")
 
 
-def _inmf_runs(Xs, rank, seeds, kwargs):
-    """One iNMF per seed; (run index, cell labels of all data sets, objective, n_iter, INMFResult) per run."""
-    from ..joint import inmf
-    Xs = _WORKER_X if Xs is None else Xs
-    kwargs = dict(kwargs)
-    stop = kwargs.pop("stop", "tol")
-    out = []
-    for index, seed in seeds:
-        if stop == "connectivity":
-            kwargs.update(tol=0, callback=CellConnectivityStop())
-        r = inmf(Xs, rank, seed=seed, **kwargs)
-        labels = np.concatenate([np.argmax(H, axis=1) for H in r.H])
-        out.append((index, labels, r.loss, r.n_iter, r))
-    return out
-
-
 def _integrative_consensus(Xs, rank, n_runs, solver, loss, seed, n_jobs, progress, init, stop, pool, progress_label,
                            fit_kwargs) -> ConsensusResult:
     """`consensus` of several data sets: the cells of all of them, clustered by repeated iNMF runs."""
-    from ..joint import _engines
+    from ..joint import _engines, shared_features
     from ..validation import check_nonneg_float
     check_integrative_options("consensus", solver, loss, init, fit_kwargs)
     names, engines, _ = _engines(Xs, "X")
-    g = engines[0].shape[1]
-    if any(e.shape[1] != g for e in engines):
-        raise ValueError("every data set must have the same features (columns); got "
-                         + ", ".join(f"{n}: {e.shape[1]}" for n, e in zip(names, engines)))
+    g = shared_features(names, [e.shape for e in engines])
     rank = check_rank(rank, (max(e.shape[0] for e in engines), g))
     n_runs = check_consensus_runs(n_runs)
     seed = check_seed(seed)
@@ -582,7 +572,7 @@ def _integrative_consensus(Xs, rank, n_runs, solver, loss, seed, n_jobs, progres
         bar.update(len(finished))
 
     with bar:
-        _run_all(_inmf_runs, Xs, rank, seeds, kwargs, resolve_jobs(n_jobs, n_runs), pool, collect, finished)
+        _run_all(_fit_runs, Xs, rank, seeds, kwargs, resolve_jobs(n_jobs, n_runs), pool, collect, finished)
     C = consensus_matrix(assignments)
     tree = consensus_linkage(C)
     return ConsensusResult(

@@ -259,7 +259,7 @@ INTEGRATIVE_MAX_ITER = 100
 def _integrative_cv(Xs, ranks, holdout, n_splits, seed, rule, solver, loss, max_iter, tol,
                     fit_kwargs) -> CrossValidation:
     """`cross_validate_rank` of several data sets (see the module docstring)."""
-    from ..joint import _is_streamed, _named, inmf_observed
+    from ..joint import _is_streamed, _named, inmf_observed, shared_features
     from .consensus import check_integrative_options
     check_integrative_options("cross-validation", solver, loss, "random", fit_kwargs, ("lam", "time_limit"))
     names, Xs = _named(Xs, "X")
@@ -267,10 +267,7 @@ def _integrative_cv(Xs, ranks, holdout, n_splits, seed, rule, solver, loss, max_
         raise ValueError("cross-validation of several data sets holds them in memory (it fills their hidden "
                          "entries); pass arrays or sparse matrices, not paths or readers")
     Xs = [check_matrix(X, f"X[{name!r}]") for name, X in zip(names, Xs)]
-    g = Xs[0].shape[1]
-    if any(X.shape[1] != g for X in Xs):
-        raise ValueError("every data set must have the same features (columns); got "
-                         + ", ".join(f"{n}: {X.shape[1]}" for n, X in zip(names, Xs)))
+    g = shared_features(names, [X.shape for X in Xs])
     ranks = parse_ranks(ranks, (max(X.shape[0] for X in Xs), g))
     holdout, n_splits, seed, rule = check_cv_settings(holdout, n_splits, seed, rule)
     max_iter = INTEGRATIVE_MAX_ITER if max_iter is None else check_positive_int(max_iter, "max_iter")
