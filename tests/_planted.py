@@ -25,3 +25,13 @@ def low_rank_with_noise_level(m=60, n=50, k=3, noise=0.01, seed=0):
     L = (rng.random((m, k)) + 0.1) @ (rng.random((k, n)) + 0.1)
     X = np.maximum(L * (1 + noise * rng.standard_normal(L.shape)), 0)
     return X, np.linalg.norm(X - L) / np.linalg.norm(X)
+
+
+def basis_error(F_true, F_fit):
+    """RMS distance between unit-norm columns of a planted and a fitted factor, matched by the best
+    permutation (factors are recovered up to permutation and scale)."""
+    from scipy.optimize import linear_sum_assignment
+    a = F_true / np.linalg.norm(F_true, axis=0)
+    b = F_fit / np.maximum(np.linalg.norm(F_fit, axis=0), 1e-300)
+    rows, cols = linear_sum_assignment(-(a.T @ b))
+    return float(np.linalg.norm(a[:, rows] - b[:, cols]) / np.sqrt(a.shape[1]))

@@ -3,7 +3,7 @@ clustered data where plain NMF's basis is not, monotone objective, checkpoint/re
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.optimize import linear_sum_assignment
+from _planted import basis_error
 
 import nmfkit
 from nmfkit.engines import make_engine
@@ -21,13 +21,6 @@ def clustered(m=50, n=120, k=4, spread=0.2, seed=0):
                                  for j in range(k)])
     return X, centroids
 
-
-def basis_error(F_true, F_fit):
-    """RMS distance between unit-norm columns, matched by the best permutation."""
-    a = F_true / np.linalg.norm(F_true, axis=0)
-    b = F_fit / np.maximum(np.linalg.norm(F_fit, axis=0), 1e-300)
-    rows, cols = linear_sum_assignment(-(a.T @ b))
-    return float(np.linalg.norm(a[:, rows] - b[:, cols]) / np.sqrt(a.shape[1]))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -3,7 +3,7 @@ anchors under small noise, sparse data never densified, clear refusals."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scipy.optimize import linear_sum_assignment
+from _planted import basis_error
 
 import nmfkit
 from nmfkit.solvers.separable import project_capped_simplex, snpa, spa
@@ -20,13 +20,6 @@ def separable(m=40, n=100, k=6, noise=0.0, seed=0):
     X = np.maximum(X * (1 + noise * rng.standard_normal(X.shape)), 0)
     return X, W, np.argsort(perm)[:k]
 
-
-def basis_error(W_true, W_fit):
-    """RMS distance between unit-norm columns, matched by the best permutation."""
-    a = W_true / np.linalg.norm(W_true, axis=0)
-    b = W_fit / np.maximum(np.linalg.norm(W_fit, axis=0), 1e-300)
-    rows, cols = linear_sum_assignment(-(a.T @ b))
-    return float(np.linalg.norm(a[:, rows] - b[:, cols]) / np.sqrt(a.shape[1]))
 
 
 @pytest.mark.parametrize("sparse", [False, True])

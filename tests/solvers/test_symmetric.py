@@ -4,6 +4,7 @@ objective, clear refusals."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _planted import basis_error
 from scipy.optimize import linear_sum_assignment
 
 import nmfkit
@@ -20,13 +21,6 @@ def planted(n=60, k=4, noise=0.05, seed=0):
     A = np.maximum(A + noise * A.std() * (N + N.T) / 2, 0)
     return A, H
 
-
-def basis_error(F_true, F_fit):
-    """RMS distance between unit-norm columns, matched by the best permutation."""
-    a = F_true / np.linalg.norm(F_true, axis=0)
-    b = F_fit / np.maximum(np.linalg.norm(F_fit, axis=0), 1e-300)
-    rows, cols = linear_sum_assignment(-(a.T @ b))
-    return float(np.linalg.norm(a[:, rows] - b[:, cols]) / np.sqrt(a.shape[1]))
 
 
 def symmetry_gap(fit):
