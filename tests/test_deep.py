@@ -24,7 +24,6 @@ def planted(m=100, n=150, k1=8, k2=3, extra=0.1, noise=0.01, seed=0):
     return np.maximum(X * (1 + noise * rng.standard_normal(X.shape)), 0), W1, W2, H2
 
 
-
 def direct_loss(X, deep):
     return 0.5 * np.linalg.norm(X - deep.basis() @ deep.H) ** 2
 

@@ -22,7 +22,6 @@ def clustered(m=50, n=120, k=4, spread=0.2, seed=0):
     return X, centroids
 
 
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_recovers_cluster_centroids_better_than_plain_nmf(seed):
     X, centroids = clustered(seed=seed)

@@ -21,7 +21,6 @@ def separable(m=40, n=100, k=6, noise=0.0, seed=0):
     return X, W, np.argsort(perm)[:k]
 
 
-
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("seed", [0, 1, 2])

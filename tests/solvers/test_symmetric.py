@@ -22,7 +22,6 @@ def planted(n=60, k=4, noise=0.05, seed=0):
     return A, H
 
 
-
 def symmetry_gap(fit):
     return float(np.linalg.norm(fit.W - fit.H.T) / np.linalg.norm(fit.W))
 
