@@ -182,6 +182,7 @@ class _Plan:
     solver_options: dict
     first_solver: object
     engine32: object = None       # precision="mixed": the float32 engine of phase 1
+    first_solver32: object = None   # and the first run's phase-1 solver, built while checking the options
     n_threads: int | None = None
 
     def new_solver(self, engine=None):
@@ -224,13 +225,13 @@ def _plan(X, rank, *, solver, loss, beta, init, max_iter, tol, seed, n_runs, cal
     ckpt, resumed = _checkpointing(checkpoint, resume, checkpoint_every, n_runs, track, X, mask, rank, spec,
                                    loss, beta_value, engine, solver_options)
     init_name, given = _starting_factors(init, spec, n_runs, X.shape, rank, engine, scale_log2)
-    engine32 = None
+    engine32 = first_solver32 = None
     if precision == "mixed":
         engine32 = _mixed_precision_engine(X, engine, scale_log2, track, ckpt or resumed, mask, missing)
-        spec.cls(engine32, loss, beta_value, **solver_options)
+        first_solver32 = spec.cls(engine32, loss, beta_value, **solver_options)
     return _Plan(engine, spec, loss, beta_value, scale_log2, rank, seed, n_runs, max_iter, tol, time_limit,
                  callback, verbose, track, ckpt, resumed, init_name, given, objective_every, dict(solver_options),
-                 first_solver, engine32, n_threads)
+                 first_solver, engine32, first_solver32, n_threads)
 
 
 def _mixed_precision_engine(X, engine, scale_log2, track, checkpointing, mask, missing):
@@ -272,7 +273,7 @@ def _run_many(plan: _Plan):
                         objective_every=(solver.objective_every if plan.objective_every is None
                                          else plan.objective_every))
         if plan.engine32 is not None:
-            solver32 = plan.new_solver(plan.engine32)
+            solver32 = plan.first_solver32 if r == 0 else plan.new_solver(plan.engine32)
             solver32.rng, solver32.given_start = rng, solver.given_start
             out, n32 = run_mixed(solver32, solver, W0, Ht0, **settings)
         else:
